@@ -267,12 +267,14 @@ func set(q url.Values, k, v string) {
 }
 
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
+	// path arrives escaped (refs go through url.PathEscape), so keep both forms of the URL path.
 	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
-	u.RawPath = ""
-	if strings.Contains(path, "%") {
-		u.RawPath = strings.TrimRight(c.base.EscapedPath(), "/") + path
+	u.RawPath = strings.TrimRight(c.base.EscapedPath(), "/") + path
+	unescaped, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return nil, fmt.Errorf("bad request path %q: %w", path, err)
 	}
+	u.Path = unescaped
 	if len(q) > 0 {
 		u.RawQuery = q.Encode()
 	}
