@@ -1,7 +1,3 @@
-// Package connection is the domain of workload connections (SPEC §1): the stored model, field
-// validation, presets, tenancy rules, effective conditions, the canonical fingerprint, condition
-// evaluation against a claim set, and who may do what in which status. It is pure Go: no gin, no
-// GORM. Each rule of SPEC §1 lives in exactly one function here.
 package connection
 
 import (
