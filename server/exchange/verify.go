@@ -1,0 +1,445 @@
+package exchange
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+)
+
+// Limits of CI JWT validation (SPEC §4).
+const (
+	MaxTokenBytes = 16 << 10
+	Leeway        = 60 * time.Second
+	MaxLifetime   = 24 * time.Hour
+)
+
+// Failure kinds, as the token endpoint names them in error_description (SPEC §4).
+const (
+	KindMalformed      = "malformed"
+	KindAlgorithm      = "algorithm"
+	KindSignature      = "signature"
+	KindExpired        = "expired"
+	KindNotYetValid    = "not_yet_valid"
+	KindIssuedInFuture = "issued_in_future"
+	KindLifetime       = "lifetime"
+	KindCondition      = "condition"
+)
+
+// Check names, in evaluation order. Condition checks are named by the condition evaluator.
+const (
+	CheckSize      = "size"
+	CheckFormat    = "format"
+	CheckAlgorithm = "algorithm"
+	CheckKey       = "key"
+	CheckSignature = "signature"
+	CheckExp       = "exp"
+	CheckNbf       = "nbf"
+	CheckIat       = "iat"
+	CheckLifetime  = "lifetime"
+	CheckIdentity  = "identity"
+)
+
+// kindOfCheck maps the fixed check names to failure kinds.
+var kindOfCheck = map[string]string{
+	CheckSize:      KindMalformed,
+	CheckFormat:    KindMalformed,
+	CheckAlgorithm: KindAlgorithm,
+	CheckKey:       KindSignature,
+	CheckSignature: KindSignature,
+	CheckExp:       KindExpired,
+	CheckNbf:       KindNotYetValid,
+	CheckIat:       KindIssuedInFuture,
+	CheckLifetime:  KindLifetime,
+	CheckIdentity:  KindCondition,
+}
+
+// Policy is what a connection requires of a CI JWT.
+type Policy struct {
+	JWKSURL       string
+	Conditions    []api.Condition // the effective conditions, in evaluation order
+	IdentityClaim string          // "sub" when empty
+}
+
+// Result is the outcome of verifying one token. It never contains the raw token.
+type Result struct {
+	// Claims are the token's claims (decoded with UseNumber) whenever the payload could be parsed.
+	// They are only trustworthy when Verified is true.
+	Claims map[string]any
+	// Checks are every step that ran, in order. The cryptographic steps stop at the first
+	// failure; once the signature holds, every time check and every condition is reported.
+	Checks []api.Check
+	// OK is true when every check passed: the token may be exchanged.
+	OK bool
+	// Verified is true when the signature was verified with a key of the policy's JWKS.
+	Verified bool
+	// FailedKind is the kind of the first failed check ("" when OK), and FailedCheck its name.
+	FailedKind  string
+	FailedCheck string
+	// Subject is the identity claim's value; SourceIssuer the token's `iss`.
+	Subject      string
+	SourceIssuer string
+	// KeyID and Algorithm of the token header, when it could be parsed.
+	KeyID     string
+	Algorithm string
+}
+
+// EvaluateFunc evaluates conditions against a claim set: one check per condition, in order
+// (connection.Evaluate).
+type EvaluateFunc func(claims map[string]any, conds []api.Condition) []api.Check
+
+// IdentityFunc resolves the identity claim to the value of the issued token's `sub`
+// (connection.IdentityValue).
+type IdentityFunc func(claims map[string]any, identityClaim string) (string, error)
+
+// VerifierOptions configure a Verifier.
+type VerifierOptions struct {
+	// Evaluate and Identity are the domain's condition evaluator and identity resolver. Both are
+	// required: the verifier never decides a condition itself.
+	Evaluate EvaluateFunc
+	Identity IdentityFunc
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Verifier validates CI JWTs against a Policy.
+type Verifier struct {
+	keys     *JWKSCache
+	evaluate EvaluateFunc
+	identity IdentityFunc
+	now      func() time.Time
+}
+
+// NewVerifier returns a verifier that takes keys from cache.
+func NewVerifier(cache *JWKSCache, opts VerifierOptions) (*Verifier, error) {
+	if cache == nil {
+		return nil, errors.New("exchange: NewVerifier needs a JWKS cache")
+	}
+	if opts.Evaluate == nil || opts.Identity == nil {
+		return nil, errors.New("exchange: NewVerifier needs the condition evaluator and identity resolver")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Verifier{keys: cache, evaluate: opts.Evaluate, identity: opts.Identity, now: opts.Now}, nil
+}
+
+// supportedAlgs maps each accepted `alg` to the key it needs. HMAC and none are absent on purpose.
+var supportedAlgs = map[string]struct {
+	method jwt.SigningMethod
+	kty    string
+	curve  elliptic.Curve
+}{
+	"RS256": {jwt.SigningMethodRS256, "RSA", nil},
+	"RS384": {jwt.SigningMethodRS384, "RSA", nil},
+	"RS512": {jwt.SigningMethodRS512, "RSA", nil},
+	"PS256": {jwt.SigningMethodPS256, "RSA", nil},
+	"PS384": {jwt.SigningMethodPS384, "RSA", nil},
+	"PS512": {jwt.SigningMethodPS512, "RSA", nil},
+	"ES256": {jwt.SigningMethodES256, "EC", elliptic.P256()},
+	"ES384": {jwt.SigningMethodES384, "EC", elliptic.P384()},
+	"ES512": {jwt.SigningMethodES512, "EC", elliptic.P521()},
+	"EdDSA": {jwt.SigningMethodEdDSA, "OKP", nil},
+}
+
+// SupportedAlgorithms lists the accepted `alg` values.
+var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+type run struct {
+	res *Result
+}
+
+func (r *run) pass(name string, expected, actual any, detail string) {
+	r.res.Checks = append(r.res.Checks, api.Check{Name: name, Passed: true, Expected: expected, Actual: actual, Detail: detail})
+}
+
+// fail records a failed fixed check; its kind comes from kindOfCheck.
+func (r *run) fail(name string, expected, actual any, detail string) *Result {
+	return r.failKind(name, kindOfCheck[name], expected, actual, detail)
+}
+
+func (r *run) failKind(name, kind string, expected, actual any, detail string) *Result {
+	r.res.Checks = append(r.res.Checks, api.Check{Name: name, Passed: false, Expected: expected, Actual: actual, Detail: detail})
+	if r.res.FailedKind == "" {
+		r.res.FailedKind, r.res.FailedCheck = kind, name
+	}
+	return r.res
+}
+
+// Verify runs every check of SPEC §4 on rawJWT against p.
+func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result {
+	r := &run{res: &Result{}}
+
+	// 1. Size.
+	if len(rawJWT) > MaxTokenBytes {
+		return r.fail(CheckSize, fmt.Sprintf("at most %d bytes", MaxTokenBytes), fmt.Sprintf("%d bytes", len(rawJWT)), "the token is too large")
+	}
+	r.pass(CheckSize, fmt.Sprintf("at most %d bytes", MaxTokenBytes), fmt.Sprintf("%d bytes", len(rawJWT)), "")
+
+	// 2. Format: three base64url segments, JSON header and payload.
+	header, claims, signingInput, sig, err := parseCompact(rawJWT)
+	if err != nil {
+		return r.fail(CheckFormat, "a JWS in compact serialization", nil, err.Error())
+	}
+	r.res.Claims = claims
+	if iss, ok := claims["iss"].(string); ok {
+		r.res.SourceIssuer = iss
+	}
+	r.pass(CheckFormat, "a JWS in compact serialization", nil, "")
+
+	// 3. Algorithm: one of the accepted asymmetric algorithms (refused before any fetch).
+	alg, _ := header["alg"].(string)
+	kid, _ := header["kid"].(string)
+	r.res.Algorithm, r.res.KeyID = alg, kid
+	spec, ok := supportedAlgs[alg]
+	if !ok {
+		return r.fail(CheckAlgorithm, SupportedAlgorithms, alg, "the alg is not accepted (never none or HMAC)")
+	}
+	r.pass(CheckAlgorithm, SupportedAlgorithms, alg, "")
+
+	// 4. Key by kid from the policy's JWKS, of the type the alg needs. jku, x5u and jwk headers
+	// are ignored: keys come from the connection's JWKS URL only.
+	const wantKey = "a key from the connection's JWKS"
+	if p.JWKSURL == "" {
+		return r.fail(CheckKey, wantKey, kid, "the connection has no JWKS URL")
+	}
+	key, err := v.keys.lookup(ctx, p.JWKSURL, kid)
+	if err != nil {
+		return r.fail(CheckKey, wantKey, kid, err.Error())
+	}
+	if why := keyMatches(alg, spec.kty, spec.curve, key); why != "" {
+		return r.failKind(CheckKey, KindAlgorithm, "a "+spec.kty+" key for "+alg, describeKey(key), why)
+	}
+	r.pass(CheckKey, wantKey, kid, describeKey(key))
+
+	// 5. Signature.
+	if err := spec.method.Verify(signingInput, sig, key.Key); err != nil {
+		return r.fail(CheckSignature, "valid", "invalid", "the signature does not verify with the key "+quoteKID(key.KID))
+	}
+	r.res.Verified = true
+	r.pass(CheckSignature, "valid", "valid", "")
+
+	// 6. Time claims, all reported.
+	now := v.now()
+	v.timeChecks(r, claims, now)
+
+	// 7. Conditions, all reported, then the identity claim.
+	for _, c := range v.evaluate(claims, p.Conditions) {
+		r.res.Checks = append(r.res.Checks, c)
+		if !c.Passed && r.res.FailedKind == "" {
+			r.res.FailedKind, r.res.FailedCheck = KindCondition, c.Name
+		}
+	}
+	identityClaim := p.IdentityClaim
+	if identityClaim == "" {
+		identityClaim = api.DefaultIdentity
+	}
+	if sub, err := v.identity(claims, identityClaim); err != nil {
+		r.fail(CheckIdentity, "claim "+identityClaim+" resolves to a non-empty string", nil, err.Error())
+	} else {
+		r.res.Subject = sub
+		r.pass(CheckIdentity, "claim "+identityClaim+" resolves to a non-empty string", sub, "")
+	}
+
+	r.res.OK = r.res.FailedKind == ""
+	return r.res
+}
+
+func (v *Verifier) timeChecks(r *run, claims map[string]any, now time.Time) {
+	exp, expErr := numericDate(claims, "exp")
+	nbf, nbfErr := numericDate(claims, "nbf")
+	iat, iatErr := numericDate(claims, "iat")
+
+	switch {
+	case expErr != nil:
+		r.fail(CheckExp, "a numeric date", nil, expErr.Error())
+	case exp == nil:
+		r.fail(CheckExp, "present", nil, "exp is required")
+	case now.After(exp.Add(Leeway)):
+		r.fail(CheckExp, "after "+stamp(now.Add(-Leeway)), stamp(*exp), "the token has expired")
+	default:
+		r.pass(CheckExp, "after "+stamp(now.Add(-Leeway)), stamp(*exp), "")
+	}
+
+	switch {
+	case nbfErr != nil:
+		r.fail(CheckNbf, "a numeric date", nil, nbfErr.Error())
+	case nbf == nil:
+		r.pass(CheckNbf, "at or before "+stamp(now.Add(Leeway)), nil, "absent")
+	case nbf.After(now.Add(Leeway)):
+		r.fail(CheckNbf, "at or before "+stamp(now.Add(Leeway)), stamp(*nbf), "the token is not valid yet")
+	default:
+		r.pass(CheckNbf, "at or before "+stamp(now.Add(Leeway)), stamp(*nbf), "")
+	}
+
+	switch {
+	case iatErr != nil:
+		r.fail(CheckIat, "a numeric date", nil, iatErr.Error())
+	case iat == nil:
+		r.pass(CheckIat, "at or before "+stamp(now.Add(Leeway)), nil, "absent")
+	case iat.After(now.Add(Leeway)):
+		r.fail(CheckIat, "at or before "+stamp(now.Add(Leeway)), stamp(*iat), "the token was issued in the future")
+	default:
+		r.pass(CheckIat, "at or before "+stamp(now.Add(Leeway)), stamp(*iat), "")
+	}
+
+	// Lifetime from iat, else nbf, else now (a token without either can live no longer than 24 h
+	// from the moment it is presented).
+	if exp != nil {
+		start, from := now, "now"
+		if iat != nil {
+			start, from = *iat, "iat"
+		} else if nbf != nil {
+			start, from = *nbf, "nbf"
+		}
+		life := exp.Sub(start)
+		expected := "exp - " + from + " at most " + MaxLifetime.String()
+		if life > MaxLifetime {
+			r.fail(CheckLifetime, expected, life.String(), "the token lives longer than 24 h")
+		} else {
+			r.pass(CheckLifetime, expected, life.String(), "")
+		}
+	} else {
+		r.fail(CheckLifetime, "exp - iat at most "+MaxLifetime.String(), nil, "exp is required")
+	}
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func quoteKID(kid string) string {
+	if kid == "" {
+		return "(no kid)"
+	}
+	return fmt.Sprintf("%q", kid)
+}
+
+// numericDate reads an RFC 7519 NumericDate. A missing claim is (nil, nil).
+func numericDate(claims map[string]any, name string) (*time.Time, error) {
+	v, ok := claims[name]
+	if !ok {
+		return nil, nil
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a number", name)
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("%s is not a valid number", name)
+	}
+	// Clamp to years 0..9999 so absurd values cannot overflow.
+	const maxUnix = 253402300799
+	f = math.Max(math.Min(f, maxUnix), -62135596800)
+	sec, frac := math.Modf(f)
+	t := time.Unix(int64(sec), int64(frac*1e9)).UTC()
+	return &t, nil
+}
+
+func keyMatches(alg, kty string, curve elliptic.Curve, key JWK) string {
+	if key.Alg != "" && key.Alg != alg {
+		return fmt.Sprintf("the key %s is pinned to %s", quoteKID(key.KID), key.Alg)
+	}
+	switch k := key.Key.(type) {
+	case *rsa.PublicKey:
+		if kty != "RSA" {
+			return alg + " needs a " + kty + " key, the JWKS has an RSA key"
+		}
+	case *ecdsa.PublicKey:
+		if kty != "EC" {
+			return alg + " needs a " + kty + " key, the JWKS has an EC key"
+		}
+		if k.Curve != curve {
+			return fmt.Sprintf("%s needs curve %s, the key is on %s", alg, curve.Params().Name, k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+		if kty != "OKP" {
+			return alg + " needs a " + kty + " key, the JWKS has an Ed25519 key"
+		}
+	default:
+		return fmt.Sprintf("unsupported key %T", key.Key)
+	}
+	return ""
+}
+
+func describeKey(k JWK) string {
+	switch key := k.Key.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d bits, kid %s", key.N.BitLen(), quoteKID(k.KID))
+	case *ecdsa.PublicKey:
+		return fmt.Sprintf("EC %s, kid %s", key.Curve.Params().Name, quoteKID(k.KID))
+	case ed25519.PublicKey:
+		return "Ed25519, kid " + quoteKID(k.KID)
+	}
+	return fmt.Sprintf("%T", k.Key)
+}
+
+// parseCompact splits and decodes a compact JWS. It never returns the raw token in errors.
+func parseCompact(raw string) (header, claims map[string]any, signingInput string, sig []byte, err error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil, nil, "", nil, fmt.Errorf("expected 3 dot-separated segments, got %d", len(parts))
+	}
+	names := [3]string{"header", "payload", "signature"}
+	var dec [3][]byte
+	for i, p := range parts {
+		if p == "" && i != 2 {
+			return nil, nil, "", nil, fmt.Errorf("the %s segment is empty", names[i])
+		}
+		b, derr := base64.RawURLEncoding.DecodeString(p)
+		if derr != nil {
+			return nil, nil, "", nil, fmt.Errorf("the %s segment is not base64url", names[i])
+		}
+		dec[i] = b
+	}
+	if len(dec[2]) == 0 {
+		return nil, nil, "", nil, errors.New("the signature segment is empty")
+	}
+	if header, err = decodeObject(dec[0]); err != nil {
+		return nil, nil, "", nil, fmt.Errorf("the header is not a JSON object: %v", err)
+	}
+	if claims, err = decodeObject(dec[1]); err != nil {
+		return nil, nil, "", nil, fmt.Errorf("the payload is not a JSON object: %v", err)
+	}
+	if _, ok := header["alg"].(string); !ok {
+		return nil, nil, "", nil, errors.New("the header has no alg string")
+	}
+	if kid, ok := header["kid"]; ok {
+		if _, isString := kid.(string); !isString {
+			return nil, nil, "", nil, errors.New("the header kid is not a string")
+		}
+	}
+	if _, ok := header["crit"]; ok {
+		return nil, nil, "", nil, errors.New("the header has crit extensions, none are supported")
+	}
+	return header, claims, parts[0] + "." + parts[1], dec[2], nil
+}
+
+func decodeObject(b []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, errors.New("invalid JSON")
+	}
+	if m == nil {
+		return nil, errors.New("null")
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	return m, nil
+}
