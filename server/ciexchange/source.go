@@ -151,8 +151,9 @@ func (s *sources) gitlab(varName string) (string, error) {
 
 func (s *sources) circleci() (string, error) {
 	s.noteAudienceIgnored(sourceCircleCI, "CircleCI tokens always carry the organization ID as their audience")
-	return s.fromEnv(envCircleCIToken, "CircleCI sets it in jobs on CircleCI cloud (with self-hosted runners and older "+
-		"setups, only in jobs that use a context); check that the job runs on CircleCI and uses a context")
+	return s.fromEnv(envCircleCIToken, "CircleCI sets it in jobs on CircleCI cloud; older setups only in jobs that use "+
+		"a context (add `context: <name>` to the job in the workflow), and forked pull requests only when "+
+		"\"Pass secrets to builds from forked pull requests\" is enabled")
 }
 
 func (s *sources) noteAudienceIgnored(from, why string) {
