@@ -1,0 +1,159 @@
+// Package audit records audit events durably without capping throughput: a group-commit writer.
+//
+// SPEC §3 requires a granted exchange's audit event to be durable before the token is returned.
+// Committing each event in its own transaction would bound exchanges per second by the database's
+// commit latency (an fsync each). Instead, Record enqueues the event and blocks; one background
+// goroutine takes everything queued so far, commits it in a single AppendAudit, and wakes every
+// waiter with the result. Under load, batches grow by themselves; unloaded, an event is committed
+// at once. A failed commit is returned to every waiter of that batch, so callers fail closed.
+package audit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+)
+
+// Sink stores a batch of events durably and atomically (store.Store implements it).
+type Sink interface {
+	AppendAudit(ctx context.Context, evs []api.AuditEvent) error
+}
+
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("audit writer closed")
+
+// Options tune a Writer. Zero values take the defaults.
+type Options struct {
+	// MaxBatch is the most events committed in one AppendAudit (default 256).
+	MaxBatch int
+	// CommitTimeout bounds one AppendAudit (default 10 s).
+	CommitTimeout time.Duration
+	// OnBatch, if set, is called after each commit with the batch size and its error (metrics).
+	OnBatch func(size int, err error)
+}
+
+// Writer is a group-commit audit writer. It is safe for concurrent use.
+type Writer struct {
+	sink Sink
+	opts Options
+
+	mu     sync.RWMutex // guards closed against sends on queue
+	closed bool
+	queue  chan *pending
+	done   chan struct{}
+}
+
+type pending struct {
+	ev     api.AuditEvent
+	result chan error // buffered(1): the writer never blocks on a waiter that gave up
+}
+
+// NewWriter starts a writer on sink. Call Close to flush and stop it.
+func NewWriter(sink Sink, opts Options) *Writer {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = 10 * time.Second
+	}
+	w := &Writer{
+		sink:  sink,
+		opts:  opts,
+		queue: make(chan *pending, 4*opts.MaxBatch),
+		done:  make(chan struct{}),
+	}
+	go w.run()
+	return w
+}
+
+// Record fills in an empty ID (a new UUID) and Time (now, UTC), then blocks until the batch holding
+// the event is committed, and returns the commit's error. If ctx ends first, Record returns
+// ctx.Err(); the event may still be committed afterwards (a caller that gave up must not act as if
+// it was recorded, and audit trails tolerate an extra record better than a missing one).
+func (w *Writer) Record(ctx context.Context, ev api.AuditEvent) error {
+	if ev.ID == "" {
+		ev.ID = uuid.NewString()
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
+	p := &pending{ev: ev, result: make(chan error, 1)}
+
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.queue <- p:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+
+	select {
+	case err := <-p.result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting events, commits everything already queued, and returns when done.
+// It is safe to call more than once.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]*pending, 0, w.opts.MaxBatch)
+	evs := make([]api.AuditEvent, 0, w.opts.MaxBatch)
+	for first := range w.queue {
+		batch = append(batch[:0], first)
+		// Take whatever else is already waiting, without waiting for more: the batch forms while
+		// the previous commit was in flight.
+	drain:
+		for len(batch) < w.opts.MaxBatch {
+			select {
+			case p, ok := <-w.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		evs = evs[:0]
+		for _, p := range batch {
+			evs = append(evs, p.ev)
+		}
+		err := w.commit(evs)
+		if w.opts.OnBatch != nil {
+			w.opts.OnBatch(len(evs), err)
+		}
+		for _, p := range batch {
+			p.result <- err
+		}
+	}
+}
+
+func (w *Writer) commit(evs []api.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+	defer cancel()
+	return w.sink.AppendAudit(ctx, evs)
+}
