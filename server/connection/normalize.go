@@ -21,7 +21,7 @@ var (
 	githubRepoPattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 	// URL path-segment safe identifiers (enterprise_slug, organization_id).
 	slugPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`)
-	decimalPattern = regexp.MustCompile(`^[0-9]{1,20}$`)
+	decimalPattern = regexp.MustCompile(`^[0-9]{1,32}$`)
 	// One GitLab namespace path segment.
 	gitlabSegment = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$`)
 	hostLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
