@@ -1,0 +1,166 @@
+// Package app wires a Trustgate server together from its configuration: store, signing keys,
+// connection catalog, audit writer, services and router, and runs it with graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/admin"
+	"github.com/trustgate/terraform-provider-trustgate/server/audit"
+	"github.com/trustgate/terraform-provider-trustgate/server/broker"
+	"github.com/trustgate/terraform-provider-trustgate/server/connection"
+	"github.com/trustgate/terraform-provider-trustgate/server/exchange"
+	"github.com/trustgate/terraform-provider-trustgate/server/httpapi"
+	"github.com/trustgate/terraform-provider-trustgate/server/signing"
+	"github.com/trustgate/terraform-provider-trustgate/server/store"
+)
+
+// Config is the server's configuration after flags and environment are merged.
+type Config struct {
+	// PublicURL is the issuer and audience of access tokens.
+	PublicURL string
+	// Audience is the default audience of the github and gitlab presets (default PublicURL).
+	Audience string
+	// KEK is the 32-byte key-encryption key for signing keys at rest.
+	KEK               []byte
+	AllowInsecureJWKS bool
+	// CatalogPoll is how often a replica looks for changes made through other replicas. It bounds
+	// how late a deactivation reaches this replica (SPEC §4 promises 1 second).
+	CatalogPoll time.Duration
+	// Rate limits of the token endpoint, requests per second; 0 disables.
+	RatePerConnection float64
+	RatePerClient     float64
+	RateBurst         int
+	Logger            *slog.Logger
+}
+
+// App is a running server's parts.
+type App struct {
+	Handler http.Handler
+	Store   *store.Store
+	Catalog *broker.Catalog
+	Keys    *signing.KeyRing
+	Audit   *audit.Writer
+	Opts    connection.Options
+	Config  Config
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New builds the server on an open store. The caller keeps ownership of st.
+func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("the public URL is empty: set TRUSTGATE_PUBLIC_URL")
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = cfg.PublicURL
+	}
+	if cfg.CatalogPoll <= 0 {
+		cfg.CatalogPoll = 250 * time.Millisecond
+	}
+	opts := connection.Options{DefaultAudience: cfg.Audience, AllowInsecureJWKS: cfg.AllowInsecureJWKS}
+
+	keys, err := signing.LoadOrCreate(ctx, keyStore{st}, cfg.KEK)
+	if err != nil {
+		return nil, fmt.Errorf("loading the signing keys: %w (is TRUSTGATE_KEK the key this database was created with?)", err)
+	}
+	keys.Issuer, keys.Audience = cfg.PublicURL, cfg.PublicURL
+
+	catalog, err := broker.NewCatalog(ctx, st, opts)
+	if err != nil {
+		return nil, fmt.Errorf("loading workload connections: %w", err)
+	}
+	aw := audit.NewWriter(st, audit.Options{})
+	runCtx, stop := context.WithCancel(context.Background())
+	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Opts: opts, Config: cfg, stop: stop}
+
+	refresh := func() {
+		if err := catalog.Refresh(runCtx); err != nil {
+			cfg.Logger.Warn("connection catalog refresh after a change failed; the poller will retry", "error", err)
+		}
+	}
+	verifier := exchange.NewVerifier(exchange.NewJWKSCache(exchange.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS}), exchange.VerifierOptions{})
+	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, PublicURL: cfg.PublicURL}
+	var limiter *httpapi.RateLimiter
+	if cfg.RatePerConnection > 0 || cfg.RatePerClient > 0 {
+		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
+	}
+	a.Handler = httpapi.NewRouter(httpapi.Deps{
+		Store: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh},
+		Broker: b, Audit: aw, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
+		Registry: prometheus.NewRegistry(), Limiter: limiter,
+	})
+
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
+	return a, nil
+}
+
+// Close stops background work and flushes the audit writer. It does not close the store.
+func (a *App) Close() {
+	a.stop()
+	a.wg.Wait()
+	a.Audit.Close()
+}
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests (and
+// their audit events) finish, new ones are refused.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Config.Logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
+}
+
+// keyStore adapts the store's signing-key rows to the signing package.
+type keyStore struct{ st *store.Store }
+
+func (k keyStore) SigningKeys(ctx context.Context) ([]signing.StoredKey, error) {
+	rows, err := k.st.SigningKeys(ctx)
+	return toSigning(rows), err
+}
+
+func (k keyStore) CreateFirstSigningKey(ctx context.Context, key signing.StoredKey) ([]signing.StoredKey, error) {
+	rows, err := k.st.CreateFirstSigningKey(ctx, store.SigningKey(key))
+	return toSigning(rows), err
+}
+
+func toSigning(rows []store.SigningKey) []signing.StoredKey {
+	out := make([]signing.StoredKey, len(rows))
+	for i, r := range rows {
+		out[i] = signing.StoredKey(r)
+	}
+	return out
+}
