@@ -212,7 +212,8 @@ type MintOptions struct {
 	// KID selects a published key other than the current one.
 	KID string
 	// Header adds or overrides JOSE header members (e.g. "jku" for attack tests); a nil value
-	// deletes one (e.g. "kid").
+	// deletes one (e.g. "kid"). When "alg" names an algorithm the key cannot produce (ES256 on an
+	// RSA key), the header says it but the signature uses the key's own algorithm.
 	Header map[string]any
 }
 
@@ -250,7 +251,12 @@ func (i *Issuer) MintWith(o MintOptions) (string, error) {
 			header[k] = v
 		}
 	}
-	return sign(header, claims, key.priv)
+	signAlg := header["alg"]
+	if a, ok := signAlg.(string); !ok || keyFitsAlg(key.priv, a) != nil {
+		// A header alg the key cannot produce (attack tests): sign with the key's own alg.
+		signAlg = key.alg
+	}
+	return sign(header, signAlg.(string), claims, key.priv)
 }
 
 // Claims builds the claim set Mint would sign.
@@ -345,8 +351,7 @@ func setClaim(claims map[string]any, key string, value any) error {
 	return nil
 }
 
-func sign(header, claims map[string]any, priv crypto.Signer) (string, error) {
-	alg, _ := header["alg"].(string)
+func sign(header map[string]any, alg string, claims map[string]any, priv crypto.Signer) (string, error) {
 	method := jwt.GetSigningMethod(alg)
 	if method == nil {
 		return "", fmt.Errorf("devissuer: unknown alg %q", alg)
@@ -483,11 +488,11 @@ func defaultAlg(priv crypto.Signer) string {
 func keyFitsAlg(priv crypto.Signer, alg string) error {
 	switch priv.(type) {
 	case *rsa.PrivateKey:
-		if strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS") {
+		if slices.Contains([]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}, alg) {
 			return nil
 		}
 	case *ecdsa.PrivateKey:
-		if strings.HasPrefix(alg, "ES") {
+		if strings.HasPrefix(alg, "ES") && defaultAlg(priv) == alg {
 			return nil
 		}
 	case ed25519.PrivateKey:

@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/connection"
 )
 
 // Limits of CI JWT validation (SPEC §4).
@@ -106,17 +107,17 @@ type EvaluateFunc func(claims map[string]any, conds []api.Condition) []api.Check
 // (connection.IdentityValue).
 type IdentityFunc func(claims map[string]any, identityClaim string) (string, error)
 
-// VerifierOptions configure a Verifier.
+// VerifierOptions configure a Verifier. The zero value is the production configuration.
 type VerifierOptions struct {
-	// Evaluate and Identity are the domain's condition evaluator and identity resolver. Both are
-	// required: the verifier never decides a condition itself.
+	// Evaluate and Identity default to connection.Evaluate and connection.IdentityValue, the one
+	// place where conditions are decided; tests may substitute them.
 	Evaluate EvaluateFunc
 	Identity IdentityFunc
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
-// Verifier validates CI JWTs against a Policy.
+// Verifier validates CI JWTs against a Policy. It is safe for concurrent use.
 type Verifier struct {
 	keys     *JWKSCache
 	evaluate EvaluateFunc
@@ -125,17 +126,20 @@ type Verifier struct {
 }
 
 // NewVerifier returns a verifier that takes keys from cache.
-func NewVerifier(cache *JWKSCache, opts VerifierOptions) (*Verifier, error) {
+func NewVerifier(cache *JWKSCache, opts VerifierOptions) *Verifier {
 	if cache == nil {
-		return nil, errors.New("exchange: NewVerifier needs a JWKS cache")
+		panic("exchange: NewVerifier needs a JWKS cache")
 	}
-	if opts.Evaluate == nil || opts.Identity == nil {
-		return nil, errors.New("exchange: NewVerifier needs the condition evaluator and identity resolver")
+	if opts.Evaluate == nil {
+		opts.Evaluate = connection.Evaluate
+	}
+	if opts.Identity == nil {
+		opts.Identity = connection.IdentityValue
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Verifier{keys: cache, evaluate: opts.Evaluate, identity: opts.Identity, now: opts.Now}, nil
+	return &Verifier{keys: cache, evaluate: opts.Evaluate, identity: opts.Identity, now: opts.Now}
 }
 
 // supportedAlgs maps each accepted `alg` to the key it needs. HMAC and none are absent on purpose.
@@ -222,7 +226,7 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 		return r.fail(CheckKey, wantKey, kid, err.Error())
 	}
 	if why := keyMatches(alg, spec.kty, spec.curve, key); why != "" {
-		return r.failKind(CheckKey, KindAlgorithm, "a "+spec.kty+" key for "+alg, describeKey(key), why)
+		return r.failKind(CheckKey, KindAlgorithm, keyTypeNames[spec.kty]+" for "+alg, describeKey(key), why)
 	}
 	r.pass(CheckKey, wantKey, kid, describeKey(key))
 
@@ -349,28 +353,28 @@ func numericDate(claims map[string]any, name string) (*time.Time, error) {
 	return &t, nil
 }
 
+var keyTypeNames = map[string]string{"RSA": "an RSA key", "EC": "an EC key", "OKP": "an Ed25519 key"}
+
 func keyMatches(alg, kty string, curve elliptic.Curve, key JWK) string {
-	if key.Alg != "" && key.Alg != alg {
-		return fmt.Sprintf("the key %s is pinned to %s", quoteKID(key.KID), key.Alg)
-	}
+	have := ""
 	switch k := key.Key.(type) {
 	case *rsa.PublicKey:
-		if kty != "RSA" {
-			return alg + " needs a " + kty + " key, the JWKS has an RSA key"
-		}
+		have = "RSA"
 	case *ecdsa.PublicKey:
-		if kty != "EC" {
-			return alg + " needs a " + kty + " key, the JWKS has an EC key"
-		}
-		if k.Curve != curve {
+		have = "EC"
+		if kty == "EC" && k.Curve != curve {
 			return fmt.Sprintf("%s needs curve %s, the key is on %s", alg, curve.Params().Name, k.Curve.Params().Name)
 		}
 	case ed25519.PublicKey:
-		if kty != "OKP" {
-			return alg + " needs a " + kty + " key, the JWKS has an Ed25519 key"
-		}
+		have = "OKP"
 	default:
 		return fmt.Sprintf("unsupported key %T", key.Key)
+	}
+	if have != kty {
+		return fmt.Sprintf("%s needs %s, the JWKS has %s", alg, keyTypeNames[kty], keyTypeNames[have])
+	}
+	if key.Alg != "" && key.Alg != alg {
+		return fmt.Sprintf("the key %s is pinned to %s", quoteKID(key.KID), key.Alg)
 	}
 	return ""
 }
@@ -387,6 +391,8 @@ func describeKey(k JWK) string {
 	return fmt.Sprintf("%T", k.Key)
 }
 
+var b64 = base64.RawURLEncoding.Strict()
+
 // parseCompact splits and decodes a compact JWS. It never returns the raw token in errors.
 func parseCompact(raw string) (header, claims map[string]any, signingInput string, sig []byte, err error) {
 	parts := strings.Split(raw, ".")
@@ -399,14 +405,13 @@ func parseCompact(raw string) (header, claims map[string]any, signingInput strin
 		if p == "" && i != 2 {
 			return nil, nil, "", nil, fmt.Errorf("the %s segment is empty", names[i])
 		}
-		b, derr := base64.RawURLEncoding.DecodeString(p)
+		// Strict: one encoding per byte string, so a token cannot be altered without changing
+		// the signed bytes.
+		b, derr := b64.DecodeString(p)
 		if derr != nil {
 			return nil, nil, "", nil, fmt.Errorf("the %s segment is not base64url", names[i])
 		}
 		dec[i] = b
-	}
-	if len(dec[2]) == 0 {
-		return nil, nil, "", nil, errors.New("the signature segment is empty")
 	}
 	if header, err = decodeObject(dec[0]); err != nil {
 		return nil, nil, "", nil, fmt.Errorf("the header is not a JSON object: %v", err)
