@@ -348,18 +348,18 @@ func checkAudience(field, aud string, opts Options, fe *fieldErrors) {
 
 // checkHost validates a host name with an optional port, as used in gitlab.domain.
 func checkHost(hostport string) string {
+	if strings.ContainsAny(hostport, "/?#@\\ \t\r\n%") {
+		return fmt.Sprintf("must be a host name such as gitlab.example.com, without scheme, path or credentials; got %q", hostport)
+	}
 	host, port := hostport, ""
 	if h, p, err := net.SplitHostPort(hostport); err == nil {
 		host, port = h, p
-	}
-	if port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
 			return fmt.Sprintf("has an invalid port %q", port)
 		}
-	}
-	if strings.ContainsAny(hostport, "/:?#@ ") && port == "" {
-		return fmt.Sprintf("must be a host name such as gitlab.example.com, without scheme or path; got %q", hostport)
+	} else if strings.Contains(hostport, ":") {
+		return fmt.Sprintf("must be a host name with an optional port, such as gitlab.example.com:8443 (an IPv6 address in brackets); got %q", hostport)
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
 		return "" // an IP literal; checkJWKSURL decides whether it is allowed
