@@ -129,7 +129,7 @@ func TestNormalizeAcceptsValidPresetInputs(t *testing.T) {
 	valid := map[string]api.ConnectionInput{
 		"github full": {Name: "a", GitHub: &api.GitHubSettings{Owner: "Octo-Org", OwnerID: "65", Repository: "Octo-Org/repo.name_x",
 			Ref: "refs/tags/v1.2.3", Environment: "prod eu", EnterpriseSlug: "acme_corp", Audience: "https://sts.example"}},
-		"github EMU owner": {Name: "a", GitHub: &api.GitHubSettings{Owner: "jdoe_acme"}},
+		"github EMU owner":             {Name: "a", GitHub: &api.GitHubSettings{Owner: "jdoe_acme"}},
 		"gitlab self-managed no scope": {Name: "a", GitLab: &api.GitLabSettings{Domain: "gitlab.example.com"}},
 		"gitlab with port":             {Name: "a", GitLab: &api.GitLabSettings{Domain: "gitlab.example.com:8443", Group: "g"}},
 		"gitlab.com with group":        {Name: "a", GitLab: &api.GitLabSettings{Domain: "gitlab.com", Group: "my-group/sub.group"}},
