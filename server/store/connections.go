@@ -127,7 +127,7 @@ func (s *Store) CreateConnection(ctx context.Context, c *connection.Connection, 
 			}
 			return fmt.Errorf("create connection %q: %w", row.Name, err)
 		}
-		return s.afterConnectionChange(tx, ev)
+		return s.afterConnectionChange(tx, ev, c.ID, row.Name)
 	})
 	return err
 }
@@ -254,7 +254,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c *connection.Connection, 
 		if res.RowsAffected == 0 {
 			return s.missOrMismatch(tx, c.ID, expectedRevision)
 		}
-		return s.afterConnectionChange(tx, ev)
+		return s.afterConnectionChange(tx, ev, c.ID, row.Name)
 	})
 }
 
@@ -270,7 +270,7 @@ func (s *Store) DeleteConnection(ctx context.Context, id string, expectedRevisio
 		if res.RowsAffected == 0 {
 			return s.missOrMismatch(tx, id, expectedRevision)
 		}
-		return s.afterConnectionChange(tx, ev)
+		return s.afterConnectionChange(tx, ev, id, "")
 	})
 }
 
@@ -286,13 +286,20 @@ func (s *Store) missOrMismatch(tx *gorm.DB, id string, expected int64) error {
 	return fmt.Errorf("connection %s is at revision %d, not %d: %w", id, rows[0].Revision, expected, ErrRevisionMismatch)
 }
 
-// afterConnectionChange runs in the transaction of every connection mutation.
-func (s *Store) afterConnectionChange(tx *gorm.DB, ev *api.AuditEvent) error {
+// afterConnectionChange runs in the transaction of every connection mutation. An event without a
+// connection id or name gets those of the changed connection (on create, the id is only known here).
+func (s *Store) afterConnectionChange(tx *gorm.DB, ev *api.AuditEvent, id, name string) error {
 	if err := tx.Exec("UPDATE change_counter SET value = value + 1 WHERE id = 1").Error; err != nil {
 		return fmt.Errorf("bump change counter: %w", err)
 	}
 	if ev == nil {
 		return nil
+	}
+	if ev.ConnectionID == "" {
+		ev.ConnectionID = id
+	}
+	if ev.ConnectionName == "" {
+		ev.ConnectionName = name
 	}
 	fillAuditEvent(ev)
 	if err := insertAudit(tx, []api.AuditEvent{*ev}); err != nil {
