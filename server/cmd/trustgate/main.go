@@ -4,11 +4,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/ciexchange"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -32,7 +35,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "trustgate:", err)
+		// `trustgate exchange` has already written its reason to stderr.
+		var reported *ciexchange.ReportedError
+		if !errors.As(err, &reported) {
+			fmt.Fprintln(os.Stderr, "trustgate:", err)
+		}
 		os.Exit(1)
 	}
 }
