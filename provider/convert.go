@@ -1,0 +1,326 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+)
+
+// This file is the one place where Terraform values and API values meet: fromModel builds the
+// api.ConnectionInput of a resource model, mergePatch turns it into the PATCH body, and extract
+// copies an api.Connection back into a model. CRUD methods stay short because of it.
+
+type githubModel struct {
+	Owner          types.String `tfsdk:"owner"`
+	OwnerID        types.String `tfsdk:"owner_id"`
+	Repository     types.String `tfsdk:"repository"`
+	Ref            types.String `tfsdk:"ref"`
+	Environment    types.String `tfsdk:"environment"`
+	EnterpriseSlug types.String `tfsdk:"enterprise_slug"`
+	Audience       types.String `tfsdk:"audience"`
+}
+
+type gitlabModel struct {
+	Domain      types.String `tfsdk:"domain"`
+	Group       types.String `tfsdk:"group"`
+	ProjectPath types.String `tfsdk:"project_path"`
+	ProjectID   types.String `tfsdk:"project_id"`
+	Audience    types.String `tfsdk:"audience"`
+}
+
+type circleciModel struct {
+	OrganizationID types.String `tfsdk:"organization_id"`
+	ProjectID      types.String `tfsdk:"project_id"`
+}
+
+type googleCloudModel struct {
+	ClientID  types.String `tfsdk:"client_id"`
+	Email     types.String `tfsdk:"email"`
+	AccountID types.String `tfsdk:"account_id"`
+}
+
+type tokenTTLModel struct {
+	Amount types.Int64  `tfsdk:"amount"`
+	Unit   types.String `tfsdk:"unit"`
+}
+
+type conditionModel struct {
+	Claim    types.String `tfsdk:"claim"`
+	Operator types.String `tfsdk:"operator"`
+	Value    types.String `tfsdk:"value"`
+	Values   types.List   `tfsdk:"values"`
+}
+
+// conditionAttrTypes is the object type of one condition (user or effective).
+var conditionAttrTypes = map[string]attr.Type{
+	"claim":    types.StringType,
+	"operator": types.StringType,
+	"value":    types.StringType,
+	"values":   types.ListType{ElemType: types.StringType},
+}
+
+var tokenTTLAttrTypes = map[string]attr.Type{
+	"amount": types.Int64Type,
+	"unit":   types.StringType,
+}
+
+// connectionModel is trustgate_workload_connection.
+type connectionModel struct {
+	ID                  types.String      `tfsdk:"id"`
+	Name                types.String      `tfsdk:"name"`
+	Description         types.String      `tfsdk:"description"`
+	ProviderType        types.String      `tfsdk:"provider_type"`
+	GitHub              *githubModel      `tfsdk:"github"`
+	GitLab              *gitlabModel      `tfsdk:"gitlab"`
+	CircleCI            *circleciModel    `tfsdk:"circleci"`
+	GoogleCloud         *googleCloudModel `tfsdk:"google_cloud"`
+	JWKSURL             types.String      `tfsdk:"jwks_url"`
+	TokenTTL            *tokenTTLModel    `tfsdk:"token_ttl"`
+	IdentityClaim       types.String      `tfsdk:"identity_claim"`
+	Conditions          []conditionModel  `tfsdk:"condition"`
+	EffectiveConditions types.List        `tfsdk:"effective_conditions"`
+	Status              types.String      `tfsdk:"status"`
+	Revision            types.Int64       `tfsdk:"revision"`
+	Fingerprint         types.String      `tfsdk:"fingerprint"`
+	CreatedBy           types.String      `tfsdk:"created_by"`
+	ActivatedBy         types.String      `tfsdk:"activated_by"`
+	ActivatedAt         types.String      `tfsdk:"activated_at"`
+}
+
+// providerTypeOf names the provider type that the preset blocks select: generic when none is set.
+func providerTypeOf(github, gitlab, circleci, googleCloud bool) string {
+	switch {
+	case github:
+		return api.ProviderGitHub
+	case gitlab:
+		return api.ProviderGitLab
+	case circleci:
+		return api.ProviderCircleCI
+	case googleCloud:
+		return api.ProviderGoogleCloud
+	}
+	return api.ProviderGeneric
+}
+
+// fromModel builds the API input of a planned connection. jwksOverride is the configured
+// jwks_url (null when the preset should derive it): the planned value may be the derived one.
+func fromModel(ctx context.Context, m connectionModel, jwksOverride types.String) (api.ConnectionInput, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	in := api.ConnectionInput{
+		Name:          m.Name.ValueString(),
+		Description:   m.Description.ValueString(),
+		ProviderType:  providerTypeOf(m.GitHub != nil, m.GitLab != nil, m.CircleCI != nil, m.GoogleCloud != nil),
+		JWKSURL:       jwksOverride.ValueString(),
+		IdentityClaim: m.IdentityClaim.ValueString(),
+		Conditions:    []api.Condition{},
+	}
+	if g := m.GitHub; g != nil {
+		in.GitHub = &api.GitHubSettings{
+			Owner: g.Owner.ValueString(), OwnerID: g.OwnerID.ValueString(), Repository: g.Repository.ValueString(),
+			Ref: g.Ref.ValueString(), Environment: g.Environment.ValueString(),
+			EnterpriseSlug: g.EnterpriseSlug.ValueString(), Audience: g.Audience.ValueString(),
+		}
+	}
+	if g := m.GitLab; g != nil {
+		in.GitLab = &api.GitLabSettings{
+			Domain: g.Domain.ValueString(), Group: g.Group.ValueString(), ProjectPath: g.ProjectPath.ValueString(),
+			ProjectID: g.ProjectID.ValueString(), Audience: g.Audience.ValueString(),
+		}
+	}
+	if c := m.CircleCI; c != nil {
+		in.CircleCI = &api.CircleCISettings{OrganizationID: c.OrganizationID.ValueString(), ProjectID: c.ProjectID.ValueString()}
+	}
+	if g := m.GoogleCloud; g != nil {
+		in.GoogleCloud = &api.GoogleCloudSettings{
+			ClientID: g.ClientID.ValueString(), Email: g.Email.ValueString(), AccountID: g.AccountID.ValueString(),
+		}
+	}
+	if t := m.TokenTTL; t != nil {
+		in.TokenTTL = &api.TokenTTL{Amount: t.Amount.ValueInt64(), Unit: t.Unit.ValueString()}
+	}
+	for _, c := range m.Conditions {
+		cond := api.Condition{Claim: c.Claim.ValueString(), Operator: c.Operator.ValueString()}
+		if !c.Value.IsNull() && !c.Value.IsUnknown() {
+			v := c.Value.ValueString()
+			cond.Value = &v
+		}
+		if !c.Values.IsNull() && !c.Values.IsUnknown() {
+			diags.Append(c.Values.ElementsAs(ctx, &cond.Values, false)...)
+		}
+		in.Conditions = append(in.Conditions, cond)
+	}
+	return in, diags
+}
+
+// mergePatch is the PATCH body that makes the server's connection equal to in: every field the
+// configuration leaves out is an explicit JSON null, inside the preset object too, because a JSON
+// merge patch (RFC 7396) keeps whatever the body does not mention.
+func mergePatch(in api.ConnectionInput) map[string]any {
+	p := map[string]any{
+		"name":           in.Name,
+		"description":    in.Description,
+		"provider_type":  in.ProviderType,
+		"github":         nullableObject(in.GitHub),
+		"gitlab":         nullableObject(in.GitLab),
+		"circleci":       nullableObject(in.CircleCI),
+		"google_cloud":   nullableObject(in.GoogleCloud),
+		"jwks_url":       nil,
+		"token_ttl":      nil,
+		"identity_claim": nil,
+		"conditions":     in.Conditions,
+	}
+	if in.JWKSURL != "" {
+		p["jwks_url"] = in.JWKSURL
+	}
+	if in.TokenTTL != nil {
+		p["token_ttl"] = map[string]any{"amount": in.TokenTTL.Amount, "unit": in.TokenTTL.Unit}
+	}
+	if in.IdentityClaim != "" {
+		p["identity_claim"] = in.IdentityClaim
+	}
+	if in.Conditions == nil {
+		p["conditions"] = []api.Condition{}
+	}
+	return p
+}
+
+// nullableObject turns a pointer to a settings struct of string fields into a map with one entry
+// per JSON field, empty strings as null; a nil pointer is null.
+func nullableObject(v any) any {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return nil
+	}
+	rv = rv.Elem()
+	out := map[string]any{}
+	for i := 0; i < rv.NumField(); i++ {
+		name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		if s := rv.Field(i).String(); s != "" {
+			out[name] = s
+		} else {
+			out[name] = nil
+		}
+	}
+	return out
+}
+
+// extract copies what the server answered into the resource model.
+func (m *connectionModel) extract(ctx context.Context, c *api.Connection) diag.Diagnostics {
+	var diags diag.Diagnostics
+	m.ID = types.StringValue(c.ID)
+	m.Name = types.StringValue(c.Name)
+	m.Description = types.StringValue(c.Description)
+	m.ProviderType = types.StringValue(c.ProviderType)
+	m.GitHub, m.GitLab, m.CircleCI, m.GoogleCloud = presetModels(c)
+	m.JWKSURL = types.StringValue(c.JWKSURL)
+	m.TokenTTL = &tokenTTLModel{Amount: types.Int64Value(c.TokenTTL.Amount), Unit: types.StringValue(c.TokenTTL.Unit)}
+	m.IdentityClaim = types.StringValue(c.IdentityClaim)
+	m.Conditions, diags = conditionModels(ctx, c.Conditions)
+	var d diag.Diagnostics
+	m.EffectiveConditions, d = conditionList(ctx, c.EffectiveConditions)
+	diags.Append(d...)
+	m.Status = types.StringValue(c.Status)
+	m.Revision = types.Int64Value(c.Revision)
+	m.Fingerprint = types.StringValue(c.Fingerprint)
+	m.CreatedBy = types.StringValue(c.CreatedBy)
+	m.ActivatedBy = stringOrNull(c.ActivatedBy)
+	m.ActivatedAt = timeOrNull(c.ActivatedAt)
+	return diags
+}
+
+func presetModels(c *api.Connection) (*githubModel, *gitlabModel, *circleciModel, *googleCloudModel) {
+	var gh *githubModel
+	var gl *gitlabModel
+	var cc *circleciModel
+	var gc *googleCloudModel
+	if g := c.GitHub; g != nil {
+		gh = &githubModel{
+			Owner: types.StringValue(g.Owner), OwnerID: stringOrNull(g.OwnerID), Repository: stringOrNull(g.Repository),
+			Ref: stringOrNull(g.Ref), Environment: stringOrNull(g.Environment),
+			EnterpriseSlug: stringOrNull(g.EnterpriseSlug), Audience: stringOrNull(g.Audience),
+		}
+	}
+	if g := c.GitLab; g != nil {
+		gl = &gitlabModel{
+			Domain: types.StringValue(g.Domain), Group: stringOrNull(g.Group), ProjectPath: stringOrNull(g.ProjectPath),
+			ProjectID: stringOrNull(g.ProjectID), Audience: stringOrNull(g.Audience),
+		}
+	}
+	if x := c.CircleCI; x != nil {
+		cc = &circleciModel{OrganizationID: types.StringValue(x.OrganizationID), ProjectID: stringOrNull(x.ProjectID)}
+	}
+	if g := c.GoogleCloud; g != nil {
+		gc = &googleCloudModel{ClientID: types.StringValue(g.ClientID), Email: stringOrNull(g.Email), AccountID: stringOrNull(g.AccountID)}
+	}
+	return gh, gl, cc, gc
+}
+
+// conditionModels converts API conditions; never nil, because an absent block list is empty.
+func conditionModels(ctx context.Context, in []api.Condition) ([]conditionModel, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	out := make([]conditionModel, 0, len(in))
+	for _, c := range in {
+		m := conditionModel{
+			Claim:    types.StringValue(c.Claim),
+			Operator: types.StringValue(c.Operator),
+			Value:    types.StringNull(),
+			Values:   types.ListNull(types.StringType),
+		}
+		if c.Value != nil {
+			m.Value = types.StringValue(*c.Value)
+		}
+		if c.Values != nil {
+			var d diag.Diagnostics
+			m.Values, d = types.ListValueFrom(ctx, types.StringType, c.Values)
+			diags.Append(d...)
+		}
+		out = append(out, m)
+	}
+	return out, diags
+}
+
+// conditionList is a list value of condition objects (effective_conditions, data sources).
+func conditionList(ctx context.Context, in []api.Condition) (types.List, diag.Diagnostics) {
+	models, diags := conditionModels(ctx, in)
+	l, d := types.ListValueFrom(ctx, types.ObjectType{AttrTypes: conditionAttrTypes}, models)
+	diags.Append(d...)
+	return l, diags
+}
+
+func stringOrNull(s string) types.String {
+	if s == "" {
+		return types.StringNull()
+	}
+	return types.StringValue(s)
+}
+
+func timeOrNull(t *time.Time) types.String {
+	if t == nil || t.IsZero() {
+		return types.StringNull()
+	}
+	return types.StringValue(t.UTC().Format(time.RFC3339))
+}
+
+// jwksPrivateKey is the private-state key remembering whether jwks_url was user-given, so that
+// removing the override from the configuration plans a change (an optional+computed attribute
+// would otherwise keep the old value silently).
+const jwksPrivateKey = "jwks_url_overridden"
+
+func jwksPrivateValue(overridden bool) []byte {
+	b, _ := json.Marshal(overridden)
+	return b
+}
+
+var objectAsOptions = basetypes.ObjectAsOptions{}

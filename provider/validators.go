@@ -1,0 +1,139 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+)
+
+// Plan-time checks of the static field rules of SPEC §1 that no validator of
+// terraform-plugin-framework-validators expresses: the token TTL's total bounds and which operand
+// each condition operator takes. The bounds and operator names come from server/api, so the
+// server and the provider share one definition.
+
+// unitSeconds is the length of one token_ttl unit.
+var unitSeconds = map[string]int64{api.UnitSeconds: 1, api.UnitMinutes: 60, api.UnitHours: 3600}
+
+// tokenTTLBounds checks that token_ttl totals between api.MinTokenTTLSeconds and
+// api.MaxTokenTTLSeconds.
+type tokenTTLBounds struct{}
+
+var _ validator.Object = tokenTTLBounds{}
+
+func (tokenTTLBounds) Description(context.Context) string {
+	return fmt.Sprintf("token_ttl must total between %d seconds and %d hours", api.MinTokenTTLSeconds, api.MaxTokenTTLSeconds/3600)
+}
+
+func (v tokenTTLBounds) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v tokenTTLBounds) ValidateObject(ctx context.Context, req validator.ObjectRequest, resp *validator.ObjectResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	var ttl tokenTTLModel
+	if diags := req.ConfigValue.As(ctx, &ttl, objectAsOptions); diags.HasError() {
+		return // shapes are checked by the framework
+	}
+	if ttl.Amount.IsNull() || ttl.Amount.IsUnknown() || ttl.Unit.IsNull() || ttl.Unit.IsUnknown() {
+		return
+	}
+	if msg := ttlOutOfBounds(ttl.Amount.ValueInt64(), ttl.Unit.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Token TTL out of range", msg)
+	}
+}
+
+// ttlOutOfBounds explains why amount unit is outside the allowed total, or returns "". An unknown
+// unit is left to the unit's own validator.
+func ttlOutOfBounds(amount int64, unit string) string {
+	per, ok := unitSeconds[unit]
+	if !ok || amount < 1 {
+		return ""
+	}
+	// Compare before multiplying so that a huge amount cannot overflow.
+	if amount > api.MaxTokenTTLSeconds/per || amount*per < api.MinTokenTTLSeconds {
+		return fmt.Sprintf("token_ttl must total between %d seconds and %d hours; %d %s is out of range. "+
+			"Access tokens should live long enough for one CI job and no longer.",
+			api.MinTokenTTLSeconds, api.MaxTokenTTLSeconds/3600, amount, unit)
+	}
+	return ""
+}
+
+// conditionOperands checks that each condition gives the operand its operator takes: value for
+// equals and starts_with, values for one_of, nothing for exists.
+type conditionOperands struct{}
+
+var _ validator.Object = conditionOperands{}
+
+func (conditionOperands) Description(context.Context) string {
+	return "equals and starts_with take value, one_of takes values, exists takes neither"
+}
+
+func (v conditionOperands) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v conditionOperands) ValidateObject(ctx context.Context, req validator.ObjectRequest, resp *validator.ObjectResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	var c conditionModel
+	if diags := req.ConfigValue.As(ctx, &c, objectAsOptions); diags.HasError() {
+		return
+	}
+	if c.Operator.IsNull() || c.Operator.IsUnknown() {
+		return
+	}
+	for _, p := range conditionOperandProblems(c.Operator.ValueString(), c.Value, c.Values) {
+		resp.Diagnostics.AddAttributeError(req.Path.AtName(p.attribute), "Invalid condition", p.detail)
+	}
+}
+
+type operandProblem struct {
+	attribute string // "value" or "values"
+	detail    string
+}
+
+// conditionOperandProblems lists what is wrong with the operands of one condition. Unknown values
+// are given the benefit of the doubt.
+func conditionOperandProblems(operator string, value types.String, values types.List) []operandProblem {
+	hasValue := !value.IsNull()
+	hasValues := !values.IsNull()
+	var out []operandProblem
+	switch operator {
+	case api.OpEquals, api.OpStartsWith:
+		if !hasValue {
+			out = append(out, operandProblem{"value", fmt.Sprintf("operator %q needs value = \"...\".", operator)})
+		} else if operator == api.OpStartsWith && !value.IsUnknown() && value.ValueString() == "" {
+			out = append(out, operandProblem{"value", "starts_with needs a non-empty value: every string starts with \"\". " +
+				"Use operator = \"exists\" to require the claim."})
+		}
+		if hasValues {
+			out = append(out, operandProblem{"values", fmt.Sprintf("values is only for operator %q; operator %q takes value.", api.OpOneOf, operator)})
+		}
+	case api.OpExists:
+		if hasValue {
+			out = append(out, operandProblem{"value", "operator \"exists\" takes no value: remove it."})
+		}
+		if hasValues {
+			out = append(out, operandProblem{"values", "operator \"exists\" takes no values: remove them."})
+		}
+	case api.OpOneOf:
+		if hasValue {
+			out = append(out, operandProblem{"value", "operator \"one_of\" takes values = [\"...\", ...], not value."})
+		}
+		if !hasValues {
+			out = append(out, operandProblem{"values", fmt.Sprintf("operator \"one_of\" needs values: a list of 1 to %d strings.", api.MaxOneOfValues)})
+		}
+	}
+	return out
+}
+
+// operatorList is the operator names for descriptions.
+func operatorList() string { return "`" + strings.Join(api.Operators, "`, `") + "`" }
+
+// fingerprintRegexp is the shape of a connection fingerprint (SPEC §1).
+var fingerprintRegexp = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)

@@ -1,0 +1,274 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+)
+
+// on_destroy values.
+const (
+	onDestroyDeactivate = "deactivate"
+	onDestroyDelete     = "delete"
+)
+
+var (
+	_ resource.ResourceWithConfigure   = &activationResource{}
+	_ resource.ResourceWithImportState = &activationResource{}
+	_ resource.ResourceWithModifyPlan  = &activationResource{}
+)
+
+// NewWorkloadConnectionActivationResource is trustgate_workload_connection_activation.
+func NewWorkloadConnectionActivationResource() resource.Resource { return &activationResource{} }
+
+type activationResource struct {
+	client *apiclient.Client
+}
+
+type activationModel struct {
+	ConnectionName      types.String `tfsdk:"connection_name"`
+	Active              types.Bool   `tfsdk:"active"`
+	ApprovedFingerprint types.String `tfsdk:"approved_fingerprint"`
+	OnDestroy           types.String `tfsdk:"on_destroy"`
+	ConnectionID        types.String `tfsdk:"connection_id"`
+	Status              types.String `tfsdk:"status"`
+	Fingerprint         types.String `tfsdk:"fingerprint"`
+	ActivatedBy         types.String `tfsdk:"activated_by"`
+	ActivatedAt         types.String `tfsdk:"activated_at"`
+}
+
+func (r *activationResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_workload_connection_activation"
+}
+
+func (r *activationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.client = clientFrom(req.ProviderData, true, &resp.Diagnostics)
+}
+
+func (r *activationResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Activates (or deactivates) a workload connection. Applied by the security team with a " +
+			"`security_admin` key, normally in its own workspace, after reviewing the connection the platform team " +
+			"drafted. Trustgate enforces four eyes: the principal who created the connection or last changed its " +
+			"configuration cannot activate it. Status changes made elsewhere show up as a diff on `active`.",
+		Attributes: map[string]schema.Attribute{
+			"connection_name": schema.StringAttribute{
+				Required:            true,
+				MarkdownDescription: "Name of the workload connection. Changing it replaces this resource.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				Validators:          []validator.String{stringvalidator.RegexMatches(nameRegexp, "must be a workload connection name")},
+			},
+			"active": schema.BoolAttribute{
+				Optional:            true,
+				Computed:            true,
+				Default:             booldefault.StaticBool(true),
+				MarkdownDescription: "Whether the connection should be `active` (default) or not. `false` deactivates an active connection; a draft stays a draft.",
+			},
+			"approved_fingerprint": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "The fingerprint the security team reviewed. The status change is refused, and " +
+					"nothing changes, when the connection's current fingerprint differs.",
+				Validators: []validator.String{stringvalidator.RegexMatches(fingerprintRegexp, "must look like sha256:<64 hex digits>")},
+			},
+			"on_destroy": schema.StringAttribute{
+				Optional:            true,
+				Computed:            true,
+				Default:             stringdefault.StaticString(onDestroyDeactivate),
+				MarkdownDescription: "What destroying this resource does: `deactivate` (default) leaves an inactive connection, `delete` deactivates and deletes it.",
+				Validators:          []validator.String{stringvalidator.OneOf(onDestroyDeactivate, onDestroyDelete)},
+			},
+			"connection_id": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				MarkdownDescription: "Id of the connection.",
+			},
+			"status": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				MarkdownDescription: "Current status: `draft`, `active` or `inactive`.",
+			},
+			"fingerprint": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				MarkdownDescription: "Current fingerprint of the connection's configuration.",
+			},
+			"activated_by": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				MarkdownDescription: "Name of the key that last activated the connection.",
+			},
+			"activated_at": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				MarkdownDescription: "When the connection was last activated (RFC 3339).",
+			},
+		},
+	}
+}
+
+// ModifyPlan marks what a status change alters as unknown when `active` changes.
+func (r *activationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
+		return
+	}
+	var planned, prior types.Bool
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("active"), &planned)...)
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("active"), &prior)...)
+	if resp.Diagnostics.HasError() || planned.Equal(prior) {
+		return
+	}
+	for _, name := range []string{"status", "activated_by", "activated_at", "fingerprint"} {
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(name), types.StringUnknown())...)
+	}
+}
+
+func (r *activationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var m activationModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	conn, err := r.client.GetConnection(ctx, m.ConnectionName.ValueString())
+	if apiclient.IsNotFound(err) {
+		resp.Diagnostics.AddAttributeError(path.Root("connection_name"), "Workload connection not found",
+			fmt.Sprintf("There is no workload connection named %q. The platform team creates it (resource "+
+				"trustgate_workload_connection) before the security team activates it: check the name, and apply the "+
+				"platform workspace first.", m.ConnectionName.ValueString()))
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, fmt.Sprintf("read workload connection %q", m.ConnectionName.ValueString()), err)
+		return
+	}
+	conn = r.applyStatus(ctx, conn, m, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	m.extract(conn)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// applyStatus brings the connection to the status `active` asks for. A draft asked to be inactive
+// stays a draft: it has never issued a token, and the server refuses draft → inactive.
+func (r *activationResource) applyStatus(ctx context.Context, conn *api.Connection, m activationModel, diags *diag.Diagnostics) *api.Connection {
+	want := api.StatusActive
+	if !m.Active.ValueBool() {
+		if conn.Status != api.StatusActive {
+			return conn
+		}
+		want = api.StatusInactive
+	}
+	verb := "activate"
+	if want == api.StatusInactive {
+		verb = "deactivate"
+	}
+	approved := m.ApprovedFingerprint.ValueString()
+	out, err := r.client.SetStatus(ctx, conn.ID, api.StatusChange{Status: want, ApprovedFingerprint: approved}, 0)
+	if err != nil {
+		activationError(diags, fmt.Sprintf("%s workload connection %q", verb, conn.Name), conn, approved, err)
+		return nil
+	}
+	return out
+}
+
+func (r *activationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var m activationModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ref := m.ConnectionID.ValueString()
+	if ref == "" { // import
+		ref = m.ConnectionName.ValueString()
+	}
+	conn, err := r.client.GetConnection(ctx, ref)
+	if apiclient.IsNotFound(err) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, fmt.Sprintf("read workload connection %q", m.ConnectionName.ValueString()), err)
+		return
+	}
+	m.extract(conn)
+	m.Active = types.BoolValue(conn.Status == api.StatusActive)
+	if m.OnDestroy.IsNull() {
+		m.OnDestroy = types.StringValue(onDestroyDeactivate)
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *activationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var m, state activationModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	conn, err := r.client.GetConnection(ctx, state.ConnectionID.ValueString())
+	if err != nil {
+		addAPIError(&resp.Diagnostics, fmt.Sprintf("read workload connection %q", state.ConnectionName.ValueString()), err)
+		return
+	}
+	if !m.Active.Equal(state.Active) || !m.ApprovedFingerprint.Equal(state.ApprovedFingerprint) {
+		conn = r.applyStatus(ctx, conn, m, &resp.Diagnostics)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	m.extract(conn)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *activationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var m activationModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	conn, err := r.client.GetConnection(ctx, m.ConnectionID.ValueString())
+	if apiclient.IsNotFound(err) {
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, fmt.Sprintf("read workload connection %q", m.ConnectionName.ValueString()), err)
+		return
+	}
+	if conn.Status == api.StatusActive {
+		if _, err := r.client.SetStatus(ctx, conn.ID, api.StatusChange{Status: api.StatusInactive}, 0); err != nil {
+			activationError(&resp.Diagnostics, fmt.Sprintf("deactivate workload connection %q", conn.Name), conn, "", err)
+			return
+		}
+	}
+	if m.OnDestroy.ValueString() != onDestroyDelete {
+		return
+	}
+	if err := r.client.DeleteConnection(ctx, conn.ID, 0); err != nil && !apiclient.IsNotFound(err) {
+		addAPIError(&resp.Diagnostics, fmt.Sprintf("delete workload connection %q", conn.Name), err)
+	}
+}
+
+// ImportState takes the connection name.
+func (r *activationResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resource.ImportStatePassthroughID(ctx, path.Root("connection_name"), req, resp)
+}
+
+// extract copies the server's view; active is the configured wish and is only overwritten by Read.
+func (m *activationModel) extract(c *api.Connection) {
+	m.ConnectionName = types.StringValue(c.Name)
+	m.ConnectionID = types.StringValue(c.ID)
+	m.Status = types.StringValue(c.Status)
+	m.Fingerprint = types.StringValue(c.Fingerprint)
+	m.ActivatedBy = stringOrNull(c.ActivatedBy)
+	m.ActivatedAt = timeOrNull(c.ActivatedAt)
+}

@@ -1,0 +1,458 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+)
+
+var (
+	_            resource.ResourceWithConfigure        = &workloadConnectionResource{}
+	_            resource.ResourceWithImportState      = &workloadConnectionResource{}
+	_            resource.ResourceWithModifyPlan       = &workloadConnectionResource{}
+	_            resource.ResourceWithValidateConfig   = &workloadConnectionResource{}
+	_            resource.ResourceWithConfigValidators = &workloadConnectionResource{}
+	presetBlocks                                       = []string{api.ProviderGitHub, api.ProviderGitLab, api.ProviderCircleCI, api.ProviderGoogleCloud}
+)
+
+// NewWorkloadConnectionResource is trustgate_workload_connection.
+func NewWorkloadConnectionResource() resource.Resource { return &workloadConnectionResource{} }
+
+type workloadConnectionResource struct {
+	client *apiclient.Client
+}
+
+func (r *workloadConnectionResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_workload_connection"
+}
+
+func (r *workloadConnectionResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.client = clientFrom(req.ProviderData, true, &resp.Diagnostics)
+}
+
+// optionalSetting is an optional preset input; "" is refused so that "not set" has one spelling.
+func optionalSetting(desc string) schema.StringAttribute {
+	return schema.StringAttribute{
+		Optional:            true,
+		MarkdownDescription: desc,
+		Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+	}
+}
+
+func requiredSetting(desc string) schema.StringAttribute {
+	return schema.StringAttribute{
+		Required:            true,
+		MarkdownDescription: desc,
+		Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+	}
+}
+
+var nameRegexp = regexp.MustCompile(api.NamePattern)
+
+func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A workload connection: the trust anchor between Trustgate and one CI identity provider, with " +
+			"the conditions a CI job's OIDC token must meet to get a Trustgate access token. Managed by the platform " +
+			"team with a `devops_admin` key. It is created as a `draft`; a security admin activates it with " +
+			"`trustgate_workload_connection_activation` in another workspace, after which only security admins may " +
+			"change it.\n\nAt most one preset block (`github`, `gitlab`, `circleci`, `google_cloud`) may be set; " +
+			"none means a generic connection, which needs `jwks_url` and conditions on `iss` and `aud`.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Server-assigned UUID of the connection.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"name": schema.StringAttribute{
+				Required: true,
+				MarkdownDescription: "Unique, URL-friendly name: 1–63 lowercase letters, digits and hyphens, starting and " +
+					"ending with a letter or digit. CI jobs name it in the token exchange. It can be changed only while " +
+					"the connection is a draft.",
+				Validators: []validator.String{stringvalidator.RegexMatches(nameRegexp,
+					"must be 1–63 lowercase letters, digits and hyphens, starting and ending with a letter or digit")},
+			},
+			"description": schema.StringAttribute{
+				Optional:            true,
+				Computed:            true,
+				Default:             stringdefault.StaticString(""),
+				MarkdownDescription: fmt.Sprintf("Free text, at most %d characters.", api.MaxDescriptionLen),
+				Validators:          []validator.String{stringvalidator.LengthAtMost(api.MaxDescriptionLen)},
+			},
+			"provider_type": schema.StringAttribute{
+				Computed: true,
+				MarkdownDescription: "The provider type the preset block selects: `github`, `gitlab`, `circleci`, " +
+					"`google_cloud`, or `generic` when no preset block is set.",
+			},
+			"jwks_url": schema.StringAttribute{
+				Optional: true,
+				Computed: true,
+				MarkdownDescription: "Where the CI system's token-signing keys are published. Required without a preset " +
+					"block; derived from the preset otherwise, and may be overridden. Must be `https` unless the server " +
+					"runs with `--allow-insecure-jwks`.",
+			},
+			"token_ttl": schema.SingleNestedAttribute{
+				Optional: true,
+				Computed: true,
+				MarkdownDescription: "Lifetime of the access tokens this connection issues, stored exactly as written. " +
+					"Between 60 seconds and 24 hours in total; defaults to `{ amount = 1, unit = \"hours\" }`.",
+				Default: objectdefault.StaticValue(types.ObjectValueMust(tokenTTLAttrTypes, map[string]attr.Value{
+					"amount": types.Int64Value(1),
+					"unit":   types.StringValue(api.UnitHours),
+				})),
+				Validators: []validator.Object{tokenTTLBounds{}},
+				Attributes: map[string]schema.Attribute{
+					"amount": schema.Int64Attribute{
+						Required:            true,
+						MarkdownDescription: "Number of units, at least 1.",
+						Validators:          []validator.Int64{int64validator.AtLeast(1)},
+					},
+					"unit": schema.StringAttribute{
+						Required:            true,
+						MarkdownDescription: "`seconds`, `minutes` or `hours`.",
+						Validators:          []validator.String{stringvalidator.OneOf(api.TTLUnits...)},
+					},
+				},
+			},
+			"identity_claim": schema.StringAttribute{
+				Optional: true,
+				Computed: true,
+				Default:  stringdefault.StaticString(api.DefaultIdentity),
+				MarkdownDescription: "The claim of the CI token that becomes the `sub` of the issued access token. " +
+					"Defaults to `sub`. A name starting with `/` is an RFC 6901 JSON pointer.",
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"effective_conditions": schema.ListNestedAttribute{
+				Computed: true,
+				MarkdownDescription: "The conditions Trustgate evaluates, in order: the preset's (issuer, audience, " +
+					"scope) followed by the `condition` blocks.",
+				NestedObject: schema.NestedAttributeObject{Attributes: conditionComputedAttributes()},
+			},
+			"status": schema.StringAttribute{
+				Computed: true,
+				MarkdownDescription: "`draft`, `active` or `inactive`. Changed only by a security admin, through " +
+					"`trustgate_workload_connection_activation`.",
+			},
+			"revision": schema.Int64Attribute{
+				Computed:            true,
+				MarkdownDescription: "Incremented on every change; updates send it as `If-Match`.",
+			},
+			"fingerprint": schema.StringAttribute{
+				Computed: true,
+				MarkdownDescription: "`sha256:<hex>` over everything that decides who gets a token (type, preset " +
+					"settings, JWKS URL, TTL, identity claim, effective conditions). Security admins approve it.",
+			},
+			"created_by": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Name of the API key that created the connection.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"activated_by": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Name of the security admin key that last activated the connection; null if never activated.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"activated_at": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "When the connection was last activated (RFC 3339); null if never activated.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"github": schema.SingleNestedBlock{
+				MarkdownDescription: "GitHub Actions preset: pins the issuer `https://token.actions.githubusercontent.com` " +
+					"(or the enterprise issuer) and the audience, and adds a condition per input.",
+				Attributes: map[string]schema.Attribute{
+					"owner":           requiredSetting("User or organisation owning the repositories (`repository_owner`)."),
+					"owner_id":        optionalSetting("Numeric id of the owner (`repository_owner_id`): survives renames."),
+					"repository":      optionalSetting("Repository as `owner/name` (`repository`)."),
+					"ref":             optionalSetting("Git ref, e.g. `refs/heads/main` (`ref`)."),
+					"environment":     optionalSetting("GitHub deployment environment (`environment`)."),
+					"enterprise_slug": optionalSetting("GitHub Enterprise slug: the issuer becomes `https://token.actions.githubusercontent.com/<slug>`."),
+					"audience":        optionalSetting("Expected `aud`; defaults to the server's default audience."),
+				},
+			},
+			"gitlab": schema.SingleNestedBlock{
+				MarkdownDescription: "GitLab CI preset: pins the issuer `https://<domain>` and the audience. On " +
+					"`gitlab.com` at least one of `group`, `project_path`, `project_id` is required.",
+				Attributes: map[string]schema.Attribute{
+					"domain":       requiredSetting("GitLab host, e.g. `gitlab.com`."),
+					"group":        optionalSetting("Top-level group or subgroup path: `project_path` must start with `<group>/`."),
+					"project_path": optionalSetting("Exact project path (`project_path`)."),
+					"project_id":   optionalSetting("Numeric project id (`project_id`)."),
+					"audience":     optionalSetting("Expected `aud`; defaults to the server's default audience."),
+				},
+			},
+			"circleci": schema.SingleNestedBlock{
+				MarkdownDescription: "CircleCI preset: pins the issuer `https://oidc.circleci.com/org/<organization_id>` " +
+					"and the audience `<organization_id>`.",
+				Attributes: map[string]schema.Attribute{
+					"organization_id": requiredSetting("CircleCI organization id (a UUID)."),
+					"project_id":      optionalSetting("CircleCI project id (`oidc.circleci.com/project-id`)."),
+				},
+			},
+			"google_cloud": schema.SingleNestedBlock{
+				MarkdownDescription: "Google Cloud preset: pins the issuer `https://accounts.google.com` and the audience " +
+					"`<client_id>`. At least one of `email`, `account_id` is required, because Google's issuer is shared " +
+					"by every Google customer.",
+				Attributes: map[string]schema.Attribute{
+					"client_id":  requiredSetting("Audience the Google ID token is minted for."),
+					"email":      optionalSetting("Service account email (`email`, with `email_verified` = true)."),
+					"account_id": optionalSetting("Service account unique id (`sub`)."),
+				},
+			},
+			"condition": schema.ListNestedBlock{
+				MarkdownDescription: "A claim the CI token must carry. All conditions must hold. Repeat the block for " +
+					"several conditions; use `one_of` to accept alternatives.",
+				NestedObject: schema.NestedBlockObject{
+					Validators: []validator.Object{conditionOperands{}},
+					Attributes: map[string]schema.Attribute{
+						"claim": schema.StringAttribute{
+							Required: true,
+							MarkdownDescription: "Claim name, taken literally (dots and slashes included), or an RFC 6901 " +
+								"JSON pointer when it starts with `/`.",
+							Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+						},
+						"operator": schema.StringAttribute{
+							Required:            true,
+							MarkdownDescription: "One of " + operatorList() + ".",
+							Validators:          []validator.String{stringvalidator.OneOf(api.Operators...)},
+						},
+						"value": schema.StringAttribute{
+							Optional:            true,
+							MarkdownDescription: "Expected value, for `equals` and `starts_with`.",
+						},
+						"values": schema.ListAttribute{
+							Optional:            true,
+							ElementType:         types.StringType,
+							MarkdownDescription: fmt.Sprintf("Allowed values, for `one_of` (1 to %d).", api.MaxOneOfValues),
+							Validators:          []validator.List{listvalidator.SizeBetween(1, api.MaxOneOfValues)},
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+// conditionComputedAttributes is the read-only condition object (effective conditions, data sources).
+func conditionComputedAttributes() map[string]schema.Attribute {
+	return map[string]schema.Attribute{
+		"claim":    schema.StringAttribute{Computed: true, MarkdownDescription: "Claim name or JSON pointer."},
+		"operator": schema.StringAttribute{Computed: true, MarkdownDescription: "One of " + operatorList() + "."},
+		"value":    schema.StringAttribute{Computed: true, MarkdownDescription: "Expected value (`equals`, `starts_with`)."},
+		"values":   schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Allowed values (`one_of`)."},
+	}
+}
+
+func (r *workloadConnectionResource) ConfigValidators(context.Context) []resource.ConfigValidator {
+	return []resource.ConfigValidator{
+		resourcevalidator.Conflicting(
+			path.MatchRoot(api.ProviderGitHub), path.MatchRoot(api.ProviderGitLab),
+			path.MatchRoot(api.ProviderCircleCI), path.MatchRoot(api.ProviderGoogleCloud)),
+	}
+}
+
+// ValidateConfig refuses a generic connection (no preset block) without jwks_url at plan time.
+func (r *workloadConnectionResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var jwks types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("jwks_url"), &jwks)...)
+	if resp.Diagnostics.HasError() || !jwks.IsNull() {
+		return
+	}
+	for _, name := range presetBlocks {
+		var block types.Object
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root(name), &block)...)
+		if resp.Diagnostics.HasError() || !block.IsNull() {
+			return // a preset (or a value not known yet) derives the JWKS URL
+		}
+	}
+	resp.Diagnostics.AddAttributeError(path.Root("jwks_url"), "Missing jwks_url for a generic connection",
+		"Without a preset block (github, gitlab, circleci or google_cloud) the connection is generic, and Trustgate "+
+			"cannot know where the signing keys are: set jwks_url to the issuer's JWKS URL, and add condition blocks "+
+			"pinning iss and aud (equals or one_of).")
+}
+
+// ModifyPlan sets provider_type from the preset block and plans a change when the jwks_url
+// override is removed from the configuration (an optional+computed attribute would otherwise keep
+// the old value). The framework already marks status, revision, fingerprint, effective_conditions
+// and a derived jwks_url unknown whenever the configuration changes, and keeps them when it does not.
+func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() { // destroy
+		return
+	}
+	present := map[string]bool{}
+	for _, name := range presetBlocks {
+		var block types.Object
+		resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root(name), &block)...)
+		if block.IsUnknown() {
+			return
+		}
+		present[name] = !block.IsNull()
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	pt := providerTypeOf(present[api.ProviderGitHub], present[api.ProviderGitLab], present[api.ProviderCircleCI], present[api.ProviderGoogleCloud])
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("provider_type"), pt)...)
+	if req.State.Raw.IsNull() { // create
+		return
+	}
+
+	var cfgJWKS types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("jwks_url"), &cfgJWKS)...)
+	overridden, d := req.Private.GetKey(ctx, jwksPrivateKey)
+	resp.Diagnostics.Append(d...)
+	if resp.Diagnostics.HasError() || !cfgJWKS.IsNull() || string(overridden) != "true" {
+		return
+	}
+	// The override was removed: the server will derive the URL again.
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("jwks_url"), types.StringUnknown())...)
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("revision"), types.Int64Unknown())...)
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("fingerprint"), types.StringUnknown())...)
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("status"), types.StringUnknown())...)
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("effective_conditions"),
+		types.ListUnknown(types.ObjectType{AttrTypes: conditionAttrTypes}))...)
+}
+
+// planned reads the plan and the configured jwks_url and builds the API input.
+func plannedInput(ctx context.Context, plan, config interface {
+	Get(context.Context, any) diag.Diagnostics
+	GetAttribute(context.Context, path.Path, any) diag.Diagnostics
+}, m *connectionModel) (api.ConnectionInput, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	diags.Append(plan.Get(ctx, m)...)
+	var jwks types.String
+	diags.Append(config.GetAttribute(ctx, path.Root("jwks_url"), &jwks)...)
+	if diags.HasError() {
+		return api.ConnectionInput{}, diags
+	}
+	in, d := fromModel(ctx, *m, jwks)
+	diags.Append(d...)
+	return in, diags
+}
+
+func (r *workloadConnectionResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var m connectionModel
+	in, diags := plannedInput(ctx, req.Plan, req.Config, &m)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	conn, err := r.client.CreateConnection(ctx, in)
+	if err != nil {
+		r.writeError(&resp.Diagnostics, fmt.Sprintf("create workload connection %q", in.Name), err, nil)
+		return
+	}
+	r.saveState(ctx, conn, &m, &resp.State, resp.Private, &resp.Diagnostics)
+}
+
+func (r *workloadConnectionResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var m connectionModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	conn, err := r.client.GetConnection(ctx, m.ID.ValueString())
+	if apiclient.IsNotFound(err) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, fmt.Sprintf("read workload connection %q", m.ID.ValueString()), err)
+		return
+	}
+	r.saveState(ctx, conn, &m, &resp.State, resp.Private, &resp.Diagnostics)
+}
+
+func (r *workloadConnectionResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var m, state connectionModel
+	in, diags := plannedInput(ctx, req.Plan, req.Config, &m)
+	resp.Diagnostics.Append(diags...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	conn, err := r.client.PatchConnection(ctx, state.ID.ValueString(), mergePatch(in), state.Revision.ValueInt64())
+	if err != nil {
+		r.writeError(&resp.Diagnostics, fmt.Sprintf("update workload connection %q", state.Name.ValueString()), err, &state)
+		return
+	}
+	r.saveState(ctx, conn, &m, &resp.State, resp.Private, &resp.Diagnostics)
+}
+
+func (r *workloadConnectionResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state connectionModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	err := r.client.DeleteConnection(ctx, state.ID.ValueString(), state.Revision.ValueInt64())
+	if err != nil && !apiclient.IsNotFound(err) {
+		r.writeError(&resp.Diagnostics, fmt.Sprintf("delete workload connection %q", state.Name.ValueString()), err, &state)
+	}
+}
+
+// ImportState accepts the connection's id or its name; Read resolves either.
+func (r *workloadConnectionResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+}
+
+// privateSetter is the part of *privatestate.ProviderData the CRUD responses share.
+type privateSetter interface {
+	SetKey(context.Context, string, []byte) diag.Diagnostics
+}
+
+type stateSetter interface {
+	Set(context.Context, any) diag.Diagnostics
+}
+
+func (r *workloadConnectionResource) saveState(ctx context.Context, conn *api.Connection, m *connectionModel, state stateSetter, private privateSetter, diags *diag.Diagnostics) {
+	diags.Append(m.extract(ctx, conn)...)
+	if diags.HasError() {
+		return
+	}
+	diags.Append(state.Set(ctx, m)...)
+	diags.Append(private.SetKey(ctx, jwksPrivateKey, jwksPrivateValue(conn.JWKSURLOverridden))...)
+}
+
+// writeError explains a refused create, update or delete: field errors land on their attributes,
+// and a devops admin refused after activation learns who owns the connection now.
+func (r *workloadConnectionResource) writeError(diags *diag.Diagnostics, action string, err error, state *connectionModel) {
+	if addValidationErrors(diags, err) {
+		return
+	}
+	if apiclient.StatusCode(err) == http.StatusForbidden && state != nil && ownedBySecurity(state, err) {
+		diags.AddError(ownershipSummary, ownershipDetail(state.Name.ValueString(), err))
+		return
+	}
+	addAPIError(diags, action, err)
+}
+
+// ownedBySecurity tells a refusal because of activation from a refusal because of the key's role.
+func ownedBySecurity(state *connectionModel, err error) bool {
+	if !state.ActivatedAt.IsNull() || (state.Status.ValueString() != "" && state.Status.ValueString() != api.StatusDraft) {
+		return true
+	}
+	return strings.Contains(err.Error(), "owns it")
+}
