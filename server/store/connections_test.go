@@ -335,12 +335,12 @@ func TestListConnectionsNamePrefixIsLiteral(t *testing.T) {
 	}{
 		{"a", []string{"a1", "ab", "abc-d", "axb"}},
 		{"ab", []string{"ab", "abc-d"}},
-		{"a_", nil},  // _ is not "any character"
-		{"a%", nil},  // % is not "anything"
-		{"%", nil},   //
-		{"_b", nil},  //
-		{`a\`, nil},  // the escape character itself
-		{"AB", nil},  // case-sensitive on both databases
+		{"a_", nil}, // _ is not "any character"
+		{"a%", nil}, // % is not "anything"
+		{"%", nil},  //
+		{"_b", nil}, //
+		{`a\`, nil}, // the escape character itself
+		{"AB", nil}, // case-sensitive on both databases
 		{"abc-", []string{"abc-d"}},
 		{"é", nil},
 	}
