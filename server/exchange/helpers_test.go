@@ -46,7 +46,7 @@ type jwksServer struct {
 	body         atomic.Value // []byte, overrides the issuer's JWKS when set
 }
 
-func newJWKSServer(t *testing.T, iss *devissuer.Issuer) *jwksServer {
+func newJWKSServer(t testing.TB, iss *devissuer.Issuer) *jwksServer {
 	t.Helper()
 	s := &jwksServer{issuer: iss}
 	s.cacheControl.Store("")
@@ -87,7 +87,7 @@ type fixture struct {
 	policy   Policy
 }
 
-func newFixture(t *testing.T, opts devissuer.Options) *fixture {
+func newFixture(t testing.TB, opts devissuer.Options) *fixture {
 	t.Helper()
 	c := newClock()
 	opts.Now = c.Now

@@ -197,23 +197,22 @@ func CheckURL(rawURL string, allowInsecure bool) error {
 }
 
 func checkURL(u *url.URL, allowInsecure bool) error {
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowInsecure {
+			return fmt.Errorf("%w (got %q; allow http with --allow-insecure-jwks)", ErrInsecureURL, u.Redacted())
+		}
+	default:
+		return fmt.Errorf("%w (got scheme %q)", ErrInsecureURL, u.Scheme)
+	}
 	if u.Host == "" {
 		return fmt.Errorf("jwks: URL %q has no host", u.Redacted())
 	}
 	if u.User != nil {
 		return fmt.Errorf("jwks: URL must not contain credentials")
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if allowInsecure {
-			return nil
-		}
-		return fmt.Errorf("%w (got %q; allow http with --allow-insecure-jwks)", ErrInsecureURL, u.Redacted())
-	default:
-		return fmt.Errorf("%w (got scheme %q)", ErrInsecureURL, u.Scheme)
-	}
+	return nil
 }
 
 // Keys returns the key set of url, fetching it when it is not cached or due for a refresh.
