@@ -221,10 +221,13 @@ func checkURL(u *url.URL, allowInsecure bool) error {
 func (c *JWKSCache) Keys(ctx context.Context, jwksURL string) (*KeySet, error) {
 	now := c.opts.Now()
 	c.mu.Lock()
-	e := c.entries[jwksURL]
+	var set *KeySet
+	if e := c.entries[jwksURL]; e != nil {
+		set = e.set
+	}
 	c.mu.Unlock()
-	if e != nil && e.set != nil && now.Before(e.set.ExpiresAt) {
-		return e.set, nil
+	if set != nil && now.Before(set.ExpiresAt) {
+		return set, nil
 	}
 	return c.refresh(ctx, jwksURL)
 }
