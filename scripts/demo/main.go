@@ -1,0 +1,388 @@
+// Command demo runs the whole Trustgate story end to end on the embedded default (make demo):
+// a dev server and a dev OIDC issuer on loopback, the platform team's Terraform (devops key), a
+// test of the draft, the security team's Terraform (security key), a CI exchange with
+// `trustgate exchange`, whoami with the access token, and one refused exchange with its audit
+// event. It stops everything it started and exits non-zero on any failure.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+)
+
+const connectionName = "github-deploy"
+
+func main() {
+	start := time.Now()
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "\nDEMO FAILED: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nDemo finished in %.1fs. Everything it started has been stopped.\n", time.Since(start).Seconds())
+}
+
+type demo struct {
+	root, bin, work string
+	procs           []*exec.Cmd
+	env             []string
+}
+
+func step(n int, title string) { fmt.Printf("\n\033[1mStep %d. %s\033[0m\n", n, title) }
+func say(format string, a ...any) { fmt.Printf("   "+format+"\n", a...) }
+
+func run() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	d := &demo{root: root, bin: filepath.Join(root, "bin")}
+	if d.work, err = os.MkdirTemp("", "trustgate-demo-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(d.work)
+	defer d.stopAll()
+	for _, b := range []string{"trustgate", "terraform-provider-trustgate_v0.1.0"} {
+		if _, err := os.Stat(filepath.Join(d.bin, b)); err != nil {
+			return fmt.Errorf("%s is missing: run `make demo` (it builds first)", filepath.Join("bin", b))
+		}
+	}
+	if _, err := exec.LookPath("terraform"); err != nil {
+		return errors.New("terraform is not on PATH: install Terraform >= 1.11")
+	}
+
+	step(1, "Start the Trustgate server with --dev (SQLite file, generated keys) on loopback")
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	server := fmt.Sprintf("http://127.0.0.1:%d", port)
+	out, err := d.startAndRead(ctx, filepath.Join(d.work, "server"), "trustgate listening",
+		filepath.Join(d.bin, "trustgate"), "serve", "--dev", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return err
+	}
+	devopsKey := grab(out, `TRUSTGATE_DEVOPS_KEY=(\S+)`)
+	securityKey := grab(out, `TRUSTGATE_SECURITY_KEY=(\S+)`)
+	if devopsKey == "" || securityKey == "" {
+		return fmt.Errorf("the dev server did not print its bootstrap keys; it said:\n%s", out)
+	}
+	say("server %s is up; it printed a devops_admin key and a security_admin key, once", server)
+
+	step(2, "Start a local OIDC issuer that mints GitHub-Actions-shaped tokens (stands in for GitHub)")
+	iport, err := freePort()
+	if err != nil {
+		return err
+	}
+	issuer := fmt.Sprintf("http://127.0.0.1:%d", iport)
+	if _, err := d.startAndRead(ctx, filepath.Join(d.work, "issuer"), issuer,
+		filepath.Join(d.bin, "trustgate"), "dev-issuer", "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", iport)); err != nil {
+		return err
+	}
+	say("issuer %s serves its keys at %s/.well-known/jwks.json", issuer, issuer)
+
+	if err := d.terraformConfig(); err != nil {
+		return err
+	}
+	step(3, "Platform team: terraform apply examples/quickstart/platform with the devops key")
+	platform, err := d.workspace("platform")
+	if err != nil {
+		return err
+	}
+	tfvars := []string{"-var", "endpoint=" + server, "-var", "api_key=" + devopsKey, "-var", "jwks_url=" + issuer + "/.well-known/jwks.json"}
+	if _, err := d.terraform(ctx, platform, append([]string{"apply", "-auto-approve", "-input=false"}, tfvars...)...); err != nil {
+		return err
+	}
+	fingerprint, err := d.terraform(ctx, platform, "output", "-raw", "fingerprint")
+	if err != nil {
+		return err
+	}
+	devops, _ := apiclient.New(server, devopsKey)
+	conn, err := devops.GetConnection(ctx, connectionName)
+	if err != nil {
+		return err
+	}
+	say("connection %q is a %s; fingerprint %s", conn.Name, conn.Status, fingerprint)
+	say("effective conditions (preset first, then ours):")
+	for _, c := range conn.EffectiveConditions {
+		v := ""
+		if c.Value != nil {
+			v = *c.Value
+		}
+		say("  - %s %s %q", c.Claim, c.Operator, v)
+	}
+
+	step(4, "Platform team tests the draft with a sample CI token (nothing is issued)")
+	good := map[string]any{"repository": "acme/app", "repository_owner": "acme", "ref": "refs/heads/main", "aud": server,
+		"sub": "repo:acme/app:ref:refs/heads/main"}
+	token, err := mint(ctx, issuer, good)
+	if err != nil {
+		return err
+	}
+	res, err := devops.TestToken(ctx, connectionName, token)
+	if err != nil {
+		return err
+	}
+	for _, c := range res.Checks {
+		mark := "pass"
+		if !c.Passed {
+			mark = "FAIL"
+		}
+		say("  [%s] %-40s %s", mark, c.Name, c.Detail)
+	}
+	say("would issue: %v", res.WouldIssue)
+	if !res.WouldIssue {
+		return errors.New("the sample token should pass every check")
+	}
+	if _, err := devops.ExchangeToken(ctx, connectionName, token); err == nil {
+		return errors.New("a draft connection issued a token")
+	}
+	say("an exchange against the draft is refused, as it should be: drafts can only be tested")
+
+	step(5, "Security team: terraform apply examples/quickstart/security with the security key and the approved fingerprint")
+	security, err := d.workspace("security")
+	if err != nil {
+		return err
+	}
+	if _, err := d.terraform(ctx, security, "apply", "-auto-approve", "-input=false",
+		"-var", "endpoint="+server, "-var", "api_key="+securityKey, "-var", "approved_fingerprint="+fingerprint); err != nil {
+		return err
+	}
+	conn, err = devops.GetConnection(ctx, connectionName)
+	if err != nil {
+		return err
+	}
+	say("connection %q is now %s (activated by %s)", conn.Name, conn.Status, conn.ActivatedBy)
+	if _, err := d.terraform(ctx, platform, append([]string{"plan", "-detailed-exitcode", "-input=false"}, tfvars...)...); err != nil {
+		return fmt.Errorf("the platform plan after activation should be empty: %w", err)
+	}
+	say("the platform team's next plan is empty; from now on a security admin owns the connection")
+
+	step(6, "CI job: mint a GitHub-shaped token and exchange it with `trustgate exchange`")
+	ciToken, err := mint(ctx, issuer, good)
+	if err != nil {
+		return err
+	}
+	access, stderr, err := d.exchange(ctx, server, ciToken)
+	if err != nil {
+		return fmt.Errorf("exchange failed: %v: %s", err, stderr)
+	}
+	say("got an access token (%d bytes, ES256 JWT signed by Trustgate)", len(access))
+
+	step(7, "Call whoami with the access token")
+	workload, _ := apiclient.New(server, access)
+	who, err := workload.Whoami(ctx)
+	if err != nil {
+		return err
+	}
+	say("kind=%s sub=%s connection=%s expires_at=%s", who.Kind, who.Sub, who.Connection, who.ExpiresAt.Format(time.RFC3339))
+
+	step(8, "A token from another repository is refused; the audit log says why")
+	bad := map[string]any{"repository": "evil/app", "repository_owner": "acme", "ref": "refs/heads/main", "aud": server}
+	badToken, err := mint(ctx, issuer, bad)
+	if err != nil {
+		return err
+	}
+	if _, stderr, err := d.exchange(ctx, server, badToken); err == nil {
+		return errors.New("the token from evil/app was accepted")
+	} else {
+		say("trustgate exchange exited non-zero and said: %s", strings.TrimSpace(firstLine(stderr)))
+	}
+	sec, _ := apiclient.New(server, securityKey)
+	evs, err := sec.ListAuditEvents(ctx, apiclient.AuditOptions{Connection: connectionName, Action: "token.exchange", Limit: 2})
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs.Items {
+		detail, _ := json.Marshal(ev.Detail)
+		say("audit %s %s outcome=%s reason=%q detail=%s", ev.Time.Format(time.TimeOnly), ev.Action, ev.Outcome, ev.Reason, detail)
+	}
+	if len(evs.Items) < 2 || evs.Items[0].Outcome != "denied" || evs.Items[1].Outcome != "granted" {
+		return errors.New("expected the denied and the granted exchange in the audit log")
+	}
+	step(9, "Stop the server and the issuer")
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func grab(s, pattern string) string {
+	m := regexp.MustCompile(pattern).FindStringSubmatch(s)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startAndRead starts a long-running process in dir and returns its stdout up to the line
+// containing ready.
+func (d *demo) startAndRead(ctx context.Context, dir, ready string, name string, args ...string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	logf, err := os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		return "", err
+	}
+	cmd.Stderr = logf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	d.procs = append(d.procs, cmd)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var got strings.Builder
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				logs, _ := os.ReadFile(logf.Name())
+				return "", fmt.Errorf("%s exited early:\n%s%s", filepath.Base(name), got.String(), logs)
+			}
+			got.WriteString(l + "\n")
+			if strings.Contains(l, ready) {
+				go func() {
+					for range lines {
+					}
+				}()
+				return got.String(), nil
+			}
+		case <-timeout:
+			return "", fmt.Errorf("%s did not become ready in 30s", filepath.Base(name))
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+func (d *demo) stopAll() {
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		p := d.procs[i]
+		if p.Process != nil {
+			_ = p.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { _ = p.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = p.Process.Kill()
+			}
+		}
+	}
+}
+
+// terraformConfig writes a CLI config whose dev_overrides point the provider address at bin/, so
+// Terraform uses the locally built provider with no registry download and no `terraform init`.
+func (d *demo) terraformConfig() error {
+	cfg := filepath.Join(d.work, "terraformrc")
+	body := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"trustgate/trustgate\" = %q\n  }\n  direct {}\n}\n", d.bin)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		return err
+	}
+	d.env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cfg, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1",
+	)
+	return nil
+}
+
+// workspace copies examples/quickstart/NAME into the demo's temporary directory, so that each team
+// has its own working directory and state, and the repository stays clean.
+func (d *demo) workspace(name string) (string, error) {
+	src := filepath.Join(d.root, "examples", "quickstart", name)
+	dst := filepath.Join(d.work, name)
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(src, "main.tf"))
+	if err != nil {
+		return "", err
+	}
+	return dst, os.WriteFile(filepath.Join(dst, "main.tf"), b, 0o600)
+}
+
+func (d *demo) terraform(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "terraform", append([]string{"-chdir=" + dir}, append(args[:1:1], append([]string{"-no-color"}, args[1:]...)...)...)...)
+	cmd.Env = d.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return "", fmt.Errorf("terraform %s in %s: %v\n%s%s", args[0], dir, err, stdout.String(), stderr.String())
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+func (d *demo) exchange(ctx context.Context, server, token string) (string, string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "trustgate"), "exchange", "--server", server,
+		"--connection", connectionName, "--token-env", "DEMO_CI_TOKEN")
+	cmd.Env = append(os.Environ(), "DEMO_CI_TOKEN="+token)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return strings.TrimSpace(stdout.String()), stderr.String(), err
+}
+
+// mint asks the dev issuer for a GitHub-shaped token with the given claims.
+func mint(ctx context.Context, issuer string, claims map[string]any) (string, error) {
+	body, _ := json.Marshal(map[string]any{"shape": "github", "claims": claims, "ttl_seconds": 600})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, issuer+"/mint", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("dev issuer mint: %d %s", resp.StatusCode, b)
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return "", err
+	}
+	return out.Token, nil
+}
