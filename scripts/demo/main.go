@@ -42,7 +42,7 @@ type demo struct {
 	env             []string
 }
 
-func step(n int, title string) { fmt.Printf("\n\033[1mStep %d. %s\033[0m\n", n, title) }
+func step(n int, title string)    { fmt.Printf("\n\033[1mStep %d. %s\033[0m\n", n, title) }
 func say(format string, a ...any) { fmt.Printf("   "+format+"\n", a...) }
 
 func run() error {
@@ -322,8 +322,7 @@ func (d *demo) terraformConfig() error {
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		return err
 	}
-	d.env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cfg, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1",
-	)
+	d.env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cfg, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1")
 	return nil
 }
 
