@@ -422,14 +422,20 @@ func checkJWKSURL(raw string, opts Options) string {
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return "must not point at localhost (allowed only with --allow-insecure-jwks)"
 	}
-	if addr, err := netip.ParseAddr(host); err == nil {
-		addr = addr.Unmap()
-		if addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() ||
-			addr.IsUnspecified() || addr.IsMulticast() || addr.IsInterfaceLocalMulticast() {
-			return fmt.Sprintf("must not point at the loopback, private or link-local address %s (allowed only with --allow-insecure-jwks)", addr)
-		}
+	if addr, err := netip.ParseAddr(host); err == nil && BlockedJWKSAddr(addr) {
+		return fmt.Sprintf("must not point at the loopback, private or link-local address %s (allowed only with --allow-insecure-jwks)", addr.Unmap())
 	}
 	return ""
+}
+
+// BlockedJWKSAddr reports whether a JWKS URL may not reach addr outside --allow-insecure-jwks:
+// loopback, private (RFC 1918, RFC 4193), link-local (cloud metadata lives there), unspecified
+// and multicast addresses, IPv4-mapped IPv6 included. Normalize applies it to literal hosts; the
+// exchange package should apply the same function to resolved addresses at fetch time.
+func BlockedJWKSAddr(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	return !addr.IsValid() || addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() ||
+		addr.IsUnspecified() || addr.IsMulticast() || addr.IsInterfaceLocalMulticast()
 }
 
 // tenancyField is the field a tenancy refusal is reported on when no single input is at fault.

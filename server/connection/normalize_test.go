@@ -2,6 +2,7 @@ package connection
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -402,5 +403,25 @@ func TestNormalizeTenancy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBlockedJWKSAddr(t *testing.T) {
+	tests := []struct {
+		addr    string
+		blocked bool
+	}{
+		{"127.0.0.1", true}, {"::1", true}, {"10.0.0.1", true}, {"172.31.255.255", true}, {"192.168.1.1", true},
+		{"169.254.169.254", true}, {"fe80::1", true}, {"fd12::1", true}, {"0.0.0.0", true}, {"::", true},
+		{"224.0.0.1", true}, {"::ffff:10.0.0.1", true},
+		{"8.8.8.8", false}, {"172.32.0.1", false}, {"2606:4700::1111", false}, {"203.0.113.10", false},
+	}
+	for _, tt := range tests {
+		if got := BlockedJWKSAddr(netip.MustParseAddr(tt.addr)); got != tt.blocked {
+			t.Errorf("BlockedJWKSAddr(%s) = %v, want %v", tt.addr, got, tt.blocked)
+		}
+	}
+	if !BlockedJWKSAddr(netip.Addr{}) {
+		t.Errorf("the zero Addr is not blocked")
 	}
 }
