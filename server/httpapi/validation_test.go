@@ -169,8 +169,8 @@ func TestPresetsDeriveEffectiveConditionsAndJWKSURL(t *testing.T) {
 		},
 		{
 			name: "generic", typ: api.ProviderGeneric,
-			in:   genericInput(""),
-			jwks: "https://issuer.example.com/jwks",
+			in:       genericInput(""),
+			jwks:     "https://issuer.example.com/jwks",
 			effector: []api.Condition{eq("iss", "https://issuer.example.com"), eq("aud", "trustgate")},
 		},
 	} {
