@@ -49,13 +49,14 @@
 //
 // Tenancy. gitlab.com, Google and a generic issuer are shared by many customers; SPEC §1 requires
 // a scope. The 422 detail says what to add and why; in the errors list the refusal sits under
-// the field "conditions", since no single input is at fault. A generic connection's `iss`/`aud` condition
-// may be written as the literal claim name (`iss`) or as a pointer (`/iss`).
+// the field "conditions", since no single input is at fault. A generic connection's `iss`/`aud`
+// condition may be written as the literal claim name (`iss`) or as a pointer (`/iss`).
 //
 // JWKS URLs. Normalize refuses non-https URLs and literal loopback, private, link-local and
 // unspecified IP hosts (and `localhost`) unless Options.AllowInsecureJWKS; it checks the effective
 // URL, so a gitlab.domain that is a private IP literal is refused too. Whether a host name
-// resolves to such an address is checked at fetch time by the exchange package.
+// resolves to such an address is checked at fetch time by the exchange package, which should
+// use BlockedJWKSAddr so that both checks share one rule.
 //
 // Condition shape. starts_with with an empty value is refused: every string starts with "", so
 // it would silently mean "is a string"; exists says what is meant. An empty `values` list on an
