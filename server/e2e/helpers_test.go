@@ -397,3 +397,6 @@ func jsonType(v any) string {
 	}
 	return fmt.Sprintf("%T", v)
 }
+
+// issuerOptsSameKID is an issuer with a fresh key published under someone else's kid.
+func issuerOptsSameKID(kid string) devissuer.Options { return devissuer.Options{KID: kid} }
