@@ -89,8 +89,8 @@ func addValidationErrors(diags *diag.Diagnostics, err error) bool {
 	for _, fe := range apiErr.Problem.Errors {
 		p, ok := attributePath(fe.Field)
 		detail := fe.Detail
-		if apiErr.Problem.Detail != "" {
-			detail += "\n\n(" + apiErr.Problem.Detail + ")"
+		if pd := apiErr.Problem.Detail; pd != "" && !strings.Contains(detail, pd) && !strings.Contains(pd, detail) {
+			detail += "\n\n(" + pd + ")"
 		}
 		if ok {
 			diags.AddAttributeError(p, "Invalid workload connection: "+fe.Field, detail)

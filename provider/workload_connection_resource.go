@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/objectvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -60,12 +61,23 @@ func optionalSetting(desc string) schema.StringAttribute {
 	}
 }
 
+// requiredSetting is an input the preset needs. Terraform would demand a Required attribute even
+// when its block is absent, so it is Optional and the block's validator (requiresSettings) demands it.
 func requiredSetting(desc string) schema.StringAttribute {
 	return schema.StringAttribute{
-		Required:            true,
-		MarkdownDescription: desc,
+		Optional:            true,
+		MarkdownDescription: "**Required** in the block. " + desc,
 		Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
 	}
+}
+
+// requiresSettings makes the named inputs required whenever the preset block is present.
+func requiresSettings(names ...string) []validator.Object {
+	var ps []path.Expression
+	for _, n := range names {
+		ps = append(ps, path.MatchRelative().AtName(n))
+	}
+	return []validator.Object{objectvalidator.AlsoRequires(ps...)}
 }
 
 var nameRegexp = regexp.MustCompile(api.NamePattern)
@@ -180,6 +192,7 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 		},
 		Blocks: map[string]schema.Block{
 			"github": schema.SingleNestedBlock{
+				Validators: requiresSettings("owner"),
 				MarkdownDescription: "GitHub Actions preset: pins the issuer `https://token.actions.githubusercontent.com` " +
 					"(or the enterprise issuer) and the audience, and adds a condition per input.",
 				Attributes: map[string]schema.Attribute{
@@ -193,6 +206,7 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				},
 			},
 			"gitlab": schema.SingleNestedBlock{
+				Validators: requiresSettings("domain"),
 				MarkdownDescription: "GitLab CI preset: pins the issuer `https://<domain>` and the audience. On " +
 					"`gitlab.com` at least one of `group`, `project_path`, `project_id` is required.",
 				Attributes: map[string]schema.Attribute{
@@ -204,6 +218,7 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				},
 			},
 			"circleci": schema.SingleNestedBlock{
+				Validators: requiresSettings("organization_id"),
 				MarkdownDescription: "CircleCI preset: pins the issuer `https://oidc.circleci.com/org/<organization_id>` " +
 					"and the audience `<organization_id>`.",
 				Attributes: map[string]schema.Attribute{
@@ -212,6 +227,7 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				},
 			},
 			"google_cloud": schema.SingleNestedBlock{
+				Validators: requiresSettings("client_id"),
 				MarkdownDescription: "Google Cloud preset: pins the issuer `https://accounts.google.com` and the audience " +
 					"`<client_id>`. At least one of `email`, `account_id` is required, because Google's issuer is shared " +
 					"by every Google customer.",

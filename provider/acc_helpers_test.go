@@ -1,0 +1,116 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/echoprovider"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/testserver"
+)
+
+// TestMain pins the Terraform CLI the acceptance tests use: the one on PATH (terraform-plugin-testing
+// would otherwise try to download one), with no checkpoint call, and makes the test provider answer
+// to the registry address of the examples (registry.terraform.io/trustgate/trustgate).
+func TestMain(m *testing.M) {
+	cleanup := func() {}
+	if os.Getenv(resource.EnvTfAcc) != "" {
+		if os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
+			tf, err := exec.LookPath("terraform")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "TF_ACC is set but no terraform is on PATH: install Terraform ≥ 1.10 "+
+					"(or build one: GOBIN=DIR go install github.com/hashicorp/terraform@v1.5.7, which skips the "+
+					"ephemeral-resource tests), or set TF_ACC_TERRAFORM_PATH.")
+				os.Exit(1)
+			}
+			_ = os.Setenv("TF_ACC_TERRAFORM_PATH", tf)
+		}
+		_ = os.Setenv("CHECKPOINT_DISABLE", "1")
+		if cli := os.Getenv("TF_CLI_CONFIG_FILE"); cli == "" || !exists(cli) {
+			// An empty CLI configuration: no warning about a missing file, no dev_overrides leaking in.
+			f, err := os.CreateTemp("", "trustgate-acc-*.tfrc")
+			if err == nil {
+				_ = f.Close()
+				cleanup = func() { _ = os.Remove(f.Name()) }
+				_ = os.Setenv("TF_CLI_CONFIG_FILE", f.Name())
+			}
+		}
+		if os.Getenv(resource.EnvTfAccProviderNamespace) == "" {
+			_ = os.Setenv(resource.EnvTfAccProviderNamespace, "trustgate")
+		}
+	}
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// providerFactories serves this provider (and, for ephemeral checks, the echo provider) in-process.
+var providerFactories = map[string]func() (tfprotov6.ProviderServer, error){
+	"trustgate": providerserver.NewProtocol6WithError(New("test")()),
+}
+
+var providerFactoriesWithEcho = map[string]func() (tfprotov6.ProviderServer, error){
+	"trustgate": providerserver.NewProtocol6WithError(New("test")()),
+	"echo":      echoprovider.NewProviderServer(),
+}
+
+// accServer skips unless TF_ACC is set, then starts a real Trustgate server for the test.
+func accServer(t *testing.T) *testserver.Server {
+	t.Helper()
+	if os.Getenv(resource.EnvTfAcc) == "" {
+		t.Skipf("acceptance test: set %s=1 (make testacc) to run it against a real server and terraform", resource.EnvTfAcc)
+	}
+	return testserver.Start(t)
+}
+
+// providerConfig is a provider block for key; alias may be empty.
+func providerConfig(s *testserver.Server, alias, key string) string {
+	a := ""
+	if alias != "" {
+		a = fmt.Sprintf("  alias    = %q\n", alias)
+	}
+	return fmt.Sprintf("provider \"trustgate\" {\n%s  endpoint = %q\n  api_key  = %q\n}\n", a, s.URL, key)
+}
+
+// genericInput is a valid generic connection for tests that set up a connection through the API.
+func genericInput(name string) api.ConnectionInput {
+	iss, aud := "https://issuer.example.com", "trustgate-acc"
+	return api.ConnectionInput{
+		Name:     name,
+		JWKSURL:  "https://issuer.example.com/.well-known/jwks.json",
+		TokenTTL: &api.TokenTTL{Amount: 15, Unit: api.UnitMinutes},
+		Conditions: []api.Condition{
+			{Claim: "iss", Operator: api.OpEquals, Value: &iss},
+			{Claim: "aud", Operator: api.OpEquals, Value: &aud},
+		},
+	}
+}
+
+// mustCreate creates a connection through the API with the devops key.
+func mustCreate(t *testing.T, s *testserver.Server, in api.ConnectionInput) *api.Connection {
+	t.Helper()
+	c, err := s.Client(t, s.DevOpsKey).CreateConnection(context.Background(), in)
+	if err != nil {
+		t.Fatalf("creating %s through the API: %v", in.Name, err)
+	}
+	return c
+}
+
+// mustGet reads a connection through the API with the auditor key.
+func mustGet(t *testing.T, s *testserver.Server, ref string) *api.Connection {
+	t.Helper()
+	c, err := s.Client(t, s.AuditorKey).GetConnection(context.Background(), ref)
+	if err != nil {
+		t.Fatalf("reading %s through the API: %v", ref, err)
+	}
+	return c
+}

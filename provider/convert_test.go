@@ -1,0 +1,249 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+)
+
+func strptr(s string) *string { return &s }
+
+func TestFromModelBuildsTheAPIInputOfEveryPreset(t *testing.T) {
+	ctx := context.Background()
+	values, _ := types.ListValueFrom(ctx, types.StringType, []string{"a", "b"})
+	tests := []struct {
+		name     string
+		model    connectionModel
+		wantType string
+		check    func(t *testing.T, in api.ConnectionInput)
+	}{
+		{
+			name: "generic with conditions of every operator",
+			model: connectionModel{
+				Name: types.StringValue("generic"), Description: types.StringValue(""),
+				IdentityClaim: types.StringValue("sub"),
+				TokenTTL:      &tokenTTLModel{Amount: types.Int64Value(30), Unit: types.StringValue("minutes")},
+				Conditions: []conditionModel{
+					{Claim: types.StringValue("iss"), Operator: types.StringValue("equals"), Value: types.StringValue("https://i"), Values: types.ListNull(types.StringType)},
+					{Claim: types.StringValue("aud"), Operator: types.StringValue("one_of"), Value: types.StringNull(), Values: values},
+					{Claim: types.StringValue("x"), Operator: types.StringValue("exists"), Value: types.StringNull(), Values: types.ListNull(types.StringType)},
+					{Claim: types.StringValue("e"), Operator: types.StringValue("equals"), Value: types.StringValue(""), Values: types.ListNull(types.StringType)},
+				},
+			},
+			wantType: api.ProviderGeneric,
+			check: func(t *testing.T, in api.ConnectionInput) {
+				if in.TokenTTL == nil || *in.TokenTTL != (api.TokenTTL{Amount: 30, Unit: "minutes"}) {
+					t.Errorf("token_ttl = %+v", in.TokenTTL)
+				}
+				if len(in.Conditions) != 4 {
+					t.Fatalf("conditions = %+v", in.Conditions)
+				}
+				if in.Conditions[0].Value == nil || *in.Conditions[0].Value != "https://i" {
+					t.Errorf("equals value lost: %+v", in.Conditions[0])
+				}
+				if in.Conditions[1].Value != nil || len(in.Conditions[1].Values) != 2 {
+					t.Errorf("one_of = %+v", in.Conditions[1])
+				}
+				if in.Conditions[2].Value != nil || in.Conditions[2].Values != nil {
+					t.Errorf("exists must carry no operand: %+v", in.Conditions[2])
+				}
+				if in.Conditions[3].Value == nil || *in.Conditions[3].Value != "" {
+					t.Errorf("an empty equals value must stay present, not absent: %+v", in.Conditions[3])
+				}
+			},
+		},
+		{
+			name: "github",
+			model: connectionModel{Name: types.StringValue("gh"), GitHub: &githubModel{
+				Owner: types.StringValue("acme"), Repository: types.StringValue("acme/app"), OwnerID: types.StringNull(),
+				Ref: types.StringNull(), Environment: types.StringNull(), EnterpriseSlug: types.StringNull(), Audience: types.StringNull(),
+			}},
+			wantType: api.ProviderGitHub,
+			check: func(t *testing.T, in api.ConnectionInput) {
+				if in.GitHub == nil || in.GitHub.Owner != "acme" || in.GitHub.Repository != "acme/app" || in.GitHub.Ref != "" {
+					t.Errorf("github = %+v", in.GitHub)
+				}
+			},
+		},
+		{
+			name:     "gitlab",
+			model:    connectionModel{Name: types.StringValue("gl"), GitLab: &gitlabModel{Domain: types.StringValue("gitlab.com"), Group: types.StringValue("acme")}},
+			wantType: api.ProviderGitLab,
+			check: func(t *testing.T, in api.ConnectionInput) {
+				if in.GitLab == nil || in.GitLab.Domain != "gitlab.com" || in.GitLab.Group != "acme" {
+					t.Errorf("gitlab = %+v", in.GitLab)
+				}
+			},
+		},
+		{
+			name:     "circleci",
+			model:    connectionModel{Name: types.StringValue("cc"), CircleCI: &circleciModel{OrganizationID: types.StringValue("org")}},
+			wantType: api.ProviderCircleCI,
+			check: func(t *testing.T, in api.ConnectionInput) {
+				if in.CircleCI == nil || in.CircleCI.OrganizationID != "org" {
+					t.Errorf("circleci = %+v", in.CircleCI)
+				}
+			},
+		},
+		{
+			name:     "google_cloud",
+			model:    connectionModel{Name: types.StringValue("gc"), GoogleCloud: &googleCloudModel{ClientID: types.StringValue("cid"), Email: types.StringValue("a@b")}},
+			wantType: api.ProviderGoogleCloud,
+			check: func(t *testing.T, in api.ConnectionInput) {
+				if in.GoogleCloud == nil || in.GoogleCloud.ClientID != "cid" || in.GoogleCloud.Email != "a@b" {
+					t.Errorf("google_cloud = %+v", in.GoogleCloud)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, diags := fromModel(ctx, tt.model, types.StringNull())
+			if diags.HasError() {
+				t.Fatal(diags)
+			}
+			if in.ProviderType != tt.wantType {
+				t.Errorf("provider_type = %q, want %q", in.ProviderType, tt.wantType)
+			}
+			if in.JWKSURL != "" {
+				t.Errorf("a null jwks_url must mean derived, got %q", in.JWKSURL)
+			}
+			tt.check(t, in)
+		})
+	}
+}
+
+func TestFromModelSendsOnlyTheConfiguredJWKSURL(t *testing.T) {
+	m := connectionModel{Name: types.StringValue("x"), JWKSURL: types.StringValue("https://derived.example/jwks")}
+	in, _ := fromModel(context.Background(), m, types.StringNull())
+	if in.JWKSURL != "" {
+		t.Errorf("the planned (derived) jwks_url was sent as an override: %q", in.JWKSURL)
+	}
+	in, _ = fromModel(context.Background(), m, types.StringValue("https://override.example/jwks"))
+	if in.JWKSURL != "https://override.example/jwks" {
+		t.Errorf("override not sent: %q", in.JWKSURL)
+	}
+}
+
+func TestMergePatchNullsEverythingTheConfigurationLeavesOut(t *testing.T) {
+	in := api.ConnectionInput{
+		Name:         "gh",
+		ProviderType: api.ProviderGitHub,
+		GitHub:       &api.GitHubSettings{Owner: "acme"},
+		TokenTTL:     &api.TokenTTL{Amount: 1, Unit: "hours"},
+	}
+	b, err := json.Marshal(mergePatch(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"gitlab", "circleci", "google_cloud", "jwks_url", "identity_claim"} {
+		v, ok := got[k]
+		if !ok || v != nil {
+			t.Errorf("%s = %v (present %v), want an explicit null", k, v, ok)
+		}
+	}
+	gh, ok := got["github"].(map[string]any)
+	if !ok {
+		t.Fatalf("github = %v", got["github"])
+	}
+	if gh["owner"] != "acme" {
+		t.Errorf("github.owner = %v", gh["owner"])
+	}
+	for _, k := range []string{"owner_id", "repository", "ref", "environment", "enterprise_slug", "audience"} {
+		if v, ok := gh[k]; !ok || v != nil {
+			t.Errorf("github.%s = %v (present %v), want an explicit null so the server drops it", k, v, ok)
+		}
+	}
+	if conds, ok := got["conditions"].([]any); !ok || len(conds) != 0 {
+		t.Errorf("conditions = %v, want [] so that removed blocks are removed", got["conditions"])
+	}
+	if got["provider_type"] != "github" || got["name"] != "gh" {
+		t.Errorf("name/provider_type = %v/%v", got["name"], got["provider_type"])
+	}
+}
+
+func TestExtractRoundTripsAConnection(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	conn := &api.Connection{
+		ID: "id-1", Name: "gh", Description: "d", ProviderType: api.ProviderGitHub,
+		GitHub:   &api.GitHubSettings{Owner: "acme", Ref: "refs/heads/main"},
+		JWKSURL:  "https://token.actions.githubusercontent.com/.well-known/jwks",
+		TokenTTL: api.TokenTTL{Amount: 90, Unit: "seconds"}, IdentityClaim: "sub",
+		Conditions: []api.Condition{{Claim: "aud", Operator: "one_of", Values: []string{"x"}}},
+		EffectiveConditions: []api.Condition{
+			{Claim: "iss", Operator: "equals", Value: strptr("https://token.actions.githubusercontent.com")},
+			{Claim: "aud", Operator: "one_of", Values: []string{"x"}},
+		},
+		Status: api.StatusActive, Revision: 3, Fingerprint: "sha256:ab", CreatedBy: "devops",
+		ActivatedBy: "security", ActivatedAt: &at,
+	}
+	var m connectionModel
+	if diags := m.extract(ctx, conn); diags.HasError() {
+		t.Fatal(diags)
+	}
+	if m.GitHub == nil || m.GitHub.Ref.ValueString() != "refs/heads/main" || !m.GitHub.Repository.IsNull() {
+		t.Errorf("github = %+v (unset inputs must be null, not \"\")", m.GitHub)
+	}
+	if m.GitLab != nil || m.CircleCI != nil || m.GoogleCloud != nil {
+		t.Error("absent presets must stay nil (null blocks)")
+	}
+	if m.ActivatedAt.ValueString() != "2026-11-28T10:00:00Z" || m.ActivatedBy.ValueString() != "security" {
+		t.Errorf("activation = %v %v", m.ActivatedBy, m.ActivatedAt)
+	}
+	if len(m.EffectiveConditions.Elements()) != 2 {
+		t.Errorf("effective_conditions = %v", m.EffectiveConditions)
+	}
+	in, diags := fromModel(ctx, m, types.StringNull())
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if in.GitHub.Owner != "acme" || in.TokenTTL.Amount != 90 || len(in.Conditions) != 1 || len(in.Conditions[0].Values) != 1 {
+		t.Errorf("round trip lost data: %+v", in)
+	}
+
+	draft := &api.Connection{ID: "id-2", Name: "g", ProviderType: api.ProviderGeneric, Conditions: nil}
+	var d connectionModel
+	if diags := d.extract(ctx, draft); diags.HasError() {
+		t.Fatal(diags)
+	}
+	if d.Conditions == nil || !d.ActivatedAt.IsNull() || !d.ActivatedBy.IsNull() {
+		t.Errorf("a never-activated connection: conditions %v (want empty, not nil), activated %v %v", d.Conditions, d.ActivatedBy, d.ActivatedAt)
+	}
+}
+
+func TestAttributePathMapsServerFieldsToResourceAttributes(t *testing.T) {
+	tests := []struct {
+		field string
+		want  path.Path
+		ok    bool
+	}{
+		{"name", path.Root("name"), true},
+		{"github.owner", path.Root("github").AtName("owner"), true},
+		{"token_ttl.amount", path.Root("token_ttl").AtName("amount"), true},
+		{"conditions[2].value", path.Root("condition").AtListIndex(2).AtName("value"), true},
+		{"conditions[0].values[1]", path.Root("condition").AtListIndex(0).AtName("values").AtListIndex(1), true},
+		{"conditions", path.Root("condition"), true},
+		{"provider_type", path.Empty(), false},
+		{"conditions[x].value", path.Empty(), false},
+		{"conditions[1", path.Empty(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			got, ok := attributePath(tt.field)
+			if ok != tt.ok || (ok && !got.Equal(tt.want)) {
+				t.Errorf("attributePath(%q) = %s, %v; want %s, %v", tt.field, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
