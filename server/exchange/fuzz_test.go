@@ -37,7 +37,7 @@ func FuzzVerify(f *testing.F) {
 		enc([]byte(`{"alg":"RS256","kid":null}`)) + "." + parts[1] + "." + parts[2],
 		enc([]byte(`{"alg":"RS256","crit":["exp"]}`)) + "." + parts[1] + "." + parts[2],
 		enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(`{"exp":1e400}`)) + "." + parts[2],
-		enc([]byte(`{"alg":"ES256","kid":"` + fx.issuer.KID() + `"}`)) + "." + parts[1] + "." + parts[2],
+		enc([]byte(`{"alg":"ES256","kid":"`+fx.issuer.KID()+`"}`)) + "." + parts[1] + "." + parts[2],
 		enc([]byte(`null`)) + "." + enc([]byte(`null`)) + ".AA",
 		enc([]byte(`{"alg":"RS256"}{}`)) + "." + parts[1] + "." + parts[2],
 		strings.Repeat("A", MaxTokenBytes+1),

@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"context"
-	"fmt"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -249,9 +249,11 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 			kind: KindSignature, check: CheckSignature,
 		},
 		{
-			name:  "expired",
-			token: func(t *testing.T, f *fixture, _ *attackerServer) string { return f.mint(t, map[string]any{"exp": f.clock.Now().Unix() - 3600}) },
-			kind:  KindExpired, check: CheckExp,
+			name: "expired",
+			token: func(t *testing.T, f *fixture, _ *attackerServer) string {
+				return f.mint(t, map[string]any{"exp": f.clock.Now().Unix() - 3600})
+			},
+			kind: KindExpired, check: CheckExp,
 		},
 		{
 			name:  "exp missing",
@@ -259,19 +261,25 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 			kind:  KindExpired, check: CheckExp, detail: "required",
 		},
 		{
-			name:  "exp is a string",
-			token: func(t *testing.T, f *fixture, _ *attackerServer) string { return f.mint(t, map[string]any{"exp": "2099-01-01"}) },
-			kind:  KindExpired, check: CheckExp, detail: "not a number",
+			name: "exp is a string",
+			token: func(t *testing.T, f *fixture, _ *attackerServer) string {
+				return f.mint(t, map[string]any{"exp": "2099-01-01"})
+			},
+			kind: KindExpired, check: CheckExp, detail: "not a number",
 		},
 		{
-			name:  "nbf in the future",
-			token: func(t *testing.T, f *fixture, _ *attackerServer) string { return f.mint(t, map[string]any{"nbf": f.clock.Now().Unix() + 600}) },
-			kind:  KindNotYetValid, check: CheckNbf,
+			name: "nbf in the future",
+			token: func(t *testing.T, f *fixture, _ *attackerServer) string {
+				return f.mint(t, map[string]any{"nbf": f.clock.Now().Unix() + 600})
+			},
+			kind: KindNotYetValid, check: CheckNbf,
 		},
 		{
-			name:  "iat in the future",
-			token: func(t *testing.T, f *fixture, _ *attackerServer) string { return f.mint(t, map[string]any{"iat": f.clock.Now().Unix() + 600}) },
-			kind:  KindIssuedInFuture, check: CheckIat,
+			name: "iat in the future",
+			token: func(t *testing.T, f *fixture, _ *attackerServer) string {
+				return f.mint(t, map[string]any{"iat": f.clock.Now().Unix() + 600})
+			},
+			kind: KindIssuedInFuture, check: CheckIat,
 		},
 		{
 			name: "lifetime over 24 h",
@@ -302,9 +310,12 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 			kind: KindSignature, check: CheckSignature,
 		},
 		{
-			name:  "two segments",
-			token: func(t *testing.T, f *fixture, _ *attackerServer) string { s := segments(f.mint(t, nil)); return s[0] + "." + s[1] },
-			kind:  KindMalformed, check: CheckFormat,
+			name: "two segments",
+			token: func(t *testing.T, f *fixture, _ *attackerServer) string {
+				s := segments(f.mint(t, nil))
+				return s[0] + "." + s[1]
+			},
+			kind: KindMalformed, check: CheckFormat,
 		},
 		{
 			name:  "four segments",
@@ -312,9 +323,12 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 			kind:  KindMalformed, check: CheckFormat,
 		},
 		{
-			name:  "truncated in the middle of the payload",
-			token: func(t *testing.T, f *fixture, _ *attackerServer) string { tok := f.mint(t, nil); return tok[:len(tok)/2] },
-			kind:  KindMalformed, check: CheckFormat,
+			name: "truncated in the middle of the payload",
+			token: func(t *testing.T, f *fixture, _ *attackerServer) string {
+				tok := f.mint(t, nil)
+				return tok[:len(tok)/2]
+			},
+			kind: KindMalformed, check: CheckFormat,
 		},
 		{
 			name: "non-base64 header",
