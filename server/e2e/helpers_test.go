@@ -157,9 +157,18 @@ func (r tokenResult) String() string {
 // postToken sends POST /v1/token with a raw body and content type.
 func (e *env) postToken(t *testing.T, contentType string, body []byte, header http.Header) tokenResult {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx(t), http.MethodPost, e.s.URL+"/v1/token", bytes.NewReader(body))
+	r, err := e.sendToken(ctx(t), contentType, body, header)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// sendToken is postToken for goroutines other than the test's: it returns errors instead.
+func (e *env) sendToken(c context.Context, contentType string, body []byte, header http.Header) (tokenResult, error) {
+	req, err := http.NewRequestWithContext(c, http.MethodPost, e.s.URL+"/v1/token", bytes.NewReader(body))
+	if err != nil {
+		return tokenResult{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -171,22 +180,22 @@ func (e *env) postToken(t *testing.T, contentType string, body []byte, header ht
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST /v1/token: %v", err)
+		return tokenResult{}, fmt.Errorf("POST /v1/token: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return tokenResult{}, err
 	}
 	r := tokenResult{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id"), Header: resp.Header, Body: b}
 	if resp.StatusCode == http.StatusOK {
 		if err := strictJSON(b, &r.OK); err != nil {
-			t.Fatalf("the token response is not the documented JSON: %v: %s", err, b)
+			return r, fmt.Errorf("the token response is not the documented JSON: %w", err)
 		}
 	} else if err := strictJSON(b, &r.Err); err != nil {
-		t.Fatalf("the error response (%d) is not RFC 6749 §5.2 JSON: %v: %s", resp.StatusCode, err, b)
+		return r, fmt.Errorf("the error response (%d) is not RFC 6749 §5.2 JSON: %w: %s", resp.StatusCode, err, b)
 	}
-	return r
+	return r, nil
 }
 
 func strictJSON(b []byte, v any) error {
