@@ -428,14 +428,47 @@ func checkJWKSURL(raw string, opts Options) string {
 	return ""
 }
 
-// BlockedJWKSAddr reports whether a JWKS URL may not reach addr outside --allow-insecure-jwks:
-// loopback, private (RFC 1918, RFC 4193), link-local (cloud metadata lives there), unspecified
-// and multicast addresses, IPv4-mapped IPv6 included. Normalize applies it to literal hosts; the
-// exchange package should apply the same function to resolved addresses at fetch time.
-func BlockedJWKSAddr(addr netip.Addr) bool {
-	addr = addr.Unmap()
-	return !addr.IsValid() || addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() ||
-		addr.IsUnspecified() || addr.IsMulticast() || addr.IsInterfaceLocalMulticast()
+// BlockedJWKSAddr reports whether a JWKS URL may not reach addr outside --allow-insecure-jwks
+// (see JWKSAddrRefusal for the list and the reason).
+func BlockedJWKSAddr(addr netip.Addr) bool { return JWKSAddrRefusal(addr) != "" }
+
+// blockedPrefixes are address ranges a JWKS fetch may not reach unless insecure JWKS URLs are
+// allowed: besides what netip classifies as loopback, private, link-local, multicast or
+// unspecified, the "this network" block, carrier-grade NAT and the limited broadcast address.
+var blockedPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("255.255.255.255/32"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+}
+
+// JWKSAddrRefusal says why a JWKS URL may not reach ip outside --allow-insecure-jwks, or "" when
+// it may. It is the one rule: Normalize applies it to literal hosts at create/update time, and the
+// exchange package's dialer applies it to every resolved address at fetch time.
+func JWKSAddrRefusal(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case !ip.IsValid():
+		return "not an IP address"
+	case ip.IsLoopback():
+		return "loopback address"
+	case ip.IsPrivate():
+		return "private address"
+	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
+		return "link-local address"
+	case ip.IsUnspecified():
+		return "unspecified address"
+	case ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
+		return "multicast address"
+	}
+	for _, p := range blockedPrefixes {
+		if p.Contains(ip) {
+			return "reserved address"
+		}
+	}
+	return ""
 }
 
 // tenancyField is the field a tenancy refusal is reported on when no single input is at fault.

@@ -1,6 +1,8 @@
 package exchange
 
 import (
+	"github.com/trustgate/terraform-provider-trustgate/server/connection"
+
 	"context"
 	"errors"
 	"fmt"
@@ -258,12 +260,12 @@ func TestRefusedAddressClassifiesInternalRanges(t *testing.T) {
 		"224.0.0.1", "255.255.255.255", "0.1.2.3"}
 	allowed := []string{"8.8.8.8", "140.82.112.3", "2606:4700:4700::1111", "172.32.0.1", "192.169.0.1"}
 	for _, s := range refused {
-		if refusedAddress(netip.MustParseAddr(s)) == "" {
+		if connection.JWKSAddrRefusal(netip.MustParseAddr(s)) == "" {
 			t.Errorf("%s must be refused", s)
 		}
 	}
 	for _, s := range allowed {
-		if why := refusedAddress(netip.MustParseAddr(s)); why != "" {
+		if why := connection.JWKSAddrRefusal(netip.MustParseAddr(s)); why != "" {
 			t.Errorf("%s must be allowed, refused as %s", s, why)
 		}
 	}
