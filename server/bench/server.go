@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"strings"
 
-	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite", to count audit rows
+	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite", to count audit rows
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
