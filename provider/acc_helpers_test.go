@@ -54,13 +54,19 @@ func TestMain(m *testing.M) {
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // providerFactories serves this provider (and, for ephemeral checks, the echo provider) in-process.
+// Every Terraform command gets a fresh provider instance. All aliases of one command share it, so a
+// test configuration uses one API key: two keys mean two configurations (as in real workspaces).
 var providerFactories = map[string]func() (tfprotov6.ProviderServer, error){
-	"trustgate": providerserver.NewProtocol6WithError(New("test")()),
+	"trustgate": newTestProviderServer,
 }
 
 var providerFactoriesWithEcho = map[string]func() (tfprotov6.ProviderServer, error){
-	"trustgate": providerserver.NewProtocol6WithError(New("test")()),
+	"trustgate": newTestProviderServer,
 	"echo":      echoprovider.NewProviderServer(),
+}
+
+func newTestProviderServer() (tfprotov6.ProviderServer, error) {
+	return providerserver.NewProtocol6WithError(New("test")())()
 }
 
 // accServer skips unless TF_ACC is set, then starts a real Trustgate server for the test.

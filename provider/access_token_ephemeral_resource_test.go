@@ -1,0 +1,130 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/hashicorp/terraform-plugin-testing/tfversion"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/devissuer"
+	"github.com/trustgate/terraform-provider-trustgate/server/testserver"
+)
+
+// tokenOutsideEcho is a state check: the echo resource holds the access token (that is how a test
+// sees ephemeral data), and no other resource, nor any trustgate_access_token, appears in state
+// with it. It also proves the token works by asking the server who it is.
+type tokenOutsideEcho struct {
+	t *testing.T
+	s *testserver.Server
+}
+
+func (c tokenOutsideEcho) CheckState(ctx context.Context, req statecheck.CheckStateRequest, resp *statecheck.CheckStateResponse) {
+	if req.State == nil || req.State.Values == nil {
+		resp.Error = fmt.Errorf("no state")
+		return
+	}
+	var token string
+	var others []any
+	for _, r := range req.State.Values.RootModule.Resources {
+		if strings.HasPrefix(r.Type, "trustgate_access_token") {
+			resp.Error = fmt.Errorf("the ephemeral resource %s is in state", r.Address)
+			return
+		}
+		if r.Type == "echo" {
+			data, _ := r.AttributeValues["data"].(map[string]any)
+			token, _ = data["access_token"].(string)
+			continue
+		}
+		others = append(others, r.AttributeValues)
+	}
+	if token == "" {
+		resp.Error = fmt.Errorf("echo.test.data has no access_token")
+		return
+	}
+	b, _ := json.Marshal(others)
+	if strings.Contains(string(b), token) {
+		resp.Error = fmt.Errorf("the access token was written to the state of a trustgate resource")
+		return
+	}
+	who, err := c.s.Client(c.t, token).Whoami(ctx)
+	if err != nil {
+		resp.Error = fmt.Errorf("the access token does not work: %v", err)
+		return
+	}
+	if who.Kind != "workload" || who.Connection != "acc-token" || who.Sub != "workload:acc" {
+		resp.Error = fmt.Errorf("whoami with the access token = %+v", who)
+	}
+}
+
+func TestAccAccessToken_exchangesACIJWTAndKeepsTheTokenOutOfState(t *testing.T) {
+	s := accServer(t)
+	iss, err := devissuer.New(devissuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp := httptest.NewServer(iss.Handler())
+	t.Cleanup(idp.Close)
+	iss.SetIssuer(idp.URL)
+	jwt, err := iss.Mint("generic", map[string]any{"aud": "trustgate-acc", "sub": "workload:acc"}, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The connection is set up through the API by both teams. (Aliased provider blocks with two
+	// keys do not work in-process: every alias reaches the same provider server.)
+	in := genericInput("acc-token")
+	in.JWKSURL = idp.URL + "/.well-known/jwks.json"
+	issuer := idp.URL
+	in.Conditions[0].Value = &issuer
+	mustCreate(t, s, in)
+	if _, err := s.Client(t, s.SecurityKey).SetStatus(context.Background(), "acc-token", api.StatusChange{Status: api.StatusActive}, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// A CI run needs no API key for the exchange: only the endpoint.
+	cfg := fmt.Sprintf(`
+provider "trustgate" {
+  endpoint = %q
+}
+
+ephemeral "trustgate_access_token" "ci" {
+  connection_name = "acc-token"
+  subject_token   = %q
+}
+
+provider "echo" {
+  data = ephemeral.trustgate_access_token.ci
+}
+
+resource "echo" "test" {}
+`, s.URL, jwt)
+
+	resource.Test(t, resource.TestCase{
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_10_0)},
+		ProtoV6ProviderFactories: providerFactoriesWithEcho,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("echo.test", tfjsonpath.New("data").AtMapKey("token_type"), knownvalue.StringExact("Bearer")),
+					statecheck.ExpectKnownValue("echo.test", tfjsonpath.New("data").AtMapKey("access_token"), knownvalue.StringRegexp(jwtShape)),
+					statecheck.ExpectKnownValue("echo.test", tfjsonpath.New("data").AtMapKey("expires_at"), knownvalue.NotNull()),
+					tokenOutsideEcho{t: t, s: s},
+				},
+			},
+		},
+	})
+}
+
+var jwtShape = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`)

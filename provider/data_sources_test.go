@@ -1,0 +1,87 @@
+package provider
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+)
+
+func TestAccDataSources_readOneByNameOrIDAndListWithFilters(t *testing.T) {
+	s := accServer(t)
+	gh := mustCreate(t, s, api.ConnectionInput{
+		Name: "ds-github", Description: "from acme/app",
+		GitHub:   &api.GitHubSettings{Owner: "acme", Repository: "acme/app"},
+		TokenTTL: &api.TokenTTL{Amount: 20, Unit: api.UnitMinutes},
+	})
+	mustCreate(t, s, genericInput("ds-generic"))
+	mustCreate(t, s, genericInput("other-generic"))
+	if _, err := s.Client(t, s.SecurityKey).SetStatus(context.Background(), "ds-generic", api.StatusChange{Status: api.StatusActive}, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	byName := "data.trustgate_workload_connection.by_name"
+	byID := "data.trustgate_workload_connection.by_id"
+	prefixed := "data.trustgate_workload_connections.prefixed"
+	active := "data.trustgate_workload_connections.active"
+	github := "data.trustgate_workload_connections.github"
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{{
+			// An auditor key reads everything.
+			Config: providerConfig(s, "", s.AuditorKey) + `
+data "trustgate_workload_connection" "by_name" {
+  name = "ds-github"
+}
+
+data "trustgate_workload_connection" "by_id" {
+  id = "` + gh.ID + `"
+}
+
+data "trustgate_workload_connections" "prefixed" {
+  name_prefix = "ds-"
+}
+
+data "trustgate_workload_connections" "active" {
+  status = "active"
+}
+
+data "trustgate_workload_connections" "github" {
+  provider_type = "github"
+}
+`,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("id"), knownvalue.StringExact(gh.ID)),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("description"), knownvalue.StringExact("from acme/app")),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("provider_type"), knownvalue.StringExact("github")),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("github"), knownvalue.ObjectPartial(map[string]knownvalue.Check{
+					"owner": knownvalue.StringExact("acme"), "repository": knownvalue.StringExact("acme/app"), "ref": knownvalue.Null()})),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("gitlab"), knownvalue.Null()),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("token_ttl"), knownvalue.ObjectExact(map[string]knownvalue.Check{
+					"amount": knownvalue.Int64Exact(20), "unit": knownvalue.StringExact("minutes")})),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("fingerprint"), knownvalue.StringExact(gh.Fingerprint)),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("jwks_url_overridden"), knownvalue.Bool(false)),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("conditions"), knownvalue.ListSizeExact(0)),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("effective_conditions"), knownvalue.ListSizeExact(len(gh.EffectiveConditions))),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("created_at"), knownvalue.NotNull()),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("activated_at"), knownvalue.Null()),
+				statecheck.ExpectKnownValue(byID, tfjsonpath.New("name"), knownvalue.StringExact("ds-github")),
+				statecheck.ExpectKnownValue(prefixed, tfjsonpath.New("connections"), knownvalue.ListSizeExact(2)),
+				statecheck.ExpectKnownValue(active, tfjsonpath.New("connections"), knownvalue.ListExact([]knownvalue.Check{
+					knownvalue.ObjectPartial(map[string]knownvalue.Check{
+						"name": knownvalue.StringExact("ds-generic"), "status": knownvalue.StringExact("active"),
+						"activated_by": knownvalue.StringExact("security"), "conditions": knownvalue.ListSizeExact(2),
+					}),
+				})),
+				statecheck.ExpectKnownValue(github, tfjsonpath.New("connections"), knownvalue.ListExact([]knownvalue.Check{
+					knownvalue.ObjectPartial(map[string]knownvalue.Check{"name": knownvalue.StringExact("ds-github")}),
+				})),
+			},
+		}},
+	})
+}
