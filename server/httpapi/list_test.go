@@ -319,6 +319,17 @@ func TestAuditEventFiltersAndCursor(t *testing.T) {
 		}
 	})
 
+	// since in another time zone and with nanoseconds means the same instant (7 events now: the
+	// six above and the create of audit-c).
+	for _, since := range []string{mid.In(time.FixedZone("", 5*3600+1800)).Format(time.RFC3339Nano), mid.UTC().Format(time.RFC3339Nano)} {
+		var page api.AuditEventList
+		call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/audit-events?since=" + url.QueryEscape(since), Key: e.AuditorKey}).
+			wantStatus(t, 200).decode(t, &page)
+		if len(page.Items) != 7 {
+			t.Errorf("since=%s: %d events, want 7", since, len(page.Items))
+		}
+	}
+
 	for _, tc := range []struct{ q, field string }{
 		{"since=yesterday", "since"},
 		{"since=2026-01-02", "since"},
