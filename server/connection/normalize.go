@@ -57,6 +57,10 @@ func Normalize(in api.ConnectionInput, opts Options) (api.ConnectionInput, error
 		fe.add("name", "is required")
 	case !namePattern.MatchString(in.Name):
 		fe.add("name", "must be 1–63 lowercase letters, digits and hyphens, starting and ending with a letter or digit (%s)", api.NamePattern)
+	case LooksLikeID(in.Name):
+		// {ref} in the API and the audit filter is "id or name": a name shaped like an id could
+		// shadow another connection's id.
+		fe.add("name", "must not have the shape of a connection id (a UUID): choose a descriptive name")
 	}
 	if n := utf8.RuneCountInString(in.Description); n > api.MaxDescriptionLen {
 		fe.add("description", "is %d characters long; at most %d are allowed", n, api.MaxDescriptionLen)
@@ -142,19 +146,17 @@ func Normalize(in api.ConnectionInput, opts Options) (api.ConnectionInput, error
 	}
 
 	// tenancy (only meaningful once the type is clear)
+	var tenancyErr *api.FieldError
 	if typeOK {
-		if t := tenancy(out); t != nil {
-			fe = append(fe, *t)
+		if tenancyErr = tenancy(out); tenancyErr != nil {
+			fe = append(fe, *tenancyErr)
 		}
 	}
 
 	if len(fe) > 0 {
 		detail := DefaultValidationDetail
-		for _, f := range fe {
-			if f.Field == tenancyField {
-				detail = f.Detail
-				break
-			}
+		if t := tenancyErr; t != nil {
+			detail = t.Detail
 		}
 		return api.ConnectionInput{}, ValidationDetail(detail, fe...)
 	}
@@ -471,7 +473,16 @@ func JWKSAddrRefusal(ip netip.Addr) string {
 	return ""
 }
 
-// tenancyField is the field a tenancy refusal is reported on when no single input is at fault.
+// LooksLikeID reports whether ref has the shape of a connection id (a UUID), so that "id or name"
+// lookups are never ambiguous.
+func LooksLikeID(ref string) bool {
+	return len(ref) == 36 && uuidPattern.MatchString(ref)
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// tenancyField is the field a generic connection's tenancy refusal is reported on: the user's
+// conditions are what must change. Preset tenancy refusals name the preset block instead.
 const tenancyField = "conditions"
 
 // tenancy enforces SPEC §1's tenancy rules on a spec whose type is known: a shared issuer needs a
@@ -488,12 +499,12 @@ func tenancy(spec api.ConnectionInput) *api.FieldError {
 			host = h
 		}
 		if strings.EqualFold(strings.TrimSuffix(host, "."), GitLabDotCom) && g.Group == "" && g.ProjectPath == "" && g.ProjectID == "" {
-			return &api.FieldError{Field: tenancyField, Detail: "gitlab.com is shared by every GitLab.com user: set at least one of gitlab.group, gitlab.project_path or gitlab.project_id so that only your projects' tokens are accepted"}
+			return &api.FieldError{Field: "gitlab", Detail: "gitlab.com is shared by every GitLab.com user: set at least one of gitlab.group, gitlab.project_path or gitlab.project_id so that only your projects' tokens are accepted"}
 		}
 	case api.ProviderGoogleCloud:
 		g := spec.GoogleCloud
 		if g != nil && g.Email == "" && g.AccountID == "" {
-			return &api.FieldError{Field: tenancyField, Detail: "Google's issuer and audiences are shared by every Google customer: set google_cloud.email or google_cloud.account_id so that only your service account's tokens are accepted"}
+			return &api.FieldError{Field: "google_cloud", Detail: "Google's issuer and audiences are shared by every Google customer: set google_cloud.email or google_cloud.account_id so that only your service account's tokens are accepted"}
 		}
 	case api.ProviderGeneric:
 		var missing []string

@@ -180,6 +180,7 @@ func TestNormalizeRefusesInvalidFields(t *testing.T) {
 		{"name dot", api.ConnectionInput{Name: "a.b", GitHub: github("acme")}, nil, []string{"name"}, ""},
 		{"name 64 characters", api.ConnectionInput{Name: strings.Repeat("a", 64), GitHub: github("acme")}, nil, []string{"name"}, ""},
 		{"name with newline", api.ConnectionInput{Name: "a\n", GitHub: github("acme")}, nil, []string{"name"}, ""},
+		{"name shaped like an id", api.ConnectionInput{Name: "9e24978d-c8ba-41de-ab79-818a63aace17", GitHub: github("acme")}, nil, []string{"name"}, "connection id"},
 		{"description 1025 runes", api.ConnectionInput{Name: "a", Description: strings.Repeat("é", 1025), GitHub: github("acme")}, nil, []string{"description"}, "1025"},
 
 		{"unknown provider_type", api.ConnectionInput{Name: "a", ProviderType: "jenkins"}, nil, []string{"provider_type"}, "jenkins"},
@@ -391,8 +392,16 @@ func TestNormalizeTenancy(t *testing.T) {
 				t.Fatal("accepted")
 			}
 			fields := validationFields(t, err)
-			if !slices.Contains(fields, "conditions") {
-				t.Errorf("fields %q do not carry the tenancy refusal", fields)
+			// A preset's refusal names its block; a generic one names the user's conditions.
+			want := "conditions"
+			switch {
+			case tt.in.GitLab != nil:
+				want = "gitlab"
+			case tt.in.GoogleCloud != nil:
+				want = "google_cloud"
+			}
+			if !slices.Contains(fields, want) {
+				t.Errorf("fields %q do not carry the tenancy refusal on %q", fields, want)
 			}
 			var e *Error
 			errors.As(err, &e)

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/trustgate/terraform-provider-trustgate/server/connection"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -134,9 +136,15 @@ type AuditFilter struct {
 // the next page ("" when this is the last). A cursor this store did not produce gives ErrBadCursor.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]api.AuditEvent, string, error) {
 	limit := clampLimit(f.Limit)
-	q := s.db.WithContext(ctx).Model(&auditRow{})
+	q := s.rdb.WithContext(ctx).Model(&auditRow{})
 	if f.Connection != "" {
-		q = q.Where("(connection_id = ? OR connection_name = ?)", f.Connection, f.Connection)
+		// Names never have the shape of an id (connection.Normalize refuses it), so the two
+		// cannot be confused and one connection's events never show under another's ref.
+		if connection.LooksLikeID(f.Connection) {
+			q = q.Where("connection_id = ?", f.Connection)
+		} else {
+			q = q.Where("connection_name = ?", f.Connection)
+		}
 	}
 	if f.Action != "" {
 		q = q.Where("action = ?", f.Action)

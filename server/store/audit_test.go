@@ -85,7 +85,7 @@ func TestListAuditNewestFirstWithFiltersAndPages(t *testing.T) {
 			Time:           base.Add(time.Duration(i) * time.Minute),
 			Actor:          []string{"alice", "bob"}[i%2],
 			Action:         []string{api.ActionTokenExchange, api.ActionConnectionUpdate, api.ActionConnectionTest}[i%3],
-			ConnectionID:   fmt.Sprintf("id-%d", i%4),
+			ConnectionID:   fmt.Sprintf("00000000-0000-4000-8000-%012d", i%4),
 			ConnectionName: fmt.Sprintf("name-%d", i%4),
 		})
 	}
@@ -103,7 +103,7 @@ func TestListAuditNewestFirstWithFiltersAndPages(t *testing.T) {
 		match  func(i int) bool
 	}{
 		{"all", store.AuditFilter{}, func(int) bool { return true }},
-		{"connection by id", store.AuditFilter{Connection: "id-1"}, func(i int) bool { return i%4 == 1 }},
+		{"connection by id", store.AuditFilter{Connection: "00000000-0000-4000-8000-000000000001"}, func(i int) bool { return i%4 == 1 }},
 		{"connection by name", store.AuditFilter{Connection: "name-2"}, func(i int) bool { return i%4 == 2 }},
 		{"action", store.AuditFilter{Action: api.ActionTokenExchange}, func(i int) bool { return i%3 == 0 }},
 		{"actor", store.AuditFilter{Actor: "bob"}, func(i int) bool { return i%2 == 1 }},
