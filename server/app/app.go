@@ -40,7 +40,10 @@ type Config struct {
 	RatePerConnection float64
 	RatePerClient     float64
 	RateBurst         int
-	Logger            *slog.Logger
+	// TrustedProxies are reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the
+	// client; empty trusts none (the client address is the TCP peer).
+	TrustedProxies []string
+	Logger         *slog.Logger
 }
 
 // App is a running server's parts.
@@ -101,7 +104,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
 		Store: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh},
 		Broker: b, Audit: aw, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Registry: prometheus.NewRegistry(), Limiter: limiter,
+		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
 
 	a.wg.Add(1)

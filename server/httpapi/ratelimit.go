@@ -55,24 +55,32 @@ func (l *RateLimiter) allow(key string, r rate.Limit, now time.Time) (bool, time
 	return true, 0
 }
 
+// limitToken applies the per-client-address limit before the body is read. The per-connection
+// limit needs the connection name, which may arrive form-encoded or as JSON, so the token handler
+// applies it after parsing the request (limitConnection).
 func (h *handlers) limitToken(c *gin.Context) {
 	if h.Limiter == nil {
 		c.Next()
 		return
 	}
-	now := time.Now()
-	if ok, d := h.Limiter.allow("client:"+c.ClientIP(), h.Limiter.perClient, now); !ok {
+	if ok, d := h.Limiter.allow("client:"+c.ClientIP(), h.Limiter.perClient, time.Now()); !ok {
 		h.tooMany(c, d)
 		return
 	}
-	// The connection name is read from the form only for the bucket key; the handler parses again.
-	if name := c.PostForm("connection"); name != "" {
-		if ok, d := h.Limiter.allow("connection:"+name, h.Limiter.perConnection, now); !ok {
-			h.tooMany(c, d)
-			return
-		}
-	}
 	c.Next()
+}
+
+// limitConnection applies the per-connection limit to a parsed token request. It answers 429
+// itself and returns false when the connection is over its limit.
+func (h *handlers) limitConnection(c *gin.Context, name string) bool {
+	if h.Limiter == nil || name == "" {
+		return true
+	}
+	if ok, d := h.Limiter.allow("connection:"+name, h.Limiter.perConnection, time.Now()); !ok {
+		h.tooMany(c, d)
+		return false
+	}
+	return true
 }
 
 func (h *handlers) tooMany(c *gin.Context, d time.Duration) {

@@ -38,6 +38,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Limiter, when set, rate-limits the token endpoint.
 	Limiter *RateLimiter
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose X-Forwarded-For /
+	// X-Real-IP headers name the client. Empty: no proxy is trusted and the client address is the
+	// socket's peer, so a client cannot pick its own address for the rate limiter or the audit log.
+	TrustedProxies []string
 }
 
 type handlers struct {
@@ -58,6 +62,11 @@ func NewRouter(d Deps) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// gin trusts forwarding headers from every peer by default; trust only configured proxies.
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		d.Logger.Error("invalid trusted proxies; trusting none", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.ContextWithFallback = true
 	// Middleware first: gin applies r.Use only to routes registered after it.
 	r.Use(h.requestID, h.recover, h.logAndMeasure, h.limitBody)

@@ -50,6 +50,9 @@ func (h *handlers) token(c *gin.Context) {
 			"send the request as application/x-www-form-urlencoded (RFC 8693) or application/json (request "+requestIDOf(c)+")")
 		return
 	}
+	if !h.limitConnection(c, req.Connection) {
+		return
+	}
 	resp, err := h.Broker.Exchange(c.Request.Context(), req, broker.Meta{RequestID: requestIDOf(c), RemoteAddr: c.ClientIP()})
 	if err != nil {
 		var r *broker.Refusal
