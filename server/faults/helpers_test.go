@@ -547,6 +547,9 @@ func (r exchangeResult) String() string {
 	if r.Err != nil {
 		return "transport error: " + r.Err.Error()
 	}
+	if r.Token != "" {
+		return fmt.Sprintf("%d with an access token (not shown)", r.Status) // never log a token
+	}
 	return fmt.Sprintf("%d %s", r.Status, bytes.TrimSpace(r.Body))
 }
 
