@@ -103,7 +103,9 @@ func (h *handlers) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
 	if err := h.Store.Ping(ctx); err != nil {
-		problem(c, http.StatusServiceUnavailable, "the database is not reachable: "+err.Error())
+		// The cause goes to the log, not to this unauthenticated answer (it may name hosts).
+		h.Logger.Warn("readiness check failed", "request_id", requestIDOf(c), "error", err)
+		problem(c, http.StatusServiceUnavailable, "the database is not reachable; the server log says why")
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

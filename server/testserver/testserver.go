@@ -29,6 +29,22 @@ type Server struct {
 	DevOpsKey   string // principal "devops", role devops_admin
 	SecurityKey string // principal "security", role security_admin
 	AuditorKey  string // principal "auditor", role auditor
+
+	srv *httptest.Server
+}
+
+// Restart stops this server and starts a new one on the same store with the same key-encryption
+// key and default audience (so signing keys load and fingerprints stay put), keeping the API keys.
+// The new server listens on a new port, so its URL (the access-token issuer) differs.
+func (s *Server) Restart(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s.srv.Close()
+	s.App.Close()
+	kek, audience := s.App.Config.KEK, s.App.Config.Audience
+	keep := func(c *app.Config) { c.KEK, c.Audience = kek, audience }
+	n := start(t, s.Store, append([]Option{keep}, opts...)...)
+	n.DevOpsKey, n.SecurityKey, n.AuditorKey = s.DevOpsKey, s.SecurityKey, s.AuditorKey
+	return n
 }
 
 // Option adjusts the server configuration before it starts.
@@ -45,8 +61,18 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return StartOn(t, st, opts...)
 }
 
-// StartOn starts a server on an existing store (to restart a server on the same database).
+// StartOn starts a server on an existing store and creates fresh principals (use Restart to keep
+// the KEK, the audience and the keys of a server that ran on the store before).
 func StartOn(t testing.TB, st *store.Store, opts ...Option) *Server {
+	t.Helper()
+	s := start(t, st, opts...)
+	s.DevOpsKey = s.ensureKey(t, "devops", api.RoleDevOpsAdmin)
+	s.SecurityKey = s.ensureKey(t, "security", api.RoleSecurityAdmin)
+	s.AuditorKey = s.ensureKey(t, "auditor", api.RoleAuditor)
+	return s
+}
+
+func start(t testing.TB, st *store.Store, opts ...Option) *Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	url := "http://" + srv.Listener.Addr().String()
@@ -71,11 +97,7 @@ func StartOn(t testing.TB, st *store.Store, opts ...Option) *Server {
 		srv.Close()
 		a.Close()
 	})
-	s := &Server{URL: url, App: a, Store: st}
-	s.DevOpsKey = s.ensureKey(t, "devops", api.RoleDevOpsAdmin)
-	s.SecurityKey = s.ensureKey(t, "security", api.RoleSecurityAdmin)
-	s.AuditorKey = s.ensureKey(t, "auditor", api.RoleAuditor)
-	return s
+	return &Server{URL: url, App: a, Store: st, srv: srv}
 }
 
 // ensureKey creates a principal, or a fresh key under a new name when the store already has it
