@@ -136,7 +136,7 @@ func (s *Store) CreateConnection(ctx context.Context, c *connection.Connection, 
 // unlikely name that looks like another connection's UUID), or ErrNotFound.
 func (s *Store) GetConnection(ctx context.Context, ref string) (*connection.Connection, error) {
 	var rows []connectionRow
-	if err := s.db.WithContext(ctx).Where("id = ? OR name = ?", ref, ref).Limit(2).Find(&rows).Error; err != nil {
+	if err := s.rdb.WithContext(ctx).Where("id = ? OR name = ?", ref, ref).Limit(2).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("get connection %q: %w", ref, err)
 	}
 	if len(rows) == 0 {
@@ -171,7 +171,7 @@ type ConnectionFilter struct {
 // ("" when this is the last). A cursor this store did not produce gives ErrBadCursor.
 func (s *Store) ListConnections(ctx context.Context, f ConnectionFilter) ([]connection.Connection, string, error) {
 	limit := clampLimit(f.Limit)
-	q := s.db.WithContext(ctx).Model(&connectionRow{})
+	q := s.rdb.WithContext(ctx).Model(&connectionRow{})
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
 	}
@@ -207,7 +207,7 @@ func (s *Store) ListConnections(ctx context.Context, f ConnectionFilter) ([]conn
 // AllConnections returns every connection, ordered by name (the replicas' connection cache).
 func (s *Store) AllConnections(ctx context.Context) ([]connection.Connection, error) {
 	var rows []connectionRow
-	if err := s.db.WithContext(ctx).Order("name").Find(&rows).Error; err != nil {
+	if err := s.rdb.WithContext(ctx).Order("name").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list all connections: %w", err)
 	}
 	return toConnections(rows)
@@ -312,7 +312,7 @@ func (s *Store) afterConnectionChange(tx *gorm.DB, ev *api.AuditEvent, id, name 
 // reload their connection cache when it moves.
 func (s *Store) ChangeCounter(ctx context.Context) (int64, error) {
 	var v []int64
-	if err := s.db.WithContext(ctx).Raw("SELECT value FROM change_counter WHERE id = 1").Scan(&v).Error; err != nil {
+	if err := s.rdb.WithContext(ctx).Raw("SELECT value FROM change_counter WHERE id = 1").Scan(&v).Error; err != nil {
 		return 0, fmt.Errorf("read change counter: %w", err)
 	}
 	if len(v) != 1 {

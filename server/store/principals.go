@@ -54,7 +54,7 @@ func (s *Store) CreatePrincipal(ctx context.Context, p principal.Principal) erro
 // PrincipalByKeyHash returns the unrevoked principal whose key hashes to hash, or ErrNotFound.
 func (s *Store) PrincipalByKeyHash(ctx context.Context, hash string) (*principal.Principal, error) {
 	var rows []principalRow
-	if err := s.db.WithContext(ctx).Where("key_hash = ? AND revoked_at IS NULL", hash).Limit(1).Find(&rows).Error; err != nil {
+	if err := s.rdb.WithContext(ctx).Where("key_hash = ? AND revoked_at IS NULL", hash).Limit(1).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("look up principal: %w", err)
 	}
 	if len(rows) == 0 {
@@ -67,7 +67,7 @@ func (s *Store) PrincipalByKeyHash(ctx context.Context, hash string) (*principal
 // ListPrincipals returns every principal, revoked ones included, ordered by name.
 func (s *Store) ListPrincipals(ctx context.Context) ([]principal.Principal, error) {
 	var rows []principalRow
-	if err := s.db.WithContext(ctx).Order("name").Find(&rows).Error; err != nil {
+	if err := s.rdb.WithContext(ctx).Order("name").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list principals: %w", err)
 	}
 	out := make([]principal.Principal, 0, len(rows))
@@ -103,7 +103,7 @@ func (s *Store) RevokePrincipal(ctx context.Context, name string) error {
 // database that has never had a key (where `serve --dev` bootstraps the first ones).
 func (s *Store) CountPrincipals(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&principalRow{}).Count(&n).Error; err != nil {
+	if err := s.rdb.WithContext(ctx).Model(&principalRow{}).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count principals: %w", err)
 	}
 	return n, nil

@@ -30,7 +30,7 @@ func (signingKeyRow) TableName() string { return "signing_keys" }
 
 // SigningKeys returns every signing key, oldest first.
 func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	return signingKeys(s.db.WithContext(ctx))
+	return signingKeys(s.rdb.WithContext(ctx))
 }
 
 func signingKeys(db *gorm.DB) ([]SigningKey, error) {

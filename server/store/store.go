@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -55,10 +56,12 @@ const signingKeyLockID int64 = 0x7472757374676b31 // "trustgk1"
 
 // Store is a handle on the database. It is safe for concurrent use.
 type Store struct {
-	db      *gorm.DB
-	sqlDB   *sql.DB
-	dialect string
-	log     *slog.Logger
+	db        *gorm.DB // writes and transactions
+	rdb       *gorm.DB // reads outside transactions (== db on PostgreSQL)
+	sqlDB     *sql.DB
+	readSQLDB *sql.DB // SQLite's read pool; nil on PostgreSQL
+	dialect   string
+	log       *slog.Logger
 }
 
 // Option configures Open.
@@ -87,64 +90,114 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		opt(&o)
 	}
 
-	var (
-		dialector gorm.Dialector
-		dialect   string
-	)
+	gcfg := func() *gorm.Config {
+		return &gorm.Config{
+			// Every write that needs a transaction opens one explicitly.
+			SkipDefaultTransaction: true,
+			Logger: logger.New(slogWriter{o.logger}, logger.Config{
+				SlowThreshold:             500 * time.Millisecond,
+				LogLevel:                  logger.Warn,
+				IgnoreRecordNotFoundError: true,
+				// Never print bound values: they include key hashes and sealed keys.
+				ParameterizedQueries: true,
+			}),
+			NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		}
+	}
+
+	s := &Store{log: o.logger}
 	switch {
 	case strings.HasPrefix(dsn, "sqlite://"):
 		path := strings.TrimPrefix(dsn, "sqlite://")
 		if path == "" {
 			return nil, errors.New("open store: sqlite:// needs a file path, as in sqlite://trustgate.db")
 		}
-		dialector = sqlite.Open(sqliteDSN(path))
-		dialect = DialectSQLite
+		s.dialect = DialectSQLite
+		// SQLite has one writer at a time. Writes go through a pool of one connection, so writers
+		// queue in Go (first come, first served) rather than in SQLite's busy handler, whose sleeps
+		// grow to 100 ms and starve unlucky writers. Reads use a pool of their own: in WAL mode
+		// readers never wait for the writer, so an authentication lookup does not queue behind an
+		// audit commit. Other processes on the same file (`trustgate keys`) still meet the busy
+		// timeout.
+		w, err := openSQLite(ctx, sqliteDSN(path, false))
+		if err != nil {
+			return nil, err
+		}
+		w.SetMaxOpenConns(1)
+		if s.db, err = gorm.Open(&sqlite.Dialector{Conn: w}, gcfg()); err != nil {
+			_ = w.Close()
+			return nil, fmt.Errorf("open store (sqlite): %w", err)
+		}
+		s.sqlDB = w
+		r, err := openSQLite(ctx, sqliteDSN(path, true))
+		if err != nil {
+			_ = w.Close()
+			return nil, err
+		}
+		r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+		if s.rdb, err = gorm.Open(&sqlite.Dialector{Conn: r}, gcfg()); err != nil {
+			_ = w.Close()
+			_ = r.Close()
+			return nil, fmt.Errorf("open store (sqlite): %w", err)
+		}
+		s.readSQLDB = r
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		dialector = postgres.Open(dsn)
-		dialect = DialectPostgres
+		s.dialect = DialectPostgres
+		db, err := gorm.Open(postgres.Open(dsn), gcfg())
+		if err != nil {
+			return nil, fmt.Errorf("open store (postgres): %w", err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, fmt.Errorf("open store (postgres): %w", err)
+		}
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(10)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+		s.db, s.rdb, s.sqlDB = db, db, sqlDB
 	default:
 		return nil, fmt.Errorf("open store: unsupported database %q: use sqlite://PATH or postgres://…", redactDSN(dsn))
 	}
 
-	db, err := gorm.Open(dialector, &gorm.Config{
-		// Every write that needs a transaction opens one explicitly.
-		SkipDefaultTransaction: true,
-		Logger: logger.New(slogWriter{o.logger}, logger.Config{
-			SlowThreshold:             500 * time.Millisecond,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-			// Never print bound values: they include key hashes and sealed keys.
-			ParameterizedQueries: true,
-		}),
-		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open store (%s): %w", dialect, err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, fmt.Errorf("open store (%s): %w", dialect, err)
-	}
-	if dialect == DialectPostgres {
-		sqlDB.SetMaxOpenConns(20)
-		sqlDB.SetMaxIdleConns(10)
-		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, log: o.logger}
 	if err := s.Ping(ctx); err != nil {
-		_ = sqlDB.Close()
-		return nil, fmt.Errorf("open store (%s): %w", dialect, err)
+		_ = s.Close()
+		return nil, fmt.Errorf("open store (%s): %w", s.dialect, err)
 	}
 	if err := s.migrate(ctx); err != nil {
-		_ = sqlDB.Close()
+		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
+// openSQLite opens the pool and its first connection. Processes that open a new file at the same
+// moment race to switch it to WAL, which needs an exclusive lock and can fail with SQLITE_BUSY
+// without waiting for the busy timeout; once the file is in WAL mode (persistent) the pragma is a
+// no-op. So the first connection is retried for a while.
+func openSQLite(ctx context.Context, dsn string) (*sql.DB, error) {
+	db, err := sql.Open(sqlite.DriverName, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store (sqlite): %w", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for attempt := 1; ; attempt++ {
+		err = db.PingContext(ctx)
+		if err == nil {
+			return db, nil
+		}
+		if !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().After(deadline) || ctx.Err() != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open store (sqlite): %w", err)
+		}
+		time.Sleep(time.Duration(min(attempt, 10)) * 10 * time.Millisecond)
+	}
+}
+
 // sqliteDSN builds the glebarez/go-sqlite DSN for a file path. The path is a SQLite URI path, so
 // the characters that URIs give a meaning are escaped.
-func sqliteDSN(path string) string {
+// readOnly connections refuse writes (query_only), so a write routed to the read pool by mistake
+// fails loudly instead of bypassing the writer queue.
+func sqliteDSN(path string, readOnly bool) string {
 	path = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	q := []string{
 		"_pragma=journal_mode(WAL)",
@@ -152,6 +205,9 @@ func sqliteDSN(path string) string {
 		"_pragma=foreign_keys(1)",
 		"_pragma=synchronous(FULL)",
 		"_txlock=immediate",
+	}
+	if readOnly {
+		q = append(q, "_pragma=query_only(1)")
 	}
 	return "file:" + path + "?" + strings.Join(q, "&")
 }
@@ -191,7 +247,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	results, err := p.Up(ctx)
+	results, err := s.up(ctx, p)
 	if err != nil {
 		return fmt.Errorf("migrate %s schema: %w", s.dialect, err)
 	}
@@ -202,12 +258,23 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // Close closes the database connections.
-func (s *Store) Close() error { return s.sqlDB.Close() }
+func (s *Store) Close() error {
+	err := s.sqlDB.Close()
+	if s.readSQLDB != nil {
+		err = errors.Join(err, s.readSQLDB.Close())
+	}
+	return err
+}
 
 // Ping checks that the database answers (the /readyz probe).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.sqlDB.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping %s: %w", s.dialect, err)
+	}
+	if s.readSQLDB != nil {
+		if err := s.readSQLDB.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping %s (read pool): %w", s.dialect, err)
+		}
 	}
 	return nil
 }
@@ -220,4 +287,40 @@ type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Printf(format string, args ...any) {
 	w.l.Warn("gorm", "msg", fmt.Sprintf(format, args...))
+}
+
+// up applies pending migrations. On PostgreSQL the session locker serialises processes. SQLite has
+// no lock that spans goose's transactions, so two processes opening a new file at once can both
+// try migration N; each migration runs in its own transaction, so the loser's attempt rolls back
+// and fails ("table … already exists"). up then looks again: if another process has applied
+// everything, there is nothing left to do; if it has made progress, try again; otherwise the error
+// is real.
+func (s *Store) up(ctx context.Context, p *goose.Provider) ([]*goose.MigrationResult, error) {
+	results, err := p.Up(ctx)
+	if err == nil || s.dialect != DialectSQLite {
+		return results, err
+	}
+	last := int64(-1)
+	for attempt := 1; attempt <= 50; attempt++ {
+		version, verr := p.GetDBVersion(ctx)
+		pending, perr := p.HasPending(ctx)
+		if verr == nil && perr == nil && !pending {
+			s.log.Info("schema migrated concurrently by another process", "version", version)
+			return nil, nil
+		}
+		if verr != nil || perr != nil || version <= last && attempt > 1 {
+			return results, err
+		}
+		last = version
+		select {
+		case <-ctx.Done():
+			return results, err
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+		results, err = p.Up(ctx)
+		if err == nil {
+			return results, nil
+		}
+	}
+	return results, err
 }
