@@ -176,3 +176,36 @@ func TestOpenSQLitePaths(t *testing.T) {
 		t.Fatalf("t.TempDir() is not absolute")
 	}
 }
+
+// Replicas share one database: a change made through one Store moves the change counter that
+// another Store polls, and the other Store reads the new state at once.
+func TestSecondStoreSeesChangesAndCounter(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.DSN(t)
+	ctx := ctxT(t)
+	a, b := open(t, dsn), open(t, dsn)
+	before, err := b.ChangeCounter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConnection("shared", "github", "draft")
+	if err := a.CreateConnection(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := b.ChangeCounter(ctx); err != nil || after != before+1 {
+		t.Errorf("replica ChangeCounter = %d, %v; want %d", after, err, before+1)
+	}
+	got, err := b.GetConnection(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("replica GetConnection: %v", err)
+	}
+	assertConnectionEqual(t, got, c)
+	next := *c
+	next.Status = "inactive"
+	if err := b.UpdateConnection(ctx, &next, 1, nil); err != nil {
+		t.Fatalf("replica UpdateConnection: %v", err)
+	}
+	if got, err := a.GetConnection(ctx, c.ID); err != nil || got.Status != "inactive" || got.Revision != 2 {
+		t.Errorf("after replica update: %+v, %v", got, err)
+	}
+}
