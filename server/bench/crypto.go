@@ -28,6 +28,8 @@ type CryptoResult struct {
 	// VerifyPerSec and SignPerSec are each operation alone, for the record.
 	VerifyPerSec float64 `json:"rs256_verify_per_s"`
 	SignPerSec   float64 `json:"es256_sign_per_s"`
+	// CPUusPerPair is the CPU microseconds one pair took (user + system, all goroutines).
+	CPUusPerPair float64 `json:"cpu_us_per_pair"`
 }
 
 // CryptoLimit measures, on goroutines goroutines for dur, how many pairs of (verify the RS256
@@ -71,20 +73,25 @@ func CryptoLimit(ctx context.Context, ciToken string, pub *rsa.PublicKey, gorout
 		return sign()
 	}
 	res := CryptoResult{Goroutines: goroutines, DurationSec: dur.Seconds()}
-	if res.PairsPerSec, err = opsPerSec(ctx, goroutines, dur, pair); err != nil {
+	cpu0 := selfCPU()
+	var pairs int64
+	if res.PairsPerSec, pairs, err = opsPerSec(ctx, goroutines, dur, pair); err != nil {
 		return res, err
 	}
-	if res.VerifyPerSec, err = opsPerSec(ctx, goroutines, dur/4, verify); err != nil {
+	if pairs > 0 {
+		res.CPUusPerPair = round1(float64((selfCPU() - cpu0).Microseconds()) / float64(pairs))
+	}
+	if res.VerifyPerSec, _, err = opsPerSec(ctx, goroutines, dur/4, verify); err != nil {
 		return res, err
 	}
-	if res.SignPerSec, err = opsPerSec(ctx, goroutines, dur/4, sign); err != nil {
+	if res.SignPerSec, _, err = opsPerSec(ctx, goroutines, dur/4, sign); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
 // opsPerSec runs op in a tight loop on goroutines goroutines for dur.
-func opsPerSec(ctx context.Context, goroutines int, dur time.Duration, op func() error) (float64, error) {
+func opsPerSec(ctx context.Context, goroutines int, dur time.Duration, op func() error) (float64, int64, error) {
 	var n atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
@@ -107,7 +114,7 @@ func opsPerSec(ctx context.Context, goroutines int, dur time.Duration, op func()
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return round1(float64(n.Load()) / time.Since(start).Seconds()), nil
+	return round1(float64(n.Load()) / time.Since(start).Seconds()), n.Load(), nil
 }

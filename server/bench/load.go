@@ -25,6 +25,8 @@ type Target struct {
 	Requests [][]byte // complete HTTP/1.1 requests
 
 	next atomic.Uint64
+	// ServerPID, when set, is the server process whose CPU time a closed-loop run measures.
+	ServerPID int
 	// OK counts every 200 answer over the target's life (warm-up included), so that the audit trail
 	// can be checked against it.
 	OK atomic.Int64
@@ -143,6 +145,11 @@ type ClosedResult struct {
 	ErrorSamples []string `json:"error_samples,omitempty"`
 	PerSec       float64  `json:"exchanges_per_s"`
 	Latency
+	// ServerCPUus and GeneratorCPUus are the CPU microseconds per exchange that the server process
+	// and this load generator spent in the measured window: figures that other load on the machine
+	// disturbs much less than throughput.
+	ServerCPUus    float64 `json:"server_cpu_us_per_exchange"`
+	GeneratorCPUus float64 `json:"generator_cpu_us_per_exchange"`
 }
 
 // ClosedLoop runs workers connections that each send the next request as soon as the previous
@@ -154,6 +161,15 @@ func ClosedLoop(ctx context.Context, t *Target, workers int, warmup, dur time.Du
 	lats := make([][]time.Duration, workers)
 	var errs errorLog
 	var wg sync.WaitGroup
+	meter := &cpuMeter{pid: t.ServerPID}
+	metered := make(chan struct{})
+	go func() {
+		defer close(metered)
+		time.Sleep(time.Until(from))
+		meter.start()
+		time.Sleep(time.Until(until))
+		meter.stop()
+	}()
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -184,14 +200,17 @@ func ClosedLoop(ctx context.Context, t *Target, workers int, warmup, dur time.Du
 		}()
 	}
 	wg.Wait()
+	<-metered
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
 	}
-	return ClosedResult{
+	r := ClosedResult{
 		Workers: workers, DurationSec: dur.Seconds(), Requests: len(all), Errors: errs.n, ErrorSamples: errs.samples,
 		PerSec: round1(float64(len(all)) / dur.Seconds()), Latency: Summarise(all),
 	}
+	r.ServerCPUus, r.GeneratorCPUus = meter.perOp(len(all))
+	return r
 }
 
 // OpenResult is an open-loop run at a fixed offered load.

@@ -145,14 +145,6 @@ func runExchange(ctx context.Context, c Config, res *Results) error {
 	}
 	c.logf("minted in %s", time.Since(start).Round(time.Millisecond))
 
-	c.logf("crypto limit: (RS256 verify + ES256 sign) pairs on %d goroutines for %s", runtime.GOMAXPROCS(0), c.CryptoDuration)
-	cr, err := CryptoLimit(ctx, tokens[0], pub, runtime.GOMAXPROCS(0), c.CryptoDuration)
-	if err != nil {
-		return err
-	}
-	res.Crypto = &cr
-	c.logf("crypto limit: %.0f pairs/s", cr.PairsPerSec)
-
 	dbs := []struct{ name, dsn string }{{"sqlite", "sqlite://" + filepath.Join(c.WorkDir, "exchange.db")}}
 	if c.PostgresDSN != "" {
 		dbs = append(dbs, struct{ name, dsn string }{"postgres", c.PostgresDSN})
@@ -165,12 +157,27 @@ func runExchange(ctx context.Context, c Config, res *Results) error {
 				_ = os.Remove(p + f)
 			}
 		}
+		// The crypto limit is measured next to each saturation run, so that both see the same
+		// machine (other load on shared cores changes by the minute).
+		c.logf("crypto limit: (RS256 verify + ES256 sign) pairs on %d goroutines for %s", runtime.GOMAXPROCS(0), c.CryptoDuration)
+		cr, err := CryptoLimit(ctx, tokens[0], pub, runtime.GOMAXPROCS(0), c.CryptoDuration)
+		if err != nil {
+			return err
+		}
+		c.logf("crypto limit: %.0f pairs/s, %.1f CPU µs per pair", cr.PairsPerSec, cr.CPUusPerPair)
+		if res.Crypto == nil {
+			res.Crypto = &cr
+		}
 		er, err := exchangeOn(ctx, c, db.name, db.dsn, jwksURL, tokens)
 		if err != nil {
 			return fmt.Errorf("exchange benchmark on %s: %w", db.name, err)
 		}
+		er.CryptoLimit = cr
 		if cr.PairsPerSec > 0 {
 			er.RatioToCrypto = round3(er.Saturation.PerSec / cr.PairsPerSec)
+		}
+		if er.Saturation.ServerCPUus > 0 {
+			er.CPURatio = round3(cr.CPUusPerPair / er.Saturation.ServerCPUus)
 		}
 		res.Exchange = append(res.Exchange, *er)
 	}
@@ -198,7 +205,7 @@ func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, toke
 	if _, err := srv.activeConnection(ctx, jwksURL); err != nil {
 		return nil, err
 	}
-	t := &Target{Addr: srv.Addr}
+	t := &Target{Addr: srv.Addr, ServerPID: srv.proc.cmd.Process.Pid}
 	for _, tok := range tokens {
 		t.Requests = append(t.Requests, TokenRequest(srv.Addr, BenchConnection, tok))
 	}
@@ -208,7 +215,8 @@ func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, toke
 
 	c.logf("[%s] closed loop: %d workers, %s warm-up + %s", dbName, c.Workers, c.Warmup, c.Duration)
 	er.Saturation = ClosedLoop(ctx, t, c.Workers, c.Warmup, c.Duration)
-	c.logf("[%s] %.0f exchanges/s, p50 %.2f ms, p99 %.2f ms, %d errors", dbName, er.Saturation.PerSec, er.Saturation.P50, er.Saturation.P99, er.Saturation.Errors)
+	c.logf("[%s] %.0f exchanges/s, p50 %.2f ms, p99 %.2f ms, %d errors; CPU µs per exchange: server %.1f, generator %.1f", dbName,
+		er.Saturation.PerSec, er.Saturation.P50, er.Saturation.P99, er.Saturation.Errors, er.Saturation.ServerCPUus, er.Saturation.GeneratorCPUus)
 	for _, rate := range c.Rates {
 		c.logf("[%s] open loop: %.0f req/s offered for %s", dbName, rate, c.OpenDuration)
 		o := OpenLoop(ctx, t, rate, c.OpenWarmup, c.OpenDuration, c.OpenConns)
