@@ -10,9 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/app"
@@ -38,6 +41,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ratePerConn := fs.Float64("rate-limit-connection", 0, "token requests per second per connection, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CONNECTION)")
 	ratePerClient := fs.Float64("rate-limit-client", 0, "token requests per second per client address, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CLIENT)")
 	rateBurst := fs.Int("rate-limit-burst", 20, "burst of the token rate limits (TRUSTGATE_RATE_LIMIT_BURST)")
+	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Keep it on loopback")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,12 +116,38 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer a.Close()
+	if *pprofAddr != "" {
+		if err := servePprof(ctx, *pprofAddr, logger); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	logger.Info("trustgate serving", "listen", ln.Addr().String(), "public_url", *publicURL,
 		"database", st.Dialect(), "allow_insecure_jwks", *insecure, "version", version)
 	fmt.Fprintf(stdout, "trustgate listening on http://%s\n", ln.Addr().String())
 	err = a.Serve(ctx, ln)
 	logger.Info("trustgate stopped")
 	return err
+}
+
+// servePprof serves the Go profiling endpoints on their own listener (never on the API's) until ctx
+// ends.
+func servePprof(ctx context.Context, addr string, logger *slog.Logger) error {
+	pln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(pln) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	logger.Warn("profiling endpoints enabled", "pprof", "http://"+pln.Addr().String()+"/debug/pprof/")
+	return nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
