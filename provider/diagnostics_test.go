@@ -1,0 +1,96 @@
+package provider
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+)
+
+func problem(status int, detail string, fields ...api.FieldError) error {
+	return &apiclient.Error{StatusCode: status, Problem: api.Problem{Status: status, Detail: detail, Errors: fields}}
+}
+
+func TestWriteErrorExplainsEachRefusal(t *testing.T) {
+	draft := &connectionModel{Name: types.StringValue("c"), Status: types.StringValue("draft"), ActivatedAt: types.StringNull()}
+	active := &connectionModel{Name: types.StringValue("c"), Status: types.StringValue("active"), ActivatedAt: types.StringValue("2026-11-28T10:00:00Z")}
+	tests := []struct {
+		name        string
+		err         error
+		state       *connectionModel
+		wantSummary string
+		wantDetail  string
+	}{
+		{"403 after activation", problem(403, "connection c has been activated; a security admin owns it now"), active,
+			ownershipSummary, "revert this configuration"},
+		{"403 on a draft is the key's role", problem(403, "auditors have read-only access"), draft,
+			"Trustgate refused to update", "role does not allow"},
+		{"401", problem(401, "invalid API key"), draft, "Trustgate rejected the API key", "trustgate keys list"},
+		{"412", problem(412, "revision mismatch"), draft, "changed on the server", "plan` again"},
+		{"network", errors.New("dial tcp: connection refused"), draft, "Cannot update", "reachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var diags diag.Diagnostics
+			(&workloadConnectionResource{}).writeError(&diags, "update workload connection \"c\"", tt.err, tt.state)
+			if len(diags) != 1 {
+				t.Fatalf("diagnostics = %v", diags)
+			}
+			if !strings.Contains(diags[0].Summary(), tt.wantSummary) || !strings.Contains(diags[0].Detail(), tt.wantDetail) {
+				t.Errorf("got %q / %q, want %q / …%q…", diags[0].Summary(), diags[0].Detail(), tt.wantSummary, tt.wantDetail)
+			}
+		})
+	}
+}
+
+func TestValidationErrorsLandOnTheirAttributes(t *testing.T) {
+	var diags diag.Diagnostics
+	err := problem(422, "the workload connection is invalid; see errors for each field",
+		api.FieldError{Field: "github.owner", Detail: "is required"},
+		api.FieldError{Field: "conditions[1].value", Detail: "is required for operator equals"},
+		api.FieldError{Field: "provider_type", Detail: "unknown"})
+	if !addValidationErrors(&diags, err) {
+		t.Fatal("a 422 with field errors was not recognised")
+	}
+	want := []path.Path{path.Root("github").AtName("owner"), path.Root("condition").AtListIndex(1).AtName("value"), path.Empty()}
+	if len(diags) != len(want) {
+		t.Fatalf("diagnostics = %v", diags)
+	}
+	for i, d := range diags {
+		got := path.Empty()
+		if wp, ok := d.(diag.DiagnosticWithPath); ok {
+			got = wp.Path()
+		}
+		if !got.Equal(want[i]) {
+			t.Errorf("diagnostic %d on %s, want %s", i, got, want[i])
+		}
+	}
+	if addValidationErrors(&diags, problem(409, "conflict")) {
+		t.Error("a 409 was taken for a validation error")
+	}
+}
+
+func TestActivationErrorNamesFourEyesAndTheFingerprint(t *testing.T) {
+	conn := &api.Connection{Name: "c", Fingerprint: "sha256:new"}
+	var diags diag.Diagnostics
+	activationError(&diags, "activate workload connection \"c\"", conn, "sha256:old", problem(409, "approved fingerprint does not match"))
+	if len(diags) != 1 || !strings.Contains(diags[0].Summary(), "not the one that was approved") || !strings.Contains(diags[0].Detail(), "sha256:new") {
+		t.Errorf("fingerprint refusal: %v", diags)
+	}
+	diags = nil
+	activationError(&diags, "activate workload connection \"c\"", conn, "", problem(403, "four eyes: security created connection c"))
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail(), "another security admin") {
+		t.Errorf("four-eyes refusal: %v", diags)
+	}
+	diags = nil
+	activationError(&diags, "activate workload connection \"c\"", conn, "sha256:new", problem(409, "draft cannot be deactivated"))
+	if len(diags) != 1 || strings.Contains(diags[0].Summary(), "approved") {
+		t.Errorf("a 409 unrelated to the fingerprint was blamed on it: %v", diags)
+	}
+}
