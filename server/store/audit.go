@@ -1,8 +1,6 @@
 package store
 
 import (
-	"github.com/trustgate/terraform-provider-trustgate/server/connection"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/connection"
 )
 
 // auditRow is the audit_events table. Seq orders events (newest first = seq descending).
