@@ -7,10 +7,14 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/api"
 )
 
 const readyTimeout = 2 * time.Second
@@ -73,6 +77,34 @@ func (h *handlers) logAndMeasure(c *gin.Context) {
 func (h *handlers) limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
+	}
+	c.Next()
+}
+
+// storable reports whether s can be stored and compared as text by every supported database:
+// valid UTF-8 without NUL (PostgreSQL refuses both, which would surface as a 500).
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// rejectUnstorable refuses a {ref} or a query parameter that no stored name, id or value can
+// contain: the ref is answered 404 (no such connection), the parameter 422, before the database
+// sees either.
+func (h *handlers) rejectUnstorable(c *gin.Context) {
+	if ref := c.Param("ref"); ref != "" && !storable(ref) {
+		problem(c, http.StatusNotFound, "no workload connection with this id or name: list them with GET /v1/workload-connections")
+		return
+	}
+	for name, values := range c.Request.URL.Query() {
+		for _, v := range values {
+			if !storable(name) || !storable(v) {
+				field := name
+				if !storable(field) {
+					field = "query"
+				}
+				problem(c, http.StatusUnprocessableEntity, "query parameters must be valid UTF-8 without NUL bytes",
+					api.FieldError{Field: field, Detail: "not valid UTF-8 text"})
+				return
+			}
+		}
 	}
 	c.Next()
 }

@@ -87,7 +87,7 @@ func NewRouter(d Deps) *gin.Engine {
 	r.POST("/v1/introspect", h.authPrincipal, h.introspect)
 	r.GET("/v1/whoami", h.whoami)
 
-	v1 := r.Group("/v1", h.authPrincipal)
+	v1 := r.Group("/v1", h.authPrincipal, h.rejectUnstorable)
 	v1.POST("/workload-connections", h.createConnection)
 	v1.GET("/workload-connections", h.listConnections)
 	v1.GET("/workload-connections/:ref", h.getConnection)
