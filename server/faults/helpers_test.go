@@ -581,6 +581,10 @@ type rawResponse struct {
 	IsProblem bool
 }
 
+// noRedirects shows redirects as they are instead of following them.
+var noRedirects = &http.Client{Timeout: 30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 func rawDo(t *testing.T, method, rawURL, key, contentType string, body []byte, header http.Header) rawResponse {
 	t.Helper()
 	var rd io.Reader
@@ -600,7 +604,7 @@ func rawDo(t *testing.T, method, rawURL, key, contentType string, body []byte, h
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, rawURL, err)
 	}
