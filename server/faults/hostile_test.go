@@ -8,7 +8,10 @@ import (
 	"net/textproto"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,3 +382,87 @@ func trunc(s string) string {
 }
 
 func strPtr(s string) *string { return &s }
+
+// TestHostileTokenRequests sends unauthenticated token requests whose connection name no database
+// can store (NUL, invalid UTF-8) or is huge, while legitimate clients exchange tokens at the same
+// time. The hostile requests are refused as the client's fault (400), and — since the audit writer
+// commits events in shared batches — they must not make the legitimate exchanges fail.
+func TestHostileTokenRequests(t *testing.T) {
+	t.Parallel()
+	dsn := sqliteDSN(t)
+	if storetest.PostgresURL() != "" {
+		dsn = requirePostgres(t) // PostgreSQL is the one that refuses NUL and invalid UTF-8
+	} else {
+		t.Logf("on SQLite: set %s for the PostgreSQL pass", storetest.EnvPostgresURL)
+	}
+	d := newDeployment(t, dsn)
+	s := startServer(t, "hostile-token", d)
+	iss := startIssuer(t)
+	createActive(t, s, iss.connectionInput("legit"))
+	tok := iss.token(t)
+
+	hostile := []string{"a\x00b", "\x00", "legit\x00", "\xff\xfe", "legit\xff", strings.Repeat("n", 100000)}
+	for i, name := range hostile {
+		r := exchange(s.URL, name, tok, http.Header{"X-Request-Id": {"hostile-name-" + strconv.Itoa(i)}})
+		if r.Status != http.StatusBadRequest {
+			t.Errorf("exchange through connection %q: %s, want 400", trunc(name), r)
+		}
+	}
+	// Each refusal is still in the audit log, with a storable rendering of the name.
+	audited := map[string]bool{}
+	for _, ev := range allAuditEvents(t, s.security(t), apiclient.AuditOptions{Action: api.ActionTokenExchange}) {
+		if strings.HasPrefix(ev.RequestID, "hostile-name-") && ev.Outcome == api.OutcomeDenied {
+			audited[ev.RequestID] = true
+		}
+	}
+	if len(audited) != len(hostile) {
+		t.Errorf("%d of %d refused exchanges with unstorable names are in the audit log", len(audited), len(hostile))
+	}
+
+	const legitWorkers, perWorker = 4, 40
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failures []string
+		stop     = make(chan struct{})
+		sentBad  atomic.Int64
+	)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				exchange(s.URL, hostile[w%len(hostile)], tok, nil)
+				sentBad.Add(1)
+			}
+		}(w)
+	}
+	var legit sync.WaitGroup
+	for w := 0; w < legitWorkers; w++ {
+		legit.Add(1)
+		go func() {
+			defer legit.Done()
+			for i := 0; i < perWorker; i++ {
+				if r := exchange(s.URL, "legit", tok, nil); r.Status != http.StatusOK {
+					mu.Lock()
+					failures = append(failures, r.String())
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	legit.Wait()
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d legitimate exchanges failed while hostile names were sent; first: %s",
+			len(failures), legitWorkers*perWorker, failures[0])
+	}
+	summary(t, "hostile token requests: %d legitimate exchanges alongside %d with unstorable connection names, %d failed",
+		legitWorkers*perWorker, sentBad.Load(), len(failures))
+}
