@@ -190,6 +190,11 @@ func TestTokenEndpointRefusesAttacks(t *testing.T) {
 		}
 		return f
 	}
+	repeated := func(k, v string) url.Values {
+		f := without("")
+		f.Add(k, v)
+		return f
+	}
 	with := func(k, v string) url.Values {
 		f := without(k)
 		f.Set(k, v)
@@ -245,6 +250,11 @@ func TestTokenEndpointRefusesAttacks(t *testing.T) {
 		{name: "missing subject_token_type", form: without("subject_token_type"), code: api.ErrInvalidRequest},
 		{name: "missing connection", form: without("connection"), code: api.ErrInvalidRequest},
 		{name: "empty body", form: url.Values{}, code: api.ErrInvalidRequest},
+		// RFC 6749 §3.2 and §5.2: a repeated parameter is an invalid_request (otherwise a proxy
+		// that reads the last value and the server that reads the first disagree).
+		{name: "repeated connection", form: repeated("connection", inactive.Name), code: api.ErrInvalidRequest},
+		{name: "repeated subject_token", form: repeated("subject_token", "x.y.z"), code: api.ErrInvalidRequest},
+		{name: "repeated grant_type", form: repeated("grant_type", "client_credentials"), code: api.ErrInvalidRequest},
 	}
 
 	refused := map[string]attack{} // request id → case
@@ -293,6 +303,7 @@ func TestTokenEndpointRefusesAttacks(t *testing.T) {
 			"audience array with ours":   mint(map[string]any{"aud": []any{"https://a.example.com", e.s.URL}}),
 			"expired within the leeway":  mint(map[string]any{"iat": unix(-10 * time.Minute), "nbf": unix(-10 * time.Minute), "exp": unix(-20 * time.Second)}),
 			"nbf within the leeway":      mint(map[string]any{"nbf": unix(20 * time.Second)}),
+			"iat within the leeway":      mint(map[string]any{"iat": unix(20 * time.Second)}),
 			"lifetime exactly 24 h":      mint(map[string]any{"exp": unix(24 * time.Hour)}),
 			"just under 16 KiB":          mint(map[string]any{"pad": strings.Repeat("a", 11<<10)}),
 			"no kid with a one-key JWKS": mintHeader(map[string]any{"kid": nil}),

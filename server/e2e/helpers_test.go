@@ -414,3 +414,11 @@ func jsonType(v any) string {
 
 // issuerOptsSameKID is an issuer with a fresh key published under someone else's kid.
 func issuerOptsSameKID(kid string) devissuer.Options { return devissuer.Options{KID: kid} }
+
+// apiGeneric is a generic connection trusting e's dev issuer for tokens minted for e's server.
+func apiGeneric(e *env, name string) api.ConnectionInput {
+	return api.ConnectionInput{Name: name, JWKSURL: e.iss.JWKSURL, Conditions: []api.Condition{
+		{Claim: "iss", Operator: api.OpEquals, Value: ptr(e.iss.URL)},
+		{Claim: "aud", Operator: api.OpEquals, Value: ptr(e.s.URL)},
+	}}
+}

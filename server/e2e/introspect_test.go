@@ -139,6 +139,22 @@ func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 		mustRefuse(t, e.exchange(t, conn.Name, e.iss.mint(t, "generic", map[string]any{"aud": e.s.URL})), api.ErrInvalidTarget, "")
 	})
 
+	t.Run("a reused connection name does not revive the token", func(t *testing.T) {
+		if err := e.security.DeleteConnection(ctx(t), conn.ID, 0); err != nil {
+			t.Fatalf("deleting the inactive connection: %v", err)
+		}
+		again := e.createActive(t, apiGeneric(e, conn.Name))
+		if again.ID == conn.ID {
+			t.Fatalf("the new connection reuses the id %s", conn.ID)
+		}
+		if got := introspect(t, access); got.Active {
+			t.Errorf("a token of the deleted connection is active again under its reused name: %+v", got)
+		}
+		if _, err := whoami(t, access); apiclient.StatusCode(err) != http.StatusUnauthorized {
+			t.Errorf("whoami: %v, want 401", err)
+		}
+	})
+
 	t.Run("whoami with an API key is the principal", func(t *testing.T) {
 		who, err := e.devops.Whoami(ctx(t))
 		if err != nil {
