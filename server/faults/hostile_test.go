@@ -466,3 +466,77 @@ func TestHostileTokenRequests(t *testing.T) {
 	summary(t, "hostile token requests: %d legitimate exchanges alongside %d with unstorable connection names, %d failed",
 		legitWorkers*perWorker, sentBad.Load(), len(failures))
 }
+
+// TestRefusedAdminChangesDoNotFailExchanges: a refused admin change is audited through the same
+// batching writer as exchanges. A refusal whose audit record PostgreSQL cannot store (a name with
+// a NUL, sent as the JSON escape \u0000) must not take concurrent exchanges down with it.
+func TestRefusedAdminChangesDoNotFailExchanges(t *testing.T) {
+	t.Parallel()
+	dsn := sqliteDSN(t)
+	if storetest.PostgresURL() != "" {
+		dsn = requirePostgres(t)
+	} else {
+		t.Logf("on SQLite: set %s for the PostgreSQL pass", storetest.EnvPostgresURL)
+	}
+	d := newDeployment(t, dsn)
+	s := startServer(t, "hostile-admin-audit", d)
+	d.ensureKeys(t)
+	iss := startIssuer(t)
+	createActive(t, s, iss.connectionInput("legit"))
+	tok := iss.token(t)
+
+	bodies := [][]byte{
+		[]byte(`{"name":"a\u0000b","provider_type":"generic","jwks_url":"https://i.example/jwks"}`),
+		[]byte(`{"name":"ok-name","description":"\u0000","provider_type":"generic","jwks_url":"https://i.example/jwks"}`),
+	}
+	var (
+		wg       sync.WaitGroup
+		stop     = make(chan struct{})
+		mu       sync.Mutex
+		failures []string
+		refused  atomic.Int64
+	)
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := rawDo(t, "POST", s.URL+"/v1/workload-connections", d.devops, "application/json", bodies[w%len(bodies)], nil)
+				if r.Status != http.StatusUnprocessableEntity {
+					mu.Lock()
+					failures = append(failures, "create with a NUL: "+strconv.Itoa(r.Status)+" "+trunc(string(r.Body)))
+					mu.Unlock()
+				}
+				refused.Add(1)
+			}
+		}(w)
+	}
+	const legitWorkers, perWorker = 4, 40
+	var legit sync.WaitGroup
+	for w := 0; w < legitWorkers; w++ {
+		legit.Add(1)
+		go func() {
+			defer legit.Done()
+			for i := 0; i < perWorker; i++ {
+				if r := exchange(s.URL, "legit", tok, nil); r.Status != http.StatusOK {
+					mu.Lock()
+					failures = append(failures, "legitimate exchange: "+r.String())
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	legit.Wait()
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d failures while refused admin changes with NUL bytes were audited; first: %s", len(failures), failures[0])
+	}
+	summary(t, "refused admin changes: %d creates with NUL bytes refused alongside %d legitimate exchanges, %d failures",
+		refused.Load(), legitWorkers*perWorker, len(failures))
+}
