@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -67,9 +66,6 @@ func TestExamplesAreTerraformFmtClean(t *testing.T) {
 		t.Errorf("terraform fmt -check failed (%v): run `terraform fmt -recursive examples/`\n%s", err, out.String())
 	}
 }
-
-// providerBlockRE finds the provider block of examples/provider/provider.tf.
-var providerBlockRE = regexp.MustCompile(`(?s)provider "trustgate" \{.*?\n\}\n`)
 
 func TestAccExamples_platformWorkspaceExamplesApply(t *testing.T) {
 	s := accServer(t)
