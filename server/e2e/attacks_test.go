@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -274,6 +275,18 @@ func TestTokenEndpointRefusesAttacks(t *testing.T) {
 
 	t.Run("unsupported content type", func(t *testing.T) {
 		r := e.postToken(t, "text/plain", []byte(base.Encode()), nil)
+		mustRefuse(t, r, api.ErrInvalidRequest, "")
+	})
+	t.Run("JSON with an unknown field", func(t *testing.T) {
+		body := fmt.Sprintf(`{"grant_type":%q,"subject_token":%q,"subject_token_type":%q,"connection":%q,"scope":"admin"}`,
+			api.GrantTypeTokenExchange, mint(nil), api.TokenTypeJWT, conn.Name)
+		r := e.postToken(t, "application/json", []byte(body), nil)
+		mustRefuse(t, r, api.ErrInvalidRequest, "")
+	})
+	t.Run("JSON with trailing data", func(t *testing.T) {
+		body := fmt.Sprintf(`{"grant_type":%q,"subject_token":%q,"subject_token_type":%q,"connection":%q} {}`,
+			api.GrantTypeTokenExchange, mint(nil), api.TokenTypeJWT, conn.Name)
+		r := e.postToken(t, "application/json", []byte(body), nil)
 		mustRefuse(t, r, api.ErrInvalidRequest, "")
 	})
 	t.Run("JSON that does not parse", func(t *testing.T) {

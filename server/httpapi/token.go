@@ -38,11 +38,22 @@ func (h *handlers) token(c *gin.Context) {
 			return
 		}
 		f := c.Request.PostForm
+		// RFC 6749 §3.2: parameters must not be repeated. Refusing them also means no proxy in
+		// front can read a different value than the one this server acts on.
+		for _, k := range []string{"grant_type", "subject_token", "subject_token_type", "connection"} {
+			if len(f[k]) > 1 {
+				oauthError(c, http.StatusBadRequest, api.ErrInvalidRequest, k+" is repeated: send each parameter once (request "+requestIDOf(c)+")")
+				return
+			}
+		}
 		req = api.TokenRequest{GrantType: f.Get("grant_type"), SubjectToken: f.Get("subject_token"),
 			SubjectTokenType: f.Get("subject_token_type"), Connection: f.Get("connection")}
 	case "application/json":
-		if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
-			oauthError(c, http.StatusBadRequest, api.ErrInvalidRequest, "the JSON body could not be parsed (request "+requestIDOf(c)+")")
+		dec := json.NewDecoder(c.Request.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || dec.More() {
+			oauthError(c, http.StatusBadRequest, api.ErrInvalidRequest,
+				"the JSON body must be one object with only grant_type, subject_token, subject_token_type and connection (request "+requestIDOf(c)+")")
 			return
 		}
 	default:
