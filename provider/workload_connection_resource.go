@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
@@ -161,7 +162,8 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				NestedObject: schema.NestedAttributeObject{Attributes: conditionComputedAttributes()},
 			},
 			"status": schema.StringAttribute{
-				Computed: true,
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 				MarkdownDescription: "`draft`, `active` or `inactive`. Changed only by a security admin, through " +
 					"`trustgate_workload_connection_activation`.",
 			},
@@ -309,10 +311,16 @@ func (r *workloadConnectionResource) ValidateConfig(ctx context.Context, req res
 			"pinning iss and aud (equals or one_of).")
 }
 
-// ModifyPlan sets provider_type from the preset block and plans a change when the jwks_url
-// override is removed from the configuration (an optional+computed attribute would otherwise keep
-// the old value). The framework already marks status, revision, fingerprint, effective_conditions
-// and a derived jwks_url unknown whenever the configuration changes, and keeps them when it does not.
+// fingerprintInputs are the configuration attributes the server's fingerprint, effective
+// conditions and derived JWKS URL depend on (SPEC §1: not name, not description).
+var fingerprintInputs = []string{"github", "gitlab", "circleci", "google_cloud", "token_ttl", "identity_claim", "condition"}
+
+// ModifyPlan sets provider_type from the preset block and refines what the framework plans for the
+// server-derived attributes. The framework marks every computed attribute unknown as soon as any
+// configuration changes; here, when only name or description change, fingerprint,
+// effective_conditions and jwks_url keep their values, so a reviewer sees at plan time that who
+// gets a token is unchanged. Removing a jwks_url override plans a change, which an
+// optional+computed attribute would otherwise hide by keeping the old value.
 func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() { // destroy
 		return
@@ -335,20 +343,65 @@ func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resourc
 		return
 	}
 
-	var cfgJWKS types.String
+	var cfgJWKS, stateJWKS types.String
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("jwks_url"), &cfgJWKS)...)
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("jwks_url"), &stateJWKS)...)
 	overridden, d := req.Private.GetKey(ctx, jwksPrivateKey)
 	resp.Diagnostics.Append(d...)
-	if resp.Diagnostics.HasError() || !cfgJWKS.IsNull() || string(overridden) != "true" {
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	// The override was removed: the server will derive the URL again.
+	wasOverridden := string(overridden) == "true"
+
+	if cfgJWKS.IsNull() && wasOverridden {
+		// The override was removed: the server derives the URL again.
+		r.planDerivedUnknown(ctx, resp)
+		return
+	}
+	jwksUnchanged := (cfgJWKS.IsNull() && !wasOverridden) || (!cfgJWKS.IsUnknown() && cfgJWKS.Equal(stateJWKS))
+	if !jwksUnchanged || !sameValues(req.Plan.Raw, req.State.Raw, fingerprintInputs) {
+		return // the framework already planned them unknown
+	}
+	for _, name := range []string{"jwks_url", "fingerprint", "effective_conditions"} {
+		var v attr.Value
+		switch name {
+		case "effective_conditions":
+			var l types.List
+			resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root(name), &l)...)
+			v = l
+		default:
+			var sv types.String
+			resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root(name), &sv)...)
+			v = sv
+		}
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(name), v)...)
+	}
+}
+
+// planDerivedUnknown marks everything the server derives from the configuration as unknown.
+func (r *workloadConnectionResource) planDerivedUnknown(ctx context.Context, resp *resource.ModifyPlanResponse) {
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("jwks_url"), types.StringUnknown())...)
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("revision"), types.Int64Unknown())...)
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("fingerprint"), types.StringUnknown())...)
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("status"), types.StringUnknown())...)
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("effective_conditions"),
 		types.ListUnknown(types.ObjectType{AttrTypes: conditionAttrTypes}))...)
+}
+
+// sameValues reports whether the named top-level attributes are equal in two object values.
+func sameValues(a, b tftypes.Value, names []string) bool {
+	for _, n := range names {
+		av, errA := a.ApplyTerraform5AttributePathStep(tftypes.AttributeName(n))
+		bv, errB := b.ApplyTerraform5AttributePathStep(tftypes.AttributeName(n))
+		if errA != nil || errB != nil {
+			return false
+		}
+		at, okA := av.(tftypes.Value)
+		bt, okB := bv.(tftypes.Value)
+		if !okA || !okB || !at.Equal(bt) {
+			return false
+		}
+	}
+	return true
 }
 
 // planned reads the plan and the configured jwks_url and builds the API input.

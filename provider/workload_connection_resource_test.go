@@ -331,6 +331,62 @@ resource "trustgate_workload_connection" "test" {
 	})
 }
 
+// Renaming a draft or changing its description does not change who gets a token: the plan says
+// so by keeping fingerprint, effective_conditions and jwks_url known.
+func TestAccWorkloadConnection_nameAndDescriptionChangesKeepTheFingerprintKnown(t *testing.T) {
+	s := accServer(t)
+	prov := providerConfig(s, "", s.DevOpsKey)
+	cfg := func(name, desc string) string {
+		return prov + fmt.Sprintf(`
+resource "trustgate_workload_connection" "test" {
+  name        = %q
+  description = %q
+  gitlab {
+    domain       = "gitlab.example.com"
+    project_path = "platform/deployer"
+  }
+}`, name, desc)
+	}
+	sameFingerprint := statecheck.CompareValue(compare.ValuesSame())
+	sameID := statecheck.CompareValue(compare.ValuesSame())
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		CheckDestroy:             checkGone(s, "acc-renamed"),
+		Steps: []resource.TestStep{
+			{
+				Config: cfg("acc-rename", "first"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					sameFingerprint.AddStateValue(connAddr, tfjsonpath.New("fingerprint")),
+					sameID.AddStateValue(connAddr, tfjsonpath.New("id")),
+				},
+			},
+			{
+				Config: cfg("acc-renamed", "second"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(connAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("fingerprint"), knownvalue.StringRegexp(fingerprintShape)),
+					plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("jwks_url"), knownvalue.StringExact("https://gitlab.example.com/oauth/discovery/keys")),
+					plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("effective_conditions"), knownvalue.NotNull()),
+					plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("status"), knownvalue.StringExact("draft")),
+					plancheck.ExpectUnknownValue(connAddr, tfjsonpath.New("revision")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					sameFingerprint.AddStateValue(connAddr, tfjsonpath.New("fingerprint")),
+					sameID.AddStateValue(connAddr, tfjsonpath.New("id")),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("name"), knownvalue.StringExact("acc-renamed")),
+				},
+			},
+			{
+				Config: cfg("acc-renamed", "second"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+			},
+			{ResourceName: connAddr, ImportState: true, ImportStateId: "acc-renamed", ImportStateVerify: true},
+		},
+	})
+}
+
 // The server's 422 field errors land on the attribute that caused them.
 func TestAccWorkloadConnection_serverValidationErrorsNameTheAttribute(t *testing.T) {
 	s := accServer(t)
