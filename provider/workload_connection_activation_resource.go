@@ -202,6 +202,13 @@ func (r *activationResource) Read(ctx context.Context, req resource.ReadRequest,
 	}
 	m.extract(conn)
 	m.Active = types.BoolValue(conn.Status == api.StatusActive)
+	if approved := m.ApprovedFingerprint.ValueString(); approved != "" && conn.Status == api.StatusActive && approved != conn.Fingerprint {
+		resp.Diagnostics.AddAttributeWarning(path.Root("approved_fingerprint"), "The active connection is no longer the approved one",
+			fmt.Sprintf("Connection %q is active with fingerprint %s, but approved_fingerprint is %s: a security admin "+
+				"changed its configuration after this activation was approved. Review the connection, then set "+
+				"approved_fingerprint to its current fingerprint (or deactivate it with active = false).",
+				conn.Name, conn.Fingerprint, approved))
+	}
 	if m.OnDestroy.IsNull() {
 		m.OnDestroy = types.StringValue(onDestroyDeactivate)
 	}

@@ -2,11 +2,13 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -20,6 +22,11 @@ import (
 )
 
 const actAddr = "trustgate_workload_connection_activation.test"
+
+// lazyString is a test variable whose value is read when Terraform runs, after PreConfig.
+type lazyString struct{ p *string }
+
+func (l lazyString) MarshalJSON() ([]byte, error) { return json.Marshal(*l.p) }
 
 func activationConfig(s *testserver.Server, key, name, extra string) string {
 	return providerConfig(s, "", key) + fmt.Sprintf(`
@@ -161,6 +168,7 @@ func TestAccActivation_mismatchedFingerprintIsRefusedAndChangesNothing(t *testin
 	s := accServer(t)
 	conn := mustCreate(t, s, genericInput("acc-fp"))
 	wrong := "sha256:" + strings.Repeat("0", 64)
+	var newFingerprint string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: providerFactories,
 		CheckDestroy:             expectStatus(t, s, "acc-fp", api.StatusInactive),
@@ -178,6 +186,35 @@ func TestAccActivation_mismatchedFingerprintIsRefusedAndChangesNothing(t *testin
 				},
 				Config: activationConfig(s, s.SecurityKey, "acc-fp", fmt.Sprintf("approved_fingerprint = %q", conn.Fingerprint)),
 				Check:  expectStatus(t, s, "acc-fp", api.StatusActive),
+			},
+			{
+				// A security admin changes the active connection; re-approving its new fingerprint
+				// is an in-place update that leaves it active.
+				PreConfig: func() {
+					changed, err := s.Client(t, s.SecurityKey).PatchConnection(context.Background(), "acc-fp",
+						map[string]any{"token_ttl": map[string]any{"amount": 5, "unit": "minutes"}}, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if changed.Fingerprint == conn.Fingerprint {
+						t.Fatal("a TTL change did not change the fingerprint")
+					}
+					newFingerprint = changed.Fingerprint
+				},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(actAddr, plancheck.ResourceActionUpdate),
+				}},
+				Config:          "variable \"approved\" {\n  type = string\n}\n" + activationConfig(s, s.SecurityKey, "acc-fp", `approved_fingerprint = var.approved`),
+				ConfigVariables: config.Variables{"approved": lazyString{&newFingerprint}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("status"), knownvalue.StringExact("active")),
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("fingerprint"), knownvalue.StringFunc(func(v string) error {
+						if v != newFingerprint {
+							return fmt.Errorf("fingerprint %s, want the re-approved %s", v, newFingerprint)
+						}
+						return nil
+					})),
+				},
 			},
 		},
 	})
