@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -76,6 +77,13 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 		cfg.CatalogPoll = 250 * time.Millisecond
 	}
 	opts := connection.Options{DefaultAudience: cfg.Audience, AllowInsecureJWKS: cfg.AllowInsecureJWKS}
+	for _, p := range cfg.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return nil, fmt.Errorf("trusted proxy %q is neither an IP address nor a CIDR", p)
+			}
+		}
+	}
 
 	keys, err := signing.LoadOrCreate(ctx, keyStore{st}, cfg.KEK)
 	if err != nil {

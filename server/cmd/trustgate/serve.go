@@ -41,6 +41,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ratePerConn := fs.Float64("rate-limit-connection", 0, "token requests per second per connection, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CONNECTION)")
 	ratePerClient := fs.Float64("rate-limit-client", 0, "token requests per second per client address, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CLIENT)")
 	rateBurst := fs.Int("rate-limit-burst", 20, "burst of the token rate limits (TRUSTGATE_RATE_LIMIT_BURST)")
+	trustedProxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client (TRUSTGATE_TRUSTED_PROXIES); none by default")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Keep it on loopback")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -50,7 +51,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"audience": "TRUSTGATE_AUDIENCE", "allow-insecure-jwks": "TRUSTGATE_ALLOW_INSECURE_JWKS",
 		"log-level": "TRUSTGATE_LOG_LEVEL", "log-format": "TRUSTGATE_LOG_FORMAT",
 		"rate-limit-connection": "TRUSTGATE_RATE_LIMIT_CONNECTION", "rate-limit-client": "TRUSTGATE_RATE_LIMIT_CLIENT",
-		"rate-limit-burst": "TRUSTGATE_RATE_LIMIT_BURST",
+		"rate-limit-burst": "TRUSTGATE_RATE_LIMIT_BURST", "trusted-proxies": "TRUSTGATE_TRUSTED_PROXIES",
 	}); err != nil {
 		return err
 	}
@@ -110,6 +111,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	a, err := app.New(ctx, app.Config{
 		PublicURL: strings.TrimRight(*publicURL, "/"), Audience: *audience, KEK: kek, AllowInsecureJWKS: *insecure,
 		RatePerConnection: *ratePerConn, RatePerClient: *ratePerClient, RateBurst: *rateBurst, Logger: logger,
+		TrustedProxies: splitList(*trustedProxies),
 	}, st)
 	if err != nil {
 		ln.Close()
@@ -148,6 +150,17 @@ func servePprof(ctx context.Context, addr string, logger *slog.Logger) error {
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	logger.Warn("profiling endpoints enabled", "pprof", "http://"+pln.Addr().String()+"/debug/pprof/")
 	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
