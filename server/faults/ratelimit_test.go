@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
 )
 
 // clientFrom is an HTTP client whose connections come from the given loopback address, so the
@@ -114,4 +116,36 @@ func TestRateLimitPerClientAddress(t *testing.T) {
 	want200(t, "exchange from 127.0.0.1 after waiting Retry-After", rateLimitedExchange(one, s.URL, "rl-a", tok, nil))
 	summary(t, "rate limit per client address (2/s, burst %d): request %d answered 429 Retry-After %s, another address unaffected, forged X-Forwarded-For still limited, served again after waiting",
 		burst, burst+1, retry)
+}
+
+// TestTrustedProxyForwardsTheClientAddress: behind a load balancer named by --trusted-proxies, the
+// client address (for the per-client limit and the audit log) is the one X-Forwarded-For names; a
+// peer that is not a trusted proxy cannot do the same (TestRateLimitPerClientAddress).
+func TestTrustedProxyForwardsTheClientAddress(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t, sqliteDSN(t))
+	s := startServer(t, "trusted-proxy", d, withFlags("--trusted-proxies", "127.0.0.1/32", "--rate-limit-client", "1", "--rate-limit-burst", "1"))
+	iss := startIssuer(t)
+	createActive(t, s, iss.connectionInput("rl-a"))
+	tok := iss.token(t)
+	lb := clientFrom("127.0.0.1")
+	from := func(ip string) http.Header {
+		return http.Header{"X-Forwarded-For": {ip}, "X-Request-Id": {"via-lb-" + strings.ReplaceAll(ip, ".", "-")}}
+	}
+	want200(t, "first exchange of 203.0.113.1 through the trusted proxy", rateLimitedExchange(lb, s.URL, "rl-a", tok, from("203.0.113.1")))
+	want429(t, "second exchange of 203.0.113.1 through the trusted proxy", rateLimitedExchange(lb, s.URL, "rl-a", tok, from("203.0.113.1")))
+	want200(t, "first exchange of 203.0.113.2 through the same proxy", rateLimitedExchange(lb, s.URL, "rl-a", tok, from("203.0.113.2")))
+	found := false
+	for _, ev := range allAuditEvents(t, s.security(t), apiclient.AuditOptions{Action: api.ActionTokenExchange}) {
+		if ev.RequestID == "via-lb-203-0-113-2" {
+			found = true
+			if ev.RemoteAddr != "203.0.113.2" {
+				t.Errorf("audit remote_addr %q, want the forwarded client 203.0.113.2", ev.RemoteAddr)
+			}
+		}
+	}
+	if !found {
+		t.Error("no audit event for the exchange through the proxy")
+	}
+	summary(t, "trusted proxy: behind --trusted-proxies the per-client limit and the audit log follow X-Forwarded-For")
 }
