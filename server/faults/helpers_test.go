@@ -7,10 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -49,12 +47,12 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "faults: building the trustgate binary:", err)
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "faults: built %s in %s\n", binPath, time.Since(start).Round(time.Millisecond))
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -157,9 +155,6 @@ type server struct {
 
 type serverOpt func(*server)
 
-// withListen asks for a fixed listen address (default 127.0.0.1:0, a free port).
-func withListen(addr string) serverOpt { return func(s *server) { s.listen = addr } }
-
 // withFlags adds flags to `trustgate serve`.
 func withFlags(f ...string) serverOpt { return func(s *server) { s.extra = append(s.extra, f...) } }
 
@@ -210,7 +205,7 @@ func launch(t *testing.T, name string, d *deployment, opts ...serverOpt) *server
 	}()
 	go func() {
 		_ = s.cmd.Wait()
-		logf.Close()
+		_ = logf.Close()
 		close(s.exited)
 	}()
 	s.urlCh = urls
@@ -232,7 +227,7 @@ func (s *server) waitListening(t *testing.T) {
 	for {
 		resp, err := http.Get(s.URL + "/healthz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}
@@ -312,7 +307,7 @@ func (s *server) jwks(t *testing.T) []byte {
 	if err != nil {
 		t.Fatalf("GET %s JWKS: %v", s.name, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s JWKS: %d %v", s.name, resp.StatusCode, err)
@@ -523,7 +518,7 @@ func postToken(hc *http.Client, base, contentType string, body []byte, header ht
 	if err != nil {
 		return exchangeResult{Err: err, Elapsed: time.Since(start)}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	r := exchangeResult{Status: resp.StatusCode, Body: b, Err: err, RetryAfter: resp.Header.Get("Retry-After"), Elapsed: time.Since(start)}
 	if err != nil {
@@ -608,7 +603,7 @@ func rawDo(t *testing.T, method, rawURL, key, contentType string, body []byte, h
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, rawURL, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	r := rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
@@ -631,17 +626,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 	return time.Since(start)
-}
-
-// isConnRefused reports whether err is a refused (or reset) connection: the server is gone.
-func isConnRefused(err error) bool {
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || isNetOpError(err)
-}
-
-func isNetOpError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op)
 }
 
 // summary prints a FAULTS: line that scripts/faults.sh collects.

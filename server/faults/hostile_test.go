@@ -352,7 +352,7 @@ func rawHTTP(t *testing.T, addr, request string) (int, http.Header) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := conn.Write([]byte(request)); err != nil {
 		t.Fatal(err)
@@ -361,7 +361,7 @@ func rawHTTP(t *testing.T, addr, request string) (int, http.Header) {
 	if err != nil {
 		t.Fatalf("reading the answer to a raw request: %v", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	return resp.StatusCode, http.Header(textproto.MIMEHeader(resp.Header))
 }
 

@@ -46,15 +46,15 @@ func startOwnPostgres(t *testing.T) *pgCluster {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		t.Fatalf("scripts/pg.sh start: %v\n%s", err, stderr.String())
 	}
 	t.Cleanup(func() {
 		_ = exec.Command(script, "stop", dir).Run()
 		if b, err := os.ReadFile(filepath.Join(dir, "datadir")); err == nil {
-			os.RemoveAll(filepath.Dir(strings.TrimSpace(string(b))))
+			_ = os.RemoveAll(filepath.Dir(strings.TrimSpace(string(b))))
 		}
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 	})
 	p.DSN = strings.TrimSpace(string(out))
 	u, err := url.Parse(p.DSN)
