@@ -17,9 +17,6 @@ import (
 // each condition operator takes. The bounds and operator names come from server/api, so the
 // server and the provider share one definition.
 
-// unitSeconds is the length of one token_ttl unit.
-var unitSeconds = map[string]int64{api.UnitSeconds: 1, api.UnitMinutes: 60, api.UnitHours: 3600}
-
 // tokenTTLBounds checks that token_ttl totals between api.MinTokenTTLSeconds and
 // api.MaxTokenTTLSeconds.
 type tokenTTLBounds struct{}
@@ -51,17 +48,12 @@ func (v tokenTTLBounds) ValidateObject(ctx context.Context, req validator.Object
 // ttlOutOfBounds explains why amount unit is outside the allowed total, or returns "". An unknown
 // unit is left to the unit's own validator.
 func ttlOutOfBounds(amount int64, unit string) string {
-	per, ok := unitSeconds[unit]
-	if !ok || amount < 1 {
+	if api.TTLUnitSeconds(unit) == 0 || amount < 1 || api.TTLInRange(amount, unit) {
 		return ""
 	}
-	// Compare before multiplying so that a huge amount cannot overflow.
-	if amount > api.MaxTokenTTLSeconds/per || amount*per < api.MinTokenTTLSeconds {
-		return fmt.Sprintf("token_ttl must total between %d seconds and %d hours; %d %s is out of range. "+
-			"Access tokens should live long enough for one CI job and no longer.",
-			api.MinTokenTTLSeconds, api.MaxTokenTTLSeconds/3600, amount, unit)
-	}
-	return ""
+	return fmt.Sprintf("token_ttl must total between %d seconds and %d hours; %d %s is out of range. "+
+		"Access tokens should live long enough for one CI job and no longer.",
+		api.MinTokenTTLSeconds, api.MaxTokenTTLSeconds/3600, amount, unit)
 }
 
 // conditionOperands checks that each condition gives the operand its operator takes: value for

@@ -308,3 +308,24 @@ type Introspection struct {
 	Connection   string `json:"connection,omitempty"`
 	ConnectionID string `json:"connection_id,omitempty"`
 }
+
+// TTLUnitSeconds is the length of one token TTL unit in seconds, or 0 for an unknown unit. With
+// TTLInRange it is the one definition of the TTL rule that the server and the provider share.
+func TTLUnitSeconds(unit string) int64 {
+	switch unit {
+	case UnitSeconds:
+		return 1
+	case UnitMinutes:
+		return 60
+	case UnitHours:
+		return 3600
+	}
+	return 0
+}
+
+// TTLInRange reports whether amount×unit totals between MinTokenTTLSeconds and MaxTokenTTLSeconds.
+// It compares before multiplying, so a huge amount cannot overflow into range.
+func TTLInRange(amount int64, unit string) bool {
+	per := TTLUnitSeconds(unit)
+	return per > 0 && amount >= 1 && amount <= MaxTokenTTLSeconds/per && amount*per >= MinTokenTTLSeconds
+}

@@ -171,14 +171,7 @@ func TTL(t *api.TokenTTL) time.Duration {
 	if t == nil {
 		return time.Hour
 	}
-	unit := time.Second
-	switch t.Unit {
-	case api.UnitMinutes:
-		unit = time.Minute
-	case api.UnitHours:
-		unit = time.Hour
-	}
-	return time.Duration(t.Amount) * unit
+	return time.Duration(t.Amount*api.TTLUnitSeconds(t.Unit)) * time.Second
 }
 
 // Test evaluates a CI token against a connection in any status and issues nothing.

@@ -164,26 +164,15 @@ func Normalize(in api.ConnectionInput, opts Options) (api.ConnectionInput, error
 }
 
 func validateTTL(ttl api.TokenTTL, fe *fieldErrors) {
-	var unitSeconds int64
-	switch ttl.Unit {
-	case api.UnitSeconds:
-		unitSeconds = 1
-	case api.UnitMinutes:
-		unitSeconds = 60
-	case api.UnitHours:
-		unitSeconds = 3600
-	default:
+	known := api.TTLUnitSeconds(ttl.Unit) > 0
+	if !known {
 		fe.add("token_ttl.unit", "must be one of %s; got %q", strings.Join(api.TTLUnits, ", "), ttl.Unit)
 	}
 	if ttl.Amount < 1 {
 		fe.add("token_ttl.amount", "must be at least 1; got %d", ttl.Amount)
 		return
 	}
-	if unitSeconds == 0 {
-		return
-	}
-	// Compare before multiplying so that a huge amount cannot overflow.
-	if ttl.Amount > api.MaxTokenTTLSeconds/unitSeconds || ttl.Amount*unitSeconds < api.MinTokenTTLSeconds {
+	if known && !api.TTLInRange(ttl.Amount, ttl.Unit) {
 		fe.add("token_ttl", "must total between 60 seconds and 24 hours; %d %s is out of range", ttl.Amount, ttl.Unit)
 	}
 }
