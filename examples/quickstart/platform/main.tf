@@ -51,7 +51,3 @@ output "fingerprint" {
   description = "Give this to the security team: they approve exactly this configuration."
   value       = trustgate_workload_connection.deploy.fingerprint
 }
-
-output "status" {
-  value = trustgate_workload_connection.deploy.status
-}
