@@ -319,7 +319,7 @@ func checkToken(tok, from string) (string, error) {
 	}
 	for _, p := range parts {
 		if strings.IndexFunc(p, func(r rune) bool {
-			return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+			return (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_'
 		}) >= 0 {
 			return "", fmt.Errorf("the CI token from %s is not a JWT (a part is not base64url)", from)
 		}

@@ -264,15 +264,12 @@ func validateGitHub(g *api.GitHubSettings, opts Options, fe *fieldErrors) {
 }
 
 func validateGitLab(g *api.GitLabSettings, opts Options, fe *fieldErrors) {
-	switch {
-	case g.Domain == "":
+	if g.Domain == "" {
 		fe.add("gitlab.domain", "is required: the host name of the GitLab instance, such as gitlab.com")
-	default:
-		if msg := checkHost(g.Domain); msg != "" {
-			fe.add("gitlab.domain", "%s", msg)
-		} else if msg := checkJWKSURL("https://"+g.Domain+"/oauth/discovery/keys", opts); msg != "" {
-			fe.add("gitlab.domain", "gives the JWKS URL https://%s/oauth/discovery/keys, which is refused: %s", g.Domain, msg)
-		}
+	} else if msg := checkHost(g.Domain); msg != "" {
+		fe.add("gitlab.domain", "%s", msg)
+	} else if msg := checkJWKSURL("https://"+g.Domain+"/oauth/discovery/keys", opts); msg != "" {
+		fe.add("gitlab.domain", "gives the JWKS URL https://%s/oauth/discovery/keys, which is refused: %s", g.Domain, msg)
 	}
 	if g.Group != "" {
 		if msg := checkGitLabPath(g.Group); msg != "" {

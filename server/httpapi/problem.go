@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -136,5 +135,3 @@ func decodeStrict(c *gin.Context, body []byte, into any) bool {
 	}
 	return true
 }
-
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }

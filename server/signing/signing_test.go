@@ -97,7 +97,11 @@ func TestSealOpenRoundTripAndRefusesTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
-	if bytes.Contains(sealed, der) || bytes.Contains(sealed, priv.D.Bytes()) {
+	raw, err := priv.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, der) || bytes.Contains(sealed, raw) {
 		t.Fatal("the sealed blob contains the private key in clear")
 	}
 	got, err := Open(kek, "kid-1", sealed)
