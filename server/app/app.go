@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/admin"
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/broker"
 	"github.com/trustgate/terraform-provider-trustgate/server/connection"
@@ -95,7 +94,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading workload connections: %w", err)
 	}
-	aw := audit.NewWriter(storableAudit{st}, audit.Options{})
+	aw := audit.NewWriter(st, audit.Options{})
 	runCtx, stop := context.WithCancel(context.Background())
 	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Opts: opts, Config: cfg, stop: stop}
 
@@ -154,20 +153,6 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return serveErr
 	}
 	return err
-}
-
-// storableAudit makes every event's text storable before a batch reaches the database. Events are
-// committed in shared batches, so one event that PostgreSQL refuses (a NUL or invalid UTF-8 in a
-// name a caller chose, even in a refused request) would fail every exchange batched with it.
-type storableAudit struct{ sink audit.Sink }
-
-func (s storableAudit) AppendAudit(ctx context.Context, evs []api.AuditEvent) error {
-	for i := range evs {
-		e := &evs[i]
-		e.Actor, e.ConnectionID, e.ConnectionName = broker.StorableText(e.Actor), broker.StorableText(e.ConnectionID), broker.StorableText(e.ConnectionName)
-		e.Reason, e.RequestID, e.RemoteAddr = broker.StorableText(e.Reason), broker.StorableText(e.RequestID), broker.StorableText(e.RemoteAddr)
-	}
-	return s.sink.AppendAudit(ctx, evs)
 }
 
 // keyStore adapts the store's signing-key rows to the signing package.

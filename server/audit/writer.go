@@ -11,8 +11,10 @@ package audit
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -83,6 +85,7 @@ func (w *Writer) Record(ctx context.Context, ev api.AuditEvent) error {
 		ev.Time = time.Now()
 	}
 	ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
+	storable(&ev)
 	p := &pending{ev: ev, result: make(chan error, 1)}
 
 	w.mu.RLock()
@@ -104,6 +107,37 @@ func (w *Writer) Record(ctx context.Context, ev api.AuditEvent) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Caps on text an event carries. Several fields hold what a caller chose (the connection name of an
+// unauthenticated token request, a CI token's subject, a refused request's reason), so they are
+// bounded here rather than trusted to every producer.
+const (
+	maxFieldText  = 512
+	maxReasonText = 4096
+)
+
+// storable makes an event's text storable by every supported database: invalid UTF-8 and NUL
+// bytes (which PostgreSQL refuses in text) become U+FFFD, and long values are cut. Events are
+// committed in shared batches, so one unstorable event would otherwise fail every exchange batched
+// with it. Detail is stored as JSON, whose encoding already escapes both.
+func storable(ev *api.AuditEvent) {
+	for _, f := range []*string{&ev.Actor, &ev.Action, &ev.ConnectionID, &ev.ConnectionName, &ev.Outcome, &ev.RequestID, &ev.RemoteAddr} {
+		*f = cleanText(*f, maxFieldText)
+	}
+	ev.Reason = cleanText(ev.Reason, maxReasonText)
+}
+
+func cleanText(s string, limit int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // Close stops accepting events, commits everything already queued, and returns when done.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -305,5 +306,50 @@ func BenchmarkRecordParallel(b *testing.B) {
 	b.StopTimer()
 	if n := batches.Load(); n > 0 {
 		b.ReportMetric(float64(b.N)/float64(n), "events/commit")
+	}
+}
+
+// A caller-chosen string that PostgreSQL cannot store (NUL, invalid UTF-8) or that is huge must not
+// fail the batch: it is stored cleaned and cut, and the events batched with it are stored as well.
+func TestRecordStoresUnstorableTextCleanedWithoutFailingTheBatch(t *testing.T) {
+	st := storetest.New(t)
+	w := NewWriter(st, Options{})
+	defer w.Close()
+	ctx := context.Background()
+	hostile := api.AuditEvent{Action: api.ActionTokenExchange, Outcome: api.OutcomeDenied,
+		ConnectionName: "a\x00b\xff" + strings.Repeat("x", 2000), Actor: "\xfe\xfe", Reason: "unknown connection"}
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := api.AuditEvent{Action: api.ActionTokenExchange, Outcome: api.OutcomeGranted, ConnectionName: "fine"}
+			if i == 0 {
+				ev = hostile
+			}
+			errs[i] = w.Record(ctx, ev)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	got, _, err := st.ListAudit(ctx, store.AuditFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 20 {
+		t.Fatalf("%d events stored, want 20", len(got))
+	}
+	for _, ev := range got {
+		if ev.Outcome != api.OutcomeDenied {
+			continue
+		}
+		if !strings.HasPrefix(ev.ConnectionName, "a\uFFFDb\uFFFD") || len(ev.ConnectionName) > maxFieldText || ev.Actor != "\uFFFD" { // a run of invalid bytes becomes one U+FFFD
+			t.Errorf("hostile event stored as name %q (%d bytes), actor %q", ev.ConnectionName[:12], len(ev.ConnectionName), ev.Actor)
+		}
 	}
 }

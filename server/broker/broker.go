@@ -8,9 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -74,7 +72,7 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*a
 		return nil, refuse(api.ErrInvalidRequest, "connection is missing: name the workload connection to exchange through")
 	}
 
-	ev := api.AuditEvent{Actor: "anonymous", Action: api.ActionTokenExchange, ConnectionName: AuditText(req.Connection),
+	ev := api.AuditEvent{Actor: "anonymous", Action: api.ActionTokenExchange, ConnectionName: req.Connection,
 		Outcome: api.OutcomeDenied, RequestID: m.RequestID, RemoteAddr: m.RemoteAddr}
 	entry := b.Catalog.ByName(req.Connection)
 	if entry == nil || !entry.Active() {
@@ -97,7 +95,7 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*a
 		ev.Reason = res.FailedKind
 		ev.Detail = failedCheckDetail(res)
 		if res.Subject != "" {
-			ev.Actor = AuditText(res.Subject)
+			ev.Actor = res.Subject
 		}
 		if err := b.Audit.Record(ctx, ev); err != nil {
 			return nil, auditDown(m)
@@ -117,7 +115,7 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*a
 	if err != nil {
 		return nil, &Refusal{Code: "server_error", Description: "could not sign the access token (request " + m.RequestID + ")", Internal: true}
 	}
-	ev.Actor = AuditText(res.Subject)
+	ev.Actor = res.Subject
 	ev.Outcome = api.OutcomeGranted
 	ev.Detail = map[string]any{"jti": claims.ID, "sub": res.Subject, "expires_at": claims.Expiry.UTC().Format(time.RFC3339), "source_iss": res.SourceIssuer}
 	// Durable before the token leaves: if the audit store cannot take it, nobody gets the token.
@@ -127,29 +125,6 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*a
 	return &api.TokenResponse{AccessToken: token, IssuedTokenType: api.TokenTypeJWT, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second)}, nil
 }
 
-// maxAuditText caps a caller-supplied string kept in an audit column.
-const maxAuditText = 512
-
-// StorableText makes a string storable as text by every supported database: invalid UTF-8 and
-// NUL bytes, which PostgreSQL refuses, become U+FFFD.
-func StorableText(s string) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
-
-// AuditText is StorableText cut to maxAuditText bytes, for strings the caller chose (the connection
-// name of an unauthenticated request, a token's subject). Without it, one such request fails the
-// audit batch it shares with legitimate exchanges, and they fail too.
-func AuditText(s string) string {
-	s = StorableText(s)
-	if len(s) <= maxAuditText {
-		return s
-	}
-	cut := maxAuditText
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
 
 func auditDown(m Meta) *Refusal {
 	return &Refusal{Code: "temporarily_unavailable", Description: "the audit log cannot be written right now, so no token is issued; retry shortly (request " + m.RequestID + ")", Internal: true}
