@@ -125,7 +125,6 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*a
 	return &api.TokenResponse{AccessToken: token, IssuedTokenType: api.TokenTypeJWT, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second)}, nil
 }
 
-
 func auditDown(m Meta) *Refusal {
 	return &Refusal{Code: "temporarily_unavailable", Description: "the audit log cannot be written right now, so no token is issued; retry shortly (request " + m.RequestID + ")", Internal: true}
 }
