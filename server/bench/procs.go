@@ -66,10 +66,10 @@ func startProc(ctx context.Context, name, bin string, args, env []string, logDir
 		p.done <- err
 		return nil, "", fmt.Errorf("%s exited before it was ready (%v); its log: %s\n%s", name, err, logPath, tail(logPath))
 	case <-time.After(60 * time.Second):
-		p.stop()
+		_ = p.stop()
 		return nil, "", fmt.Errorf("%s was not ready after 60 s; its log: %s\n%s", name, logPath, tail(logPath))
 	case <-ctx.Done():
-		p.stop()
+		_ = p.stop()
 		return nil, "", ctx.Err()
 	}
 }

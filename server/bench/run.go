@@ -126,7 +126,7 @@ func runExchange(ctx context.Context, c Config, res *Results) error {
 	if err != nil {
 		return err
 	}
-	defer issProc.stop()
+	defer func() { _ = issProc.stop() }()
 	jwksURL := issURL + "/.well-known/jwks.json"
 	// Tokens are signed here with the dev issuer's key file, the same key its JWKS publishes.
 	iss, err := devissuer.New(devissuer.Options{KeyFile: keyFile, Issuer: issURL})
@@ -201,7 +201,7 @@ func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, toke
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer func() { _ = srv.stop() }()
 	if _, err := srv.activeConnection(ctx, jwksURL); err != nil {
 		return nil, err
 	}
@@ -278,7 +278,7 @@ func runTerraform(ctx context.Context, c Config, res *Results) error {
 		c.logf("terraform: %d terraform_data resources", n)
 		r.TerraformData, err = terraformRun(ctx, c.Terraform, filepath.Join(base, "terraform_data"), fmt.Sprintf(terraformDataTF, n), env)
 		if err != nil {
-			srv.stop()
+			_ = srv.stop()
 			return err
 		}
 		c.logf("terraform: %d trustgate_workload_connection resources", n)
