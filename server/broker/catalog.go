@@ -84,9 +84,15 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 		c.healthy.Store(false)
 		return err
 	}
+	prev := c.snap.Load()
 	next := &snapshot{byName: make(map[string]*Entry, len(all)), byID: make(map[string]*Entry, len(all)), seq: seq}
 	for i := range all {
-		e := NewEntry(all[i], c.opts)
+		// A connection whose revision did not move keeps its resolved entry: every change bumps
+		// the revision, so only changed connections are resolved again.
+		e := prev.byID[all[i].ID]
+		if e == nil || e.Conn.Revision != all[i].Revision {
+			e = NewEntry(all[i], c.opts)
+		}
 		next.byName[all[i].Spec.Name] = e
 		next.byID[all[i].ID] = e
 	}
