@@ -87,7 +87,7 @@ func serve(t *testing.T, dir string, env []string, args ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-p.done
+		_ = <-p.done
 	})
 	select {
 	case p.url = <-ready:
