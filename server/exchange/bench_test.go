@@ -55,7 +55,7 @@ func BenchmarkParseGitHubToken(b *testing.B) {
 }
 
 func benchParse(b *testing.B, tok string) {
-	if _, _, _, _, err := parseCompact(tok); err != nil {
+	if _, _, _, _, _, err := parseCompact(tok); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -11,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"time"
@@ -195,7 +193,7 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 	r.pass(CheckSize, fmt.Sprintf("at most %d bytes", MaxTokenBytes), fmt.Sprintf("%d bytes", len(rawJWT)), "")
 
 	// 2. Format: three base64url segments, JSON header and payload.
-	header, claims, signingInput, sig, err := parseCompact(rawJWT)
+	alg, kid, claims, signingInput, sig, err := parseCompact(rawJWT)
 	if err != nil {
 		return r.fail(CheckFormat, "a JWS in compact serialization", nil, err.Error())
 	}
@@ -206,8 +204,6 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 	r.pass(CheckFormat, "a JWS in compact serialization", nil, "")
 
 	// 3. Algorithm: one of the accepted asymmetric algorithms (refused before any fetch).
-	alg, _ := header["alg"].(string)
-	kid, _ := header["kid"].(string)
 	r.res.Algorithm, r.res.KeyID = alg, kid
 	spec, ok := supportedAlgs[alg]
 	if !ok {
@@ -394,57 +390,47 @@ func describeKey(k JWK) string {
 var b64 = base64.RawURLEncoding.Strict()
 
 // parseCompact splits and decodes a compact JWS. It never returns the raw token in errors.
-func parseCompact(raw string) (header, claims map[string]any, signingInput string, sig []byte, err error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil, nil, "", nil, fmt.Errorf("expected 3 dot-separated segments, got %d", len(parts))
+// signingInput is a substring of raw; the three segments are base64-decoded into one buffer, and
+// the claims' names and plain string values are substrings of one copy of the payload.
+func parseCompact(raw string) (alg, kid string, claims map[string]any, signingInput string, sig []byte, err error) {
+	if n := strings.Count(raw, "."); n != 2 {
+		return "", "", nil, "", nil, fmt.Errorf("expected 3 dot-separated segments, got %d", n+1)
 	}
+	h, rest, _ := strings.Cut(raw, ".")
+	p, s, _ := strings.Cut(rest, ".")
 	names := [3]string{"header", "payload", "signature"}
-	var dec [3][]byte
-	for i, p := range parts {
-		if p == "" && i != 2 {
-			return nil, nil, "", nil, fmt.Errorf("the %s segment is empty", names[i])
+	segs := [3]string{h, p, s}
+	buf := make([]byte, 0, b64.DecodedLen(len(h))+b64.DecodedLen(len(p))+b64.DecodedLen(len(s)))
+	var ends [3]int
+	for i, seg := range segs {
+		if seg == "" && i != 2 {
+			return "", "", nil, "", nil, fmt.Errorf("the %s segment is empty", names[i])
 		}
 		// Strict: one encoding per byte string, so a token cannot be altered without changing
 		// the signed bytes.
-		b, derr := b64.DecodeString(p)
+		n, derr := b64.Decode(buf[len(buf):cap(buf)], []byte(seg))
 		if derr != nil {
-			return nil, nil, "", nil, fmt.Errorf("the %s segment is not base64url", names[i])
+			return "", "", nil, "", nil, fmt.Errorf("the %s segment is not base64url", names[i])
 		}
-		dec[i] = b
+		buf = buf[:len(buf)+n]
+		ends[i] = len(buf)
 	}
-	if header, err = decodeObject(dec[0]); err != nil {
-		return nil, nil, "", nil, fmt.Errorf("the header is not a JSON object: %v", err)
+	text := string(buf[:ends[1]]) // header and payload
+	header, err := decodeHeader(text[:ends[0]])
+	if err != nil {
+		return "", "", nil, "", nil, fmt.Errorf("the header is not a JSON object: %v", err)
 	}
-	if claims, err = decodeObject(dec[1]); err != nil {
-		return nil, nil, "", nil, fmt.Errorf("the payload is not a JSON object: %v", err)
+	if claims, err = decodeObject(text[ends[0]:]); err != nil {
+		return "", "", nil, "", nil, fmt.Errorf("the payload is not a JSON object: %v", err)
 	}
-	if _, ok := header["alg"].(string); !ok {
-		return nil, nil, "", nil, errors.New("the header has no alg string")
+	if !header.algString {
+		return "", "", nil, "", nil, errors.New("the header has no alg string")
 	}
-	if kid, ok := header["kid"]; ok {
-		if _, isString := kid.(string); !isString {
-			return nil, nil, "", nil, errors.New("the header kid is not a string")
-		}
+	if header.kidPresent && !header.kidString {
+		return "", "", nil, "", nil, errors.New("the header kid is not a string")
 	}
-	if _, ok := header["crit"]; ok {
-		return nil, nil, "", nil, errors.New("the header has crit extensions, none are supported")
+	if header.crit {
+		return "", "", nil, "", nil, errors.New("the header has crit extensions, none are supported")
 	}
-	return header, claims, parts[0] + "." + parts[1], dec[2], nil
-}
-
-func decodeObject(b []byte) (map[string]any, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return nil, errors.New("invalid JSON")
-	}
-	if m == nil {
-		return nil, errors.New("null")
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON object")
-	}
-	return m, nil
+	return header.alg, header.kid, claims, raw[:len(h)+1+len(p)], buf[ends[1]:], nil
 }
