@@ -73,13 +73,14 @@ func NewWriter(sink Sink, opts Options) *Writer {
 	return w
 }
 
-// Record fills in an empty ID (a new UUID) and Time (now, UTC), then blocks until the batch holding
+// Record fills in an empty ID (a new UUIDv7: time-ordered, so the database's unique index on ids
+// grows at one end) and Time (now, UTC), then blocks until the batch holding
 // the event is committed, and returns the commit's error. If ctx ends first, Record returns
 // ctx.Err(); the event may still be committed afterwards (a caller that gave up must not act as if
 // it was recorded, and audit trails tolerate an extra record better than a missing one).
 func (w *Writer) Record(ctx context.Context, ev api.AuditEvent) error {
 	if ev.ID == "" {
-		ev.ID = uuid.NewString()
+		ev.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()

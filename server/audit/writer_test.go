@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/store"
 	"github.com/trustgate/terraform-provider-trustgate/server/store/storetest"
@@ -200,20 +202,32 @@ func TestCloseFlushesQueuedEvents(t *testing.T) {
 	w.Close() // a second Close is harmless
 }
 
-func TestRecordFillsIDAndTime(t *testing.T) {
+// Filled ids are UUIDv7, increasing from one Record to the next, so the unique index on ids grows
+// at one end.
+func TestRecordFillsTimeOrderedIDAndTime(t *testing.T) {
 	s := storetest.New(t)
 	w := NewWriter(s, Options{})
 	defer w.Close()
 	before := time.Now().Add(-time.Second)
-	if err := w.Record(context.Background(), api.AuditEvent{Action: api.ActionConnectionTest}); err != nil {
-		t.Fatal(err)
+	for range 3 {
+		if err := w.Record(context.Background(), api.AuditEvent{Action: api.ActionConnectionTest}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	got, _, err := s.ListAudit(context.Background(), store.AuditFilter{})
-	if err != nil || len(got) != 1 {
+	if err != nil || len(got) != 3 {
 		t.Fatalf("ListAudit: %d, %v", len(got), err)
 	}
-	if got[0].ID == "" || got[0].Time.Before(before) || got[0].Time.Location() != time.UTC {
-		t.Errorf("event = %+v, want an id and the current UTC time", got[0])
+	for k, ev := range got {
+		if ev.Time.Before(before) || ev.Time.Location() != time.UTC {
+			t.Errorf("event = %+v, want the current UTC time", ev)
+		}
+		if id, err := uuid.Parse(ev.ID); err != nil || id.Version() != 7 {
+			t.Errorf("id %q is not a UUIDv7 (%v)", ev.ID, err)
+		}
+		if k > 0 && ev.ID >= got[k-1].ID { // newest first
+			t.Errorf("ids not increasing in recording order: %s recorded before %s", ev.ID, got[k-1].ID)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/store"
 	"github.com/trustgate/terraform-provider-trustgate/server/store/storetest"
@@ -193,5 +195,71 @@ func TestAppendAuditLargeBatch(t *testing.T) {
 	}
 	if _, _, err := s.ListAudit(ctx, store.AuditFilter{Cursor: "x"}); !errors.Is(err, store.ErrBadCursor) {
 		t.Errorf("bad cursor: %v", err)
+	}
+}
+
+// A batch larger than one INSERT (500 rows) is still one transaction: a duplicate id in its second
+// INSERT leaves nothing of the first behind.
+func TestAppendAuditSpanningInsertsIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := ctxT(t)
+	evs := make([]api.AuditEvent, 700)
+	for i := range evs {
+		evs[i] = api.AuditEvent{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Action: api.ActionTokenExchange}
+	}
+	evs[650].ID = evs[3].ID
+	if err := s.AppendAudit(ctx, evs); err == nil {
+		t.Fatal("AppendAudit with a repeated id in its second INSERT succeeded")
+	}
+	if got, _, _ := s.ListAudit(ctx, store.AuditFilter{}); len(got) != 0 {
+		t.Errorf("%d events stored from a failed batch, want 0", len(got))
+	}
+}
+
+// Events keep slice order across the INSERTs of one batch and across batches, and filled ids are
+// UUIDv7 in that order (time-ordered, so the unique index appends).
+func TestAppendAuditKeepsOrderAcrossInsertsWithTimeOrderedIDs(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := ctxT(t)
+	const n = 1100
+	evs := make([]api.AuditEvent, n)
+	for i := range evs {
+		evs[i] = api.AuditEvent{Action: api.ActionTokenExchange, Detail: map[string]any{"i": float64(i)}}
+	}
+	if err := s.AppendAudit(ctx, evs[:600]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, evs[600:]); err != nil {
+		t.Fatal(err)
+	}
+	var got []api.AuditEvent
+	f := store.AuditFilter{Limit: store.MaxLimit}
+	for {
+		page, next, err := s.ListAudit(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	if len(got) != n {
+		t.Fatalf("%d events listed, want %d", len(got), n)
+	}
+	for k, ev := range got {
+		if want := float64(n - 1 - k); ev.Detail["i"] != want {
+			t.Fatalf("event %d from the newest is i=%v, want %v", k, ev.Detail["i"], want)
+		}
+		id, err := uuid.Parse(ev.ID)
+		if err != nil || id.Version() != 7 {
+			t.Fatalf("filled id %q is not a UUIDv7 (%v)", ev.ID, err)
+		}
+		if k > 0 && ev.ID >= got[k-1].ID {
+			t.Fatalf("ids not increasing in insertion order: %s then %s", ev.ID, got[k-1].ID)
+		}
 	}
 }
