@@ -70,6 +70,8 @@ type JWK struct {
 	// Alg is the key's `alg` member, empty when the JWKS does not pin one.
 	Alg string
 	Key crypto.PublicKey
+	// desc is describeKey's text, computed once when the JWKS is parsed.
+	desc string
 }
 
 // KeySet is the cached state of one JWKS URL.
@@ -137,6 +139,9 @@ type JWKSCache struct {
 	mu      sync.Mutex
 	entries map[string]*cacheEntry
 	group   singleflight.Group
+	// sets mirrors every entry's set (jwksURL → *KeySet), written under mu, so that the hot path
+	// (a cached, fresh key set) reads it without taking mu.
+	sets sync.Map
 
 	fetches, fetchErrors, staleServed atomic.Int64
 }
@@ -219,15 +224,10 @@ func checkURL(u *url.URL, allowInsecure bool) error {
 // When a refresh fails, the previous keys are returned for up to 24 h after their last successful
 // fetch.
 func (c *JWKSCache) Keys(ctx context.Context, jwksURL string) (*KeySet, error) {
-	now := c.opts.Now()
-	c.mu.Lock()
-	var set *KeySet
-	if e := c.entries[jwksURL]; e != nil {
-		set = e.set
-	}
-	c.mu.Unlock()
-	if set != nil && now.Before(set.ExpiresAt) {
-		return set, nil
+	if v, ok := c.sets.Load(jwksURL); ok {
+		if set := v.(*KeySet); c.opts.Now().Before(set.ExpiresAt) {
+			return set, nil
+		}
 	}
 	return c.refresh(ctx, jwksURL)
 }
@@ -315,11 +315,13 @@ func (c *JWKSCache) refreshOnce(ctx context.Context, jwksURL string) (*KeySet, e
 			updated := *e.set
 			updated.LastError = err.Error()
 			e.set = &updated
+			c.sets.Store(jwksURL, e.set)
 		}
 		prev = e.set
 	} else {
 		e.lastErr = nil
 		e.set = set
+		c.sets.Store(jwksURL, set)
 	}
 	c.mu.Unlock()
 
@@ -487,5 +489,7 @@ func parseJWK(m jwkset.JWKMarshal) (JWK, string) {
 	default:
 		return JWK{}, fmt.Sprintf("unsupported key %T", key)
 	}
-	return JWK{KID: m.KID, Alg: string(m.ALG), Key: j.Key()}, ""
+	k := JWK{KID: m.KID, Alg: string(m.ALG), Key: j.Key()}
+	k.desc = describeKey(k)
+	return k, ""
 }

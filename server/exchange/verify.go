@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -121,6 +123,8 @@ type Verifier struct {
 	evaluate EvaluateFunc
 	identity IdentityFunc
 	now      func() time.Time
+
+	lastBounds atomic.Pointer[timeBounds]
 }
 
 // NewVerifier returns a verifier that takes keys from cache.
@@ -141,25 +145,42 @@ func NewVerifier(cache *JWKSCache, opts VerifierOptions) *Verifier {
 }
 
 // supportedAlgs maps each accepted `alg` to the key it needs. HMAC and none are absent on purpose.
-var supportedAlgs = map[string]struct {
+var supportedAlgs = map[string]algSpec{
+	"RS256": {jwt.SigningMethodRS256, "RSA", nil, "RS256"},
+	"RS384": {jwt.SigningMethodRS384, "RSA", nil, "RS384"},
+	"RS512": {jwt.SigningMethodRS512, "RSA", nil, "RS512"},
+	"PS256": {jwt.SigningMethodPS256, "RSA", nil, "PS256"},
+	"PS384": {jwt.SigningMethodPS384, "RSA", nil, "PS384"},
+	"PS512": {jwt.SigningMethodPS512, "RSA", nil, "PS512"},
+	"ES256": {jwt.SigningMethodES256, "EC", elliptic.P256(), "ES256"},
+	"ES384": {jwt.SigningMethodES384, "EC", elliptic.P384(), "ES384"},
+	"ES512": {jwt.SigningMethodES512, "EC", elliptic.P521(), "ES512"},
+	"EdDSA": {jwt.SigningMethodEdDSA, "OKP", nil, "EdDSA"},
+}
+
+type algSpec struct {
 	method jwt.SigningMethod
 	kty    string
 	curve  elliptic.Curve
-}{
-	"RS256": {jwt.SigningMethodRS256, "RSA", nil},
-	"RS384": {jwt.SigningMethodRS384, "RSA", nil},
-	"RS512": {jwt.SigningMethodRS512, "RSA", nil},
-	"PS256": {jwt.SigningMethodPS256, "RSA", nil},
-	"PS384": {jwt.SigningMethodPS384, "RSA", nil},
-	"PS512": {jwt.SigningMethodPS512, "RSA", nil},
-	"ES256": {jwt.SigningMethodES256, "EC", elliptic.P256()},
-	"ES384": {jwt.SigningMethodES384, "EC", elliptic.P384()},
-	"ES512": {jwt.SigningMethodES512, "EC", elliptic.P521()},
-	"EdDSA": {jwt.SigningMethodEdDSA, "OKP", nil},
+	name   any // the alg, boxed once for the algorithm check's Actual
 }
 
 // SupportedAlgorithms lists the accepted `alg` values.
 var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Check values that do not depend on the token, boxed once: a string or slice stored in an `any`
+// costs an allocation every time.
+var (
+	sizeExpected       any = fmt.Sprintf("at most %d bytes", MaxTokenBytes)
+	supportedAlgsValue any = SupportedAlgorithms
+	lifetimeExpected       = map[string]any{}
+)
+
+func init() {
+	for _, from := range []string{"iat", "nbf", "now"} {
+		lifetimeExpected[from] = "exp - " + from + " at most " + MaxLifetime.String()
+	}
+}
 
 type run struct {
 	res *Result
@@ -184,13 +205,14 @@ func (r *run) failKind(name, kind string, expected, actual any, detail string) *
 
 // Verify runs every check of SPEC §4 on rawJWT against p.
 func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result {
-	r := &run{res: &Result{}}
+	// Room for every check: the 9 fixed ones before the conditions, the conditions, identity.
+	r := &run{res: &Result{Checks: make([]api.Check, 0, 10+len(p.Conditions))}}
 
 	// 1. Size.
 	if len(rawJWT) > MaxTokenBytes {
-		return r.fail(CheckSize, fmt.Sprintf("at most %d bytes", MaxTokenBytes), fmt.Sprintf("%d bytes", len(rawJWT)), "the token is too large")
+		return r.fail(CheckSize, sizeExpected, strconv.Itoa(len(rawJWT))+" bytes", "the token is too large")
 	}
-	r.pass(CheckSize, fmt.Sprintf("at most %d bytes", MaxTokenBytes), fmt.Sprintf("%d bytes", len(rawJWT)), "")
+	r.pass(CheckSize, sizeExpected, strconv.Itoa(len(rawJWT))+" bytes", "")
 
 	// 2. Format: three base64url segments, JSON header and payload.
 	alg, kid, claims, signingInput, sig, err := parseCompact(rawJWT)
@@ -207,9 +229,9 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 	r.res.Algorithm, r.res.KeyID = alg, kid
 	spec, ok := supportedAlgs[alg]
 	if !ok {
-		return r.fail(CheckAlgorithm, SupportedAlgorithms, alg, "the alg is not accepted (never none or HMAC)")
+		return r.fail(CheckAlgorithm, supportedAlgsValue, alg, "the alg is not accepted (never none or HMAC)")
 	}
-	r.pass(CheckAlgorithm, SupportedAlgorithms, alg, "")
+	r.pass(CheckAlgorithm, supportedAlgsValue, spec.name, "")
 
 	// 4. Key by kid from the policy's JWKS, of the type the alg needs. jku, x5u and jwk headers
 	// are ignored: keys come from the connection's JWKS URL only.
@@ -260,62 +282,81 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 }
 
 func (v *Verifier) timeChecks(r *run, claims map[string]any, now time.Time) {
-	exp, expErr := numericDate(claims, "exp")
-	nbf, nbfErr := numericDate(claims, "nbf")
-	iat, iatErr := numericDate(claims, "iat")
+	exp, hasExp, expErr := numericDate(claims, "exp")
+	nbf, hasNbf, nbfErr := numericDate(claims, "nbf")
+	iat, hasIat, iatErr := numericDate(claims, "iat")
+	after, atOrBefore := v.bounds(now)
 
 	switch {
 	case expErr != nil:
 		r.fail(CheckExp, "a numeric date", nil, expErr.Error())
-	case exp == nil:
+	case !hasExp:
 		r.fail(CheckExp, "present", nil, "exp is required")
 	case now.After(exp.Add(Leeway)):
-		r.fail(CheckExp, "after "+stamp(now.Add(-Leeway)), stamp(*exp), "the token has expired")
+		r.fail(CheckExp, after, stamp(exp), "the token has expired")
 	default:
-		r.pass(CheckExp, "after "+stamp(now.Add(-Leeway)), stamp(*exp), "")
+		r.pass(CheckExp, after, stamp(exp), "")
 	}
 
 	switch {
 	case nbfErr != nil:
 		r.fail(CheckNbf, "a numeric date", nil, nbfErr.Error())
-	case nbf == nil:
-		r.pass(CheckNbf, "at or before "+stamp(now.Add(Leeway)), nil, "absent")
+	case !hasNbf:
+		r.pass(CheckNbf, atOrBefore, nil, "absent")
 	case nbf.After(now.Add(Leeway)):
-		r.fail(CheckNbf, "at or before "+stamp(now.Add(Leeway)), stamp(*nbf), "the token is not valid yet")
+		r.fail(CheckNbf, atOrBefore, stamp(nbf), "the token is not valid yet")
 	default:
-		r.pass(CheckNbf, "at or before "+stamp(now.Add(Leeway)), stamp(*nbf), "")
+		r.pass(CheckNbf, atOrBefore, stamp(nbf), "")
 	}
 
 	switch {
 	case iatErr != nil:
 		r.fail(CheckIat, "a numeric date", nil, iatErr.Error())
-	case iat == nil:
-		r.pass(CheckIat, "at or before "+stamp(now.Add(Leeway)), nil, "absent")
+	case !hasIat:
+		r.pass(CheckIat, atOrBefore, nil, "absent")
 	case iat.After(now.Add(Leeway)):
-		r.fail(CheckIat, "at or before "+stamp(now.Add(Leeway)), stamp(*iat), "the token was issued in the future")
+		r.fail(CheckIat, atOrBefore, stamp(iat), "the token was issued in the future")
 	default:
-		r.pass(CheckIat, "at or before "+stamp(now.Add(Leeway)), stamp(*iat), "")
+		r.pass(CheckIat, atOrBefore, stamp(iat), "")
 	}
 
 	// Lifetime from iat, else nbf, else now (a token without either can live no longer than 24 h
 	// from the moment it is presented).
-	if exp != nil {
+	if hasExp {
 		start, from := now, "now"
-		if iat != nil {
-			start, from = *iat, "iat"
-		} else if nbf != nil {
-			start, from = *nbf, "nbf"
+		if hasIat {
+			start, from = iat, "iat"
+		} else if hasNbf {
+			start, from = nbf, "nbf"
 		}
 		life := exp.Sub(start)
-		expected := "exp - " + from + " at most " + MaxLifetime.String()
+		expected := lifetimeExpected[from]
 		if life > MaxLifetime {
 			r.fail(CheckLifetime, expected, life.String(), "the token lives longer than 24 h")
 		} else {
 			r.pass(CheckLifetime, expected, life.String(), "")
 		}
 	} else {
-		r.fail(CheckLifetime, "exp - iat at most "+MaxLifetime.String(), nil, "exp is required")
+		r.fail(CheckLifetime, lifetimeExpected["iat"], nil, "exp is required")
 	}
+}
+
+// timeBounds are the Expected values of the time checks for one second of the clock, boxed.
+type timeBounds struct {
+	unix       int64
+	after      any // "after <now - leeway>"
+	atOrBefore any // "at or before <now + leeway>"
+}
+
+// bounds returns the time checks' Expected values for now. They only change once a second (RFC
+// 3339 has whole seconds), so the last ones are kept and shared by concurrent verifications.
+func (v *Verifier) bounds(now time.Time) (after, atOrBefore any) {
+	if b := v.lastBounds.Load(); b != nil && b.unix == now.Unix() {
+		return b.after, b.atOrBefore
+	}
+	b := &timeBounds{unix: now.Unix(), after: "after " + stamp(now.Add(-Leeway)), atOrBefore: "at or before " + stamp(now.Add(Leeway))}
+	v.lastBounds.Store(b)
+	return b.after, b.atOrBefore
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -327,26 +368,26 @@ func quoteKID(kid string) string {
 	return fmt.Sprintf("%q", kid)
 }
 
-// numericDate reads an RFC 7519 NumericDate. A missing claim is (nil, nil).
-func numericDate(claims map[string]any, name string) (*time.Time, error) {
+// numericDate reads an RFC 7519 NumericDate; present is false for a missing claim and whenever
+// err is set.
+func numericDate(claims map[string]any, name string) (t time.Time, present bool, err error) {
 	v, ok := claims[name]
 	if !ok {
-		return nil, nil
+		return time.Time{}, false, nil
 	}
 	n, ok := v.(json.Number)
 	if !ok {
-		return nil, fmt.Errorf("%s is not a number", name)
+		return time.Time{}, false, fmt.Errorf("%s is not a number", name)
 	}
 	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("%s is not a valid number", name)
+		return time.Time{}, false, fmt.Errorf("%s is not a valid number", name)
 	}
 	// Clamp to years 0..9999 so absurd values cannot overflow.
 	const maxUnix = 253402300799
 	f = math.Max(math.Min(f, maxUnix), -62135596800)
 	sec, frac := math.Modf(f)
-	t := time.Unix(int64(sec), int64(frac*1e9)).UTC()
-	return &t, nil
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
 }
 
 var keyTypeNames = map[string]string{"RSA": "an RSA key", "EC": "an EC key", "OKP": "an Ed25519 key"}
@@ -376,6 +417,9 @@ func keyMatches(alg, kty string, curve elliptic.Curve, key JWK) string {
 }
 
 func describeKey(k JWK) string {
+	if k.desc != "" {
+		return k.desc
+	}
 	switch key := k.Key.(type) {
 	case *rsa.PublicKey:
 		return fmt.Sprintf("RSA %d bits, kid %s", key.N.BitLen(), quoteKID(k.KID))
