@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,28 +198,86 @@ func (k *KeyRing) Mint(c AccessClaims) (string, error) {
 	if c.Expiry.IsZero() || c.Subject == "" {
 		return "", errors.New("signing: an access token needs a subject and an expiry")
 	}
-	payload, err := json.Marshal(wireClaims{
+	var scratch [512]byte // the claims JSON usually fits: no allocation for it
+	payload := appendWireClaims(scratch[:0], wireClaims{
 		Iss: c.Issuer, Sub: c.Subject, Aud: c.Audience,
 		Iat: c.IssuedAt.Unix(), Nbf: c.NotBefore.Unix(), Exp: c.Expiry.Unix(),
 		Jti: c.ID, Connection: c.Connection, ConnectionID: c.ConnectionID, SourceIss: c.SourceIssuer,
 	})
-	if err != nil {
-		return "", err
-	}
 	key := k.current
+	// One buffer holds the token; the signing input is its prefix (String shares the buffer, and
+	// the capacity is reserved up front so the signature is appended in place).
 	var sb strings.Builder
-	sb.Grow(len(key.header) + 1 + base64.RawURLEncoding.EncodedLen(len(payload)) + 1 + 86)
+	sb.Grow(len(key.header) + 1 + b64.EncodedLen(len(payload)) + 1 + b64.EncodedLen(es256SigLen))
 	sb.WriteString(key.header)
 	sb.WriteByte('.')
-	sb.WriteString(base64.RawURLEncoding.EncodeToString(payload))
+	writeBase64(&sb, payload)
 	signingInput := sb.String()
 	sig, err := jwt.SigningMethodES256.Sign(signingInput, key.priv)
 	if err != nil {
 		return "", err
 	}
 	sb.WriteByte('.')
-	sb.WriteString(base64.RawURLEncoding.EncodeToString(sig))
+	writeBase64(&sb, sig)
 	return sb.String(), nil
+}
+
+var b64 = base64.RawURLEncoding
+
+// es256SigLen is the length of an ES256 JWS signature (r || s, 32 bytes each).
+const es256SigLen = 64
+
+// writeBase64 appends the base64url encoding of b to sb, through a stack buffer when it fits.
+func writeBase64(sb *strings.Builder, b []byte) {
+	var scratch [1024]byte
+	if n := b64.EncodedLen(len(b)); n <= len(scratch) {
+		b64.Encode(scratch[:n], b)
+		sb.Write(scratch[:n])
+		return
+	}
+	sb.WriteString(b64.EncodeToString(b))
+}
+
+// appendWireClaims appends w as encoding/json would marshal it, byte for byte (the field order of
+// wireClaims; strings escaped by encoding/json whenever they hold anything but plain printable
+// ASCII), without reflection.
+func appendWireClaims(b []byte, w wireClaims) []byte {
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, w.Iss)
+	b = append(b, `,"sub":`...)
+	b = appendJSONString(b, w.Sub)
+	b = append(b, `,"aud":`...)
+	b = appendJSONString(b, w.Aud)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, w.Iat, 10)
+	b = append(b, `,"nbf":`...)
+	b = strconv.AppendInt(b, w.Nbf, 10)
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, w.Exp, 10)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, w.Jti)
+	b = append(b, `,"connection":`...)
+	b = appendJSONString(b, w.Connection)
+	b = append(b, `,"connection_id":`...)
+	b = appendJSONString(b, w.ConnectionID)
+	b = append(b, `,"source_iss":`...)
+	b = appendJSONString(b, w.SourceIss)
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted. Plain printable ASCII is copied; anything encoding/json
+// would escape (quotes, backslashes, control characters, <, >, &, non-ASCII) goes through
+// json.Marshal so the bytes stay identical.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Verify checks an access token: our signature (ES256, a kid of this ring), iss and aud equal to

@@ -390,3 +390,37 @@ func BenchmarkVerifyRS256(b *testing.B) {
 		}
 	}
 }
+
+func TestMintClaimsJSONIsWhatEncodingJSONWrites(t *testing.T) {
+	odd := []string{"", "plain", `quo"te`, `back\slash`, "tab\there", "nl\n", "\x00\x1f\x7f", "<script>&amp;", "a<b", "a>b", "a&b",
+		"héllo", "\u2028\u2029", "bad\xffutf8", "😀", "repo:acme/app:ref:refs/heads/main"}
+	for _, s := range odd {
+		w := wireClaims{Iss: s, Sub: s + "x", Aud: "https://trustgate.example", Iat: -1, Nbf: 0,
+			Exp: 1<<62 + 3, Jti: s, Connection: "c", ConnectionID: s, SourceIss: s}
+		want, err := json.Marshal(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendWireClaims(nil, w); !bytes.Equal(got, want) {
+			t.Errorf("claims JSON for %q:\n got %s\nwant %s", s, got, want)
+		}
+	}
+}
+
+func TestMintWithLongClaimsStillVerifies(t *testing.T) {
+	ring := newRing(t)
+	now := time.Now()
+	c := sampleClaims(now)
+	c.Subject = strings.Repeat("s", 3000) // over the stack buffers of Mint
+	tok, err := ring.Mint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ring.Verify(tok, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Subject != c.Subject {
+		t.Fatalf("subject length %d, want %d", len(got.Subject), len(c.Subject))
+	}
+}
