@@ -34,6 +34,9 @@ func TestSQLitePragmasInForce(t *testing.T) {
 			"synchronous":  "2", // FULL
 			"foreign_keys": "1",
 			"busy_timeout": "5000",
+			// Checkpoints run in the background (checkpoint.go), never inside a commit.
+			"wal_autocheckpoint": "0",
+			"journal_size_limit": "16777216",
 		} {
 			if got := pragma(s, read, name); got != want {
 				t.Errorf("read pool %v: PRAGMA %s = %s, want %s", read, name, got, want)
@@ -52,14 +55,14 @@ func TestSQLitePragmasInForce(t *testing.T) {
 }
 
 func TestSQLiteDSNEscapesURIChars(t *testing.T) {
-	got := sqliteDSN("/tmp/a%b?c#d.db", false)
+	got := sqliteDSN("/tmp/a%b?c#d.db", sqliteWriter, defaultWALPolicy)
 	if !strings.HasPrefix(got, "file:/tmp/a%25b%3fc%23d.db?") {
 		t.Errorf("sqliteDSN = %q", got)
 	}
 	if strings.Contains(got, "query_only") {
 		t.Errorf("write DSN is query_only: %q", got)
 	}
-	if !strings.Contains(sqliteDSN("x.db", true), "_pragma=query_only(1)") {
+	if !strings.Contains(sqliteDSN("x.db", sqliteReader, defaultWALPolicy), "_pragma=query_only(1)") {
 		t.Error("read DSN lacks query_only")
 	}
 }

@@ -59,7 +59,8 @@ type Store struct {
 	db        *gorm.DB // writes and transactions
 	rdb       *gorm.DB // reads outside transactions (== db on PostgreSQL)
 	sqlDB     *sql.DB
-	readSQLDB *sql.DB // SQLite's read pool; nil on PostgreSQL
+	readSQLDB *sql.DB       // SQLite's read pool; nil on PostgreSQL
+	ckpt      *checkpointer // SQLite's background WAL checkpoints (checkpoint.go); nil on PostgreSQL
 	dialect   string
 	log       *slog.Logger
 }
@@ -69,6 +70,7 @@ type Option func(*options)
 
 type options struct {
 	logger *slog.Logger
+	wal    walPolicy
 }
 
 // WithLogger sets the logger for migration progress and slow-query warnings (default: discard).
@@ -82,10 +84,11 @@ func WithLogger(l *slog.Logger) Option {
 //     (sqlite:///var/lib/trustgate/trustgate.db). Opened in WAL mode with synchronous=FULL (a
 //     committed audit event survives a crash), a 5 s busy timeout, foreign keys on, and IMMEDIATE
 //     transactions (a writer takes the write lock at BEGIN, so concurrent writers queue instead of
-//     failing to upgrade a read lock).
+//     failing to upgrade a read lock). The WAL is checkpointed in the background, not inside
+//     commits (checkpoint.go).
 //   - postgres://… or postgresql://… — PostgreSQL (a libpq URL as understood by pgx).
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	o := options{logger: slog.New(slog.DiscardHandler)}
+	o := options{logger: slog.New(slog.DiscardHandler), wal: defaultWALPolicy}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -119,7 +122,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		// readers never wait for the writer, so an authentication lookup does not queue behind an
 		// audit commit. Other processes on the same file (`trustgate keys`) still meet the busy
 		// timeout.
-		w, err := openSQLite(ctx, sqliteDSN(path, false))
+		w, err := openSQLite(ctx, sqliteDSN(path, sqliteWriter, o.wal))
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +132,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("open store (sqlite): %w", err)
 		}
 		s.sqlDB = w
-		r, err := openSQLite(ctx, sqliteDSN(path, true))
+		r, err := openSQLite(ctx, sqliteDSN(path, sqliteReader, o.wal))
 		if err != nil {
 			_ = w.Close()
 			return nil, err
@@ -167,6 +170,15 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	if s.dialect == DialectSQLite {
+		c, err := openSQLite(ctx, sqliteDSN(strings.TrimPrefix(dsn, "sqlite://"), sqliteCheckpointer, o.wal))
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		c.SetMaxOpenConns(1)
+		s.ckpt = startCheckpointer(c, s.sqlDB, o.wal, o.logger)
+	}
 	return s, nil
 }
 
@@ -193,20 +205,37 @@ func openSQLite(ctx context.Context, dsn string) (*sql.DB, error) {
 	}
 }
 
+// The connections a SQLite Store opens.
+type sqliteConn int
+
+const (
+	sqliteWriter       sqliteConn = iota // the write pool (one connection)
+	sqliteReader                         // the read pool: refuses writes
+	sqliteCheckpointer                   // background checkpoints (checkpoint.go)
+)
+
 // sqliteDSN builds the glebarez/go-sqlite DSN for a file path. The path is a SQLite URI path, so
 // the characters that URIs give a meaning are escaped.
-// readOnly connections refuse writes (query_only), so a write routed to the read pool by mistake
-// fails loudly instead of bypassing the writer queue.
-func sqliteDSN(path string, readOnly bool) string {
+// Reader connections refuse writes (query_only), so a write routed to the read pool by mistake
+// fails loudly instead of bypassing the writer queue. No connection checkpoints inside its
+// commits (wal_autocheckpoint(0)); the checkpointer's busy timeout is how long its RESTART
+// checkpoints may hold writers back.
+func sqliteDSN(path string, conn sqliteConn, wal walPolicy) string {
 	path = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	busy := 5 * time.Second
+	if conn == sqliteCheckpointer {
+		busy = wal.restartWait
+	}
 	q := []string{
 		"_pragma=journal_mode(WAL)",
-		"_pragma=busy_timeout(5000)",
+		fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds()),
 		"_pragma=foreign_keys(1)",
 		"_pragma=synchronous(FULL)",
+		"_pragma=wal_autocheckpoint(0)",
+		fmt.Sprintf("_pragma=journal_size_limit(%d)", wal.sizeLimit),
 		"_txlock=immediate",
 	}
-	if readOnly {
+	if conn == sqliteReader {
 		q = append(q, "_pragma=query_only(1)")
 	}
 	return "file:" + path + "?" + strings.Join(q, "&")
@@ -257,13 +286,18 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database connections.
+// Close closes the database connections. On SQLite it stops the background checkpoints first,
+// and closes the writer last: when no other process has the file open, SQLite checkpoints on
+// closing the last connection and deletes the WAL.
 func (s *Store) Close() error {
-	err := s.sqlDB.Close()
+	var err error
+	if s.ckpt != nil {
+		err = s.ckpt.close()
+	}
 	if s.readSQLDB != nil {
 		err = errors.Join(err, s.readSQLDB.Close())
 	}
-	return err
+	return errors.Join(err, s.sqlDB.Close())
 }
 
 // Ping checks that the database answers (the /readyz probe).
