@@ -517,3 +517,28 @@ func fetchPublicKeyPEM(t *testing.T, f *fixture) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
+
+func TestVerifyTimeCheckBoundsFollowTheClock(t *testing.T) {
+	f := newFixture(t, devissuer.Options{})
+	for range 3 {
+		now := f.clock.Now()
+		res := f.verifier.Verify(context.Background(), f.mint(t, nil), f.policy)
+		if !res.OK {
+			t.Fatalf("kind %q checks %+v", res.FailedKind, res.Checks)
+		}
+		want := map[string]string{
+			CheckExp: "after " + now.Add(-Leeway).UTC().Format(time.RFC3339),
+			CheckNbf: "at or before " + now.Add(Leeway).UTC().Format(time.RFC3339),
+			CheckIat: "at or before " + now.Add(Leeway).UTC().Format(time.RFC3339),
+		}
+		for _, c := range res.Checks {
+			if w, ok := want[c.Name]; ok && c.Expected != w {
+				t.Errorf("at %s, check %s expected %v, want %q", now, c.Name, c.Expected, w)
+			}
+			if c.Name == CheckIat && c.Actual != now.UTC().Format(time.RFC3339) {
+				t.Errorf("iat actual %v, want %s", c.Actual, now.UTC().Format(time.RFC3339))
+			}
+		}
+		f.clock.Advance(1500 * time.Millisecond)
+	}
+}
