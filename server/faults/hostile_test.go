@@ -212,10 +212,7 @@ func hostileAdminInput(t *testing.T, dbName, dsn string) {
 		"x%27%3B%20DROP%20TABLE%20connections%3B--", "hostile-target%27%20OR%20%271%27%3D%271",
 		"%25", "hostile-target%2Fstatus", "%2F", strings.Repeat("a", 4096),
 	} {
-		var alsoOK []int
-		if strings.Contains(ref, "%2F") && !strings.Contains(ref, "..") {
-			alsoOK = []int{http.StatusMethodNotAllowed, http.StatusMovedPermanently, http.StatusTemporaryRedirect}
-		}
+		var alsoOK []int // the router keeps an encoded slash inside {ref}: every case is a 404
 		cases = append(cases,
 			hostileCase{name: "GET ref " + trunc(ref), method: "GET", path: conns + "/" + ref, want: 404, alsoOK: alsoOK},
 			hostileCase{name: "PATCH ref " + trunc(ref), method: "PATCH", path: conns + "/" + ref, ctype: "application/merge-patch+json",

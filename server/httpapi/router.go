@@ -62,6 +62,11 @@ func NewRouter(d Deps) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// Route on the escaped path so that an encoded slash in {ref} stays inside its segment (a
+	// %2F never reaches another route), and never redirect: every answer is the API's own.
+	r.UseRawPath = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
 	// gin trusts forwarding headers from every peer by default; trust only configured proxies.
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
 		d.Logger.Error("invalid trusted proxies; trusting none", "error", err)
