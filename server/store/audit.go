@@ -140,10 +140,11 @@ func (s *Store) AppendAudit(ctx context.Context, evs []api.AuditEvent) error {
 
 // AuditFilter selects a page of audit events, newest first. Empty fields do not filter.
 type AuditFilter struct {
-	// Connection is a connection id or name; events match on either.
+	// Connection is a connection id (UUID-shaped) or a name.
 	Connection string
 	Action     string
-	Actor      string
+	// Actor keeps the actions of this principal (token exchanges, whose actor is a workload, never).
+	Actor string
 	// Since keeps events at or after this time.
 	Since time.Time
 	// Limit is the page size: DefaultLimit when ≤ 0, at most MaxLimit.
@@ -170,7 +171,9 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]api.AuditEvent,
 		q = q.Where("action = ?", f.Action)
 	}
 	if f.Actor != "" {
-		q = q.Where("actor = ?", f.Actor)
+		// A principal's own actions. Token exchanges are never a principal's action: their actor is
+		// the workload's subject, which could happen to equal a principal's name.
+		q = q.Where("actor = ? AND action <> ?", f.Actor, api.ActionTokenExchange)
 	}
 	if !f.Since.IsZero() {
 		q = q.Where(`"time" >= ?`, newDBTime(f.Since))

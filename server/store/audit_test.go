@@ -108,7 +108,9 @@ func TestListAuditNewestFirstWithFiltersAndPages(t *testing.T) {
 		{"connection by id", store.AuditFilter{Connection: "00000000-0000-4000-8000-000000000001"}, func(i int) bool { return i%4 == 1 }},
 		{"connection by name", store.AuditFilter{Connection: "name-2"}, func(i int) bool { return i%4 == 2 }},
 		{"action", store.AuditFilter{Action: api.ActionTokenExchange}, func(i int) bool { return i%3 == 0 }},
-		{"actor", store.AuditFilter{Actor: "bob"}, func(i int) bool { return i%2 == 1 }},
+		// A principal's own actions never include token exchanges, whose actor is a workload subject
+		// that may happen to equal a principal's name.
+		{"actor", store.AuditFilter{Actor: "bob"}, func(i int) bool { return i%2 == 1 && i%3 != 0 }},
 		{"since is inclusive", store.AuditFilter{Since: base.Add(20 * time.Minute)}, func(i int) bool { return i >= 20 }},
 		{"since in another zone", store.AuditFilter{Since: base.Add(25 * time.Minute).In(time.FixedZone("Y", 5*3600))}, func(i int) bool { return i >= 25 }},
 		{"combined", store.AuditFilter{Actor: "alice", Action: api.ActionConnectionUpdate, Since: base.Add(5 * time.Minute)}, func(i int) bool {
