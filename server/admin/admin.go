@@ -16,6 +16,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/audit"
+	"github.com/trustgate/terraform-provider-trustgate/server/broker"
 	"github.com/trustgate/terraform-provider-trustgate/server/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/store"
 )
@@ -41,7 +42,9 @@ type Service struct {
 	// Changed is called after every committed change so this replica's caches catch up at once
 	// instead of waiting for the next poll.
 	Changed func()
-	Now     func() time.Time
+	// Broker evaluates tokens for the test endpoint (the same verifier as the exchange).
+	Broker *broker.Broker
+	Now    func() time.Time
 }
 
 func (s *Service) now() time.Time {
@@ -234,6 +237,38 @@ func (s *Service) setStatus(ctx context.Context, a Actor, cur *connection.Connec
 	}
 	s.changed()
 	return &next, nil
+}
+
+// Test evaluates a CI token against a connection in any status and issues nothing. The test is
+// audited (connection.test), and so is a refusal.
+func (s *Service) Test(ctx context.Context, a Actor, ref, token string, m Meta) (*api.TestResult, error) {
+	cur, err := s.Store.GetConnection(ctx, ref)
+	if err == nil {
+		err = connection.Authorize(a.Role, connection.ActionTest, cur)
+	}
+	if err != nil {
+		s.refused(ctx, a, api.ActionConnectionTest, cur, ref, m, err)
+		return nil, err
+	}
+	res := s.Broker.Test(ctx, broker.NewEntry(*cur, s.Opts), token)
+	ev := s.event(a, api.ActionConnectionTest, cur, m, map[string]any{"would_issue": res.WouldIssue, "revision": cur.Revision})
+	if err := s.Audit.Record(ctx, *ev); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ListAudit reads a page of audit events: a devops admin sees only their own actions.
+func (s *Service) ListAudit(ctx context.Context, a Actor, f store.AuditFilter) ([]api.AuditEvent, string, error) {
+	if err := connection.Authorize(a.Role, connection.ActionReadAudit, nil); err != nil {
+		return nil, "", err
+	}
+	f.Actor = connection.AuditActorFilter(a.Role, a.Name)
+	evs, next, err := s.Store.ListAudit(ctx, f)
+	if evs == nil {
+		evs = []api.AuditEvent{}
+	}
+	return evs, next, err
 }
 
 // raced turns a lost optimistic-concurrency race into the error the caller expects.

@@ -110,8 +110,8 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
 	}
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		Store: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh},
-		Broker: b, Audit: aw, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
+		Store: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b},
+		Broker: b, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
 

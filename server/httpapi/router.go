@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/admin"
-	"github.com/trustgate/terraform-provider-trustgate/server/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/broker"
 	"github.com/trustgate/terraform-provider-trustgate/server/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/signing"
@@ -28,7 +27,6 @@ type Deps struct {
 	Store     *store.Store
 	Admin     *admin.Service
 	Broker    *broker.Broker
-	Audit     *audit.Writer
 	Keys      *signing.KeyRing
 	Opts      connection.Options
 	PublicURL string
