@@ -182,24 +182,25 @@ func ownershipDetail(name string, apiErr error) string {
 func activationError(diags *diag.Diagnostics, action string, conn *api.Connection, approved string, err error) {
 	var apiErr *apiclient.Error
 	if errors.As(err, &apiErr) {
-		switch apiErr.StatusCode {
-		case http.StatusForbidden:
-			diags.AddError("Trustgate refused to "+action,
+		switch apiErr.Problem.Type {
+		case api.ProblemFourEyes:
+			diags.AddError("Trustgate refused to "+action+": four eyes",
 				"Trustgate said: "+apiErr.Error()+"\n\n"+
-					"Two rules can refuse this. Four eyes: the principal who created the connection or last changed its "+
-					"configuration may not activate it, so apply this with the API key of another security admin. Role: "+
-					"only security_admin keys change a connection's status, so check that this workspace uses one.")
+					"The principal who created the connection or last changed its configuration may not activate it. "+
+					"Apply this with the API key of another security admin. Nothing was changed.")
 			return
-		case http.StatusConflict:
-			if approved != "" && conn != nil && conn.Fingerprint != approved {
-				diags.AddAttributeError(path.Root("approved_fingerprint"), "The connection is not the one that was approved",
-					"Trustgate said: "+apiErr.Error()+"\n\n"+
-						"approved_fingerprint is "+approved+" but the connection's configuration now has fingerprint "+
-						conn.Fingerprint+": it changed after it was reviewed, and nothing was changed on the server. "+
-						"Review the current configuration (data source trustgate_workload_connection, or the platform "+
-						"team's plan), then set approved_fingerprint to the new fingerprint if you approve it.")
-				return
+		case api.ProblemFingerprintMismatch:
+			current := "a different one"
+			if conn != nil {
+				current = conn.Fingerprint
 			}
+			diags.AddAttributeError(path.Root("approved_fingerprint"), "The connection is not the one that was approved",
+				"Trustgate said: "+apiErr.Error()+"\n\n"+
+					"approved_fingerprint is "+approved+" but the connection's configuration now has fingerprint "+
+					current+": it changed after it was reviewed, and nothing was changed on the server. "+
+					"Review the current configuration (data source trustgate_workload_connection, or the platform "+
+					"team's plan), then set approved_fingerprint to the new fingerprint if you approve it.")
+			return
 		}
 	}
 	addAPIError(diags, action, err)

@@ -17,6 +17,11 @@ func problem(status int, detail string, fields ...api.FieldError) error {
 	return &apiclient.Error{StatusCode: status, Problem: api.Problem{Status: status, Detail: detail, Errors: fields}}
 }
 
+// typedProblem is a refusal the server marks with one of the api.Problem* types.
+func typedProblem(status int, problemType, detail string) error {
+	return &apiclient.Error{StatusCode: status, Problem: api.Problem{Type: problemType, Status: status, Detail: detail}}
+}
+
 func TestWriteErrorExplainsEachRefusal(t *testing.T) {
 	draft := &connectionModel{Name: types.StringValue("c"), Status: types.StringValue("draft"), ActivatedAt: types.StringNull()}
 	active := &connectionModel{Name: types.StringValue("c"), Status: types.StringValue("active"), ActivatedAt: types.StringValue("2026-11-28T10:00:00Z")}
@@ -27,7 +32,7 @@ func TestWriteErrorExplainsEachRefusal(t *testing.T) {
 		wantSummary string
 		wantDetail  string
 	}{
-		{"403 after activation", problem(403, "connection c has been activated; a security admin owns it now"), active,
+		{"403 after activation", typedProblem(403, api.ProblemOwnedBySecurity, "connection c has been activated; a security admin owns it now"), active,
 			ownershipSummary, "revert this configuration"},
 		{"403 on a draft is the key's role", problem(403, "auditors have read-only access"), draft,
 			"Trustgate refused to update", "role does not allow"},
@@ -79,12 +84,12 @@ func TestValidationErrorsLandOnTheirAttributes(t *testing.T) {
 func TestActivationErrorNamesFourEyesAndTheFingerprint(t *testing.T) {
 	conn := &api.Connection{Name: "c", Fingerprint: "sha256:new"}
 	var diags diag.Diagnostics
-	activationError(&diags, "activate workload connection \"c\"", conn, "sha256:old", problem(409, "approved fingerprint does not match"))
+	activationError(&diags, "activate workload connection \"c\"", conn, "sha256:old", typedProblem(409, api.ProblemFingerprintMismatch, "approved fingerprint does not match"))
 	if len(diags) != 1 || !strings.Contains(diags[0].Summary(), "not the one that was approved") || !strings.Contains(diags[0].Detail(), "sha256:new") {
 		t.Errorf("fingerprint refusal: %v", diags)
 	}
 	diags = nil
-	activationError(&diags, "activate workload connection \"c\"", conn, "", problem(403, "four eyes: security created connection c"))
+	activationError(&diags, "activate workload connection \"c\"", conn, "", typedProblem(403, api.ProblemFourEyes, "four eyes: security created connection c"))
 	if len(diags) != 1 || !strings.Contains(diags[0].Detail(), "another security admin") {
 		t.Errorf("four-eyes refusal: %v", diags)
 	}

@@ -3,9 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"regexp"
-	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -511,17 +509,9 @@ func (r *workloadConnectionResource) writeError(diags *diag.Diagnostics, action 
 	if addValidationErrors(diags, err) {
 		return
 	}
-	if apiclient.StatusCode(err) == http.StatusForbidden && state != nil && ownedBySecurity(state, err) {
+	if apiclient.ProblemType(err) == api.ProblemOwnedBySecurity && state != nil {
 		diags.AddError(ownershipSummary, ownershipDetail(state.Name.ValueString(), err))
 		return
 	}
 	addAPIError(diags, action, err)
-}
-
-// ownedBySecurity tells a refusal because of activation from a refusal because of the key's role.
-func ownedBySecurity(state *connectionModel, err error) bool {
-	if !state.ActivatedAt.IsNull() || (state.Status.ValueString() != "" && state.Status.ValueString() != api.StatusDraft) {
-		return true
-	}
-	return strings.Contains(err.Error(), "owns it")
 }

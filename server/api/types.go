@@ -251,6 +251,18 @@ type Problem struct {
 	Errors    []FieldError `json:"errors,omitempty"`
 }
 
+// Problem types of the refusals a client acts on differently (SPEC §1). Other problems have a type
+// derived from their status code.
+const (
+	ProblemTypeBase = "https://trustgate.dev/problems/"
+	// ProblemOwnedBySecurity: a devops admin changed or deleted a connection that has been activated.
+	ProblemOwnedBySecurity = ProblemTypeBase + "owned-by-security-admin"
+	// ProblemFourEyes: the principal who created or last configured a connection tried to activate it.
+	ProblemFourEyes = ProblemTypeBase + "four-eyes"
+	// ProblemFingerprintMismatch: approved_fingerprint differs from the connection's current one.
+	ProblemFingerprintMismatch = ProblemTypeBase + "fingerprint-mismatch"
+)
+
 // FieldError names one invalid field with a dotted path such as `github.owner`,
 // `token_ttl.amount` or `conditions[2].values`.
 type FieldError struct {

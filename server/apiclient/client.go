@@ -84,6 +84,16 @@ func StatusCode(err error) int {
 	return 0
 }
 
+// ProblemType returns the problem type of an *Error (api.Problem* for the refusals a client tells
+// apart), or "" for any other error.
+func ProblemType(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Problem.Type
+	}
+	return ""
+}
+
 // IsNotFound reports whether err is a 404 answer.
 func IsNotFound(err error) bool { return StatusCode(err) == http.StatusNotFound }
 

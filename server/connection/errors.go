@@ -47,6 +47,8 @@ type Error struct {
 	Kind   Kind
 	Detail string
 	Fields []api.FieldError
+	// Type, when set, is the problem type (api.Problem*) of a refusal clients tell apart.
+	Type string
 }
 
 // Error implements error.

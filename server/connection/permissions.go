@@ -59,7 +59,7 @@ func Authorize(role string, action Action, c *Connection) error {
 				return nil
 			}
 			if c.EverActivated || c.Status != api.StatusDraft {
-				return Forbidden(fmt.Sprintf("connection %s has been activated; a security admin owns it now: ask a security admin to change, deactivate or delete it", c.Spec.Name))
+				return typed(api.ProblemOwnedBySecurity, Forbidden(fmt.Sprintf("connection %s has been activated; a security admin owns it now: ask a security admin to change, deactivate or delete it", c.Spec.Name)))
 			}
 			return nil
 		default:
@@ -111,7 +111,7 @@ func CheckStatusChange(c *Connection, principal string, req api.StatusChange, cu
 		return false, ValidationDetail(detail, api.FieldError{Field: "status", Detail: detail})
 	}
 	if req.ApprovedFingerprint != "" && req.ApprovedFingerprint != currentFingerprint {
-		return false, Conflict(fmt.Sprintf("approved fingerprint %s does not match the current fingerprint %s of connection %s: its configuration changed since it was reviewed; review it again and approve the current fingerprint", req.ApprovedFingerprint, currentFingerprint, c.Spec.Name))
+		return false, typed(api.ProblemFingerprintMismatch, Conflict(fmt.Sprintf("approved fingerprint %s does not match the current fingerprint %s of connection %s: its configuration changed since it was reviewed; review it again and approve the current fingerprint", req.ApprovedFingerprint, currentFingerprint, c.Spec.Name)))
 	}
 	if c.Status == req.Status {
 		return false, nil
@@ -122,9 +122,9 @@ func CheckStatusChange(c *Connection, principal string, req api.StatusChange, cu
 	if req.Status == api.StatusActive {
 		switch principal {
 		case c.CreatedBy:
-			return false, Forbidden(fmt.Sprintf("four eyes: %s created connection %s, so another security admin must review and activate it", principal, c.Spec.Name))
+			return false, typed(api.ProblemFourEyes, Forbidden(fmt.Sprintf("four eyes: %s created connection %s, so another security admin must review and activate it", principal, c.Spec.Name)))
 		case c.ConfigChangedBy:
-			return false, Forbidden(fmt.Sprintf("four eyes: %s last changed the configuration of connection %s, so another security admin must review and activate it", principal, c.Spec.Name))
+			return false, typed(api.ProblemFourEyes, Forbidden(fmt.Sprintf("four eyes: %s last changed the configuration of connection %s, so another security admin must review and activate it", principal, c.Spec.Name)))
 		}
 	}
 	return true, nil
@@ -139,4 +139,10 @@ func AuditActorFilter(role, principal string) string {
 		return ""
 	}
 	return principal
+}
+
+// typed marks a refusal with the problem type clients switch on.
+func typed(problemType string, e *Error) *Error {
+	e.Type = problemType
+	return e
 }

@@ -26,6 +26,9 @@ func TestFourEyes_SecurityAdminWhoLastChangedConfigCannotActivate(t *testing.T) 
 	if !strings.Contains(p.Detail, "four eyes") {
 		t.Errorf("403 detail %q does not name the four-eyes rule", p.Detail)
 	}
+	if p.Type != api.ProblemFourEyes {
+		t.Errorf("four-eyes refusal has problem type %q, want %q", p.Type, api.ProblemFourEyes)
+	}
 	e.wantUnchanged(t, c)
 
 	c, err = second.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusActive, ApprovedFingerprint: c.Fingerprint}, 0)
@@ -66,6 +69,9 @@ func TestApprovedFingerprintMismatchIs409AndChangesNothing(t *testing.T) {
 	p := r.problem(t, http.StatusConflict)
 	if !strings.Contains(p.Detail, c.Fingerprint) {
 		t.Errorf("409 detail %q does not name the current fingerprint", p.Detail)
+	}
+	if p.Type != api.ProblemFingerprintMismatch {
+		t.Errorf("fingerprint refusal has problem type %q, want %q", p.Type, api.ProblemFingerprintMismatch)
 	}
 	e.wantUnchanged(t, c)
 	after := e.auditOf(t, c.ID)

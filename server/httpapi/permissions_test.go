@@ -187,6 +187,9 @@ func TestDevOpsAfterActivationGets403SayingSecurityAdminOwnsIt(t *testing.T) {
 		if !strings.Contains(p.Detail, "a security admin owns it") {
 			t.Errorf("%s: update 403 detail %q does not say a security admin owns it", status, p.Detail)
 		}
+		if p.Type != api.ProblemOwnedBySecurity {
+			t.Errorf("%s: ownership refusal has problem type %q, want %q", status, p.Type, api.ProblemOwnedBySecurity)
+		}
 		p = apiProblem(t, e.devops.DeleteConnection(ctx, c.Name, 0), http.StatusForbidden)
 		if !strings.Contains(p.Detail, "a security admin owns it") {
 			t.Errorf("%s: delete 403 detail %q does not say a security admin owns it", status, p.Detail)

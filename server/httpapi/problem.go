@@ -16,10 +16,18 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/store"
 )
 
-// problem writes an RFC 9457 problem+json answer.
+// problem writes an RFC 9457 problem+json answer whose type follows from the status code.
 func problem(c *gin.Context, status int, detail string, fields ...api.FieldError) {
+	typedProblem(c, status, "", detail, fields...)
+}
+
+// typedProblem writes a problem with a specific type (api.Problem*), or the status code's when empty.
+func typedProblem(c *gin.Context, status int, problemType, detail string, fields ...api.FieldError) {
+	if problemType == "" {
+		problemType = api.ProblemTypeBase + strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "-")
+	}
 	p := api.Problem{
-		Type:      "https://trustgate.dev/problems/" + strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "-"),
+		Type:      problemType,
 		Title:     http.StatusText(status),
 		Status:    status,
 		Detail:    detail,
@@ -37,7 +45,7 @@ func (h *handlers) fail(c *gin.Context, err error) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &de):
-		problem(c, kindStatus(de.Kind), de.Detail, de.Fields...)
+		typedProblem(c, kindStatus(de.Kind), de.Type, de.Detail, de.Fields...)
 	case errors.Is(err, store.ErrNotFound):
 		problem(c, http.StatusNotFound, "no workload connection with this id or name: list them with GET /v1/workload-connections")
 	case errors.Is(err, store.ErrDuplicateName):
