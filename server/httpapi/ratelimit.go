@@ -73,7 +73,9 @@ func (h *handlers) limitToken(c *gin.Context) {
 // limitConnection applies the per-connection limit to a parsed token request. It answers 429
 // itself and returns false when the connection is over its limit.
 func (h *handlers) limitConnection(c *gin.Context, name string) bool {
-	if h.Limiter == nil || name == "" {
+	// Only real connections get a bucket: names an anonymous caller makes up would otherwise fill
+	// the limiter's table (and, past its bound, reset everyone's buckets).
+	if h.Limiter == nil || name == "" || h.Broker.Catalog.ByName(name) == nil {
 		return true
 	}
 	if ok, d := h.Limiter.allow("connection:"+name, h.Limiter.perConnection, time.Now()); !ok {
