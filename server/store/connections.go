@@ -135,18 +135,19 @@ func (s *Store) CreateConnection(ctx context.Context, c *connection.Connection, 
 // GetConnection returns the connection whose id or name is ref (an id wins over a name, for the
 // unlikely name that looks like another connection's UUID), or ErrNotFound.
 func (s *Store) GetConnection(ctx context.Context, ref string) (*connection.Connection, error) {
-	var rows []connectionRow
-	if err := s.rdb.WithContext(ctx).Where("id = ? OR name = ?", ref, ref).Limit(2).Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("get connection %q: %w", ref, err)
+	// Ids are UUIDs and names never look like one (connection.Normalize), so the shape of ref
+	// says which column to match: one rule for every "id or name" lookup (see ListAudit too).
+	column := "name = ?"
+	if connection.LooksLikeID(ref) {
+		column = "id = ?"
 	}
-	if len(rows) == 0 {
+	var row connectionRow
+	res := s.rdb.WithContext(ctx).Where(column, ref).Limit(1).Find(&row)
+	if res.Error != nil {
+		return nil, fmt.Errorf("get connection %q: %w", ref, res.Error)
+	}
+	if res.RowsAffected == 0 {
 		return nil, fmt.Errorf("connection %q: %w", ref, ErrNotFound)
-	}
-	row := rows[0]
-	for _, r := range rows {
-		if r.ID == ref {
-			row = r
-		}
 	}
 	c, err := row.toConnection()
 	if err != nil {
