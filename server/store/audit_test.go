@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,5 +265,82 @@ func TestAppendAuditKeepsOrderAcrossInsertsWithTimeOrderedIDs(t *testing.T) {
 		if k > 0 && ev.ID >= got[k-1].ID {
 			t.Fatalf("ids not increasing in insertion order: %s then %s", ev.ID, got[k-1].ID)
 		}
+	}
+}
+
+// A principal's own actions are served by the partial index that leaves token exchanges out
+// (migration 00002): the filter's WHERE clause must imply the index's, or every "own actions"
+// query would scan the audit log.
+func TestAuditActorFilterUsesTheAdminActorIndex(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := ctxT(t)
+	plan, err := s.AuditPlan(ctx, store.AuditFilter{Actor: "alice"})
+	if err != nil {
+		t.Fatalf("AuditPlan: %v", err)
+	}
+	if !strings.Contains(plan, "audit_events_admin_actor_idx") {
+		t.Errorf("the actor filter does not use audit_events_admin_actor_idx; plan:\n%s", plan)
+	}
+	indexes, err := s.AuditIndexes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(indexes, "audit_events_actor_idx") {
+		t.Errorf("the full actor index is still there (every exchange pays for it): %v", indexes)
+	}
+}
+
+// A database left by the first release (schema version 1, full actor index) upgrades in place:
+// its events stay, and the actor filter still finds a principal's actions and never an exchange
+// whose workload subject happens to equal the principal's name.
+func TestUpgradeFromSchemaV1KeepsAuditAndActorFilter(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.DSN(t)
+	ctx := ctxT(t)
+	old, err := store.Open(ctx, dsn, store.WithSchemaVersion(1))
+	if err != nil {
+		t.Fatalf("Open at schema version 1: %v", err)
+	}
+	if idx, err := old.AuditIndexes(ctx); err != nil || !slices.Contains(idx, "audit_events_actor_idx") {
+		_ = old.Close()
+		t.Fatalf("schema version 1 should have the full actor index: %v, %v", idx, err)
+	}
+	evs := []api.AuditEvent{
+		{Actor: "alice", Action: api.ActionConnectionCreate, Outcome: api.OutcomeSuccess, ConnectionName: "a"},
+		{Actor: "alice", Action: api.ActionTokenExchange, Outcome: api.OutcomeGranted, ConnectionName: "a"},
+		{Actor: "bob", Action: api.ActionConnectionStatus, Outcome: api.OutcomeSuccess, ConnectionName: "a"},
+		{Actor: "alice", Action: api.ActionConnectionUpdate, Outcome: api.OutcomeDenied, ConnectionName: "a"},
+	}
+	if err := old.AppendAudit(ctx, evs); err != nil {
+		_ = old.Close()
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, dsn)
+	idx, err := s.AuditIndexes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(idx, "audit_events_admin_actor_idx") || slices.Contains(idx, "audit_events_actor_idx") {
+		t.Errorf("indexes after the upgrade = %v, want audit_events_admin_actor_idx instead of audit_events_actor_idx", idx)
+	}
+	all, _, err := s.ListAudit(ctx, store.AuditFilter{})
+	if err != nil || len(all) != len(evs) {
+		t.Fatalf("ListAudit after the upgrade = %d events, %v; want %d", len(all), err, len(evs))
+	}
+	mine, _, err := s.ListAudit(ctx, store.AuditFilter{Actor: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, ev := range mine {
+		actions = append(actions, ev.Action)
+	}
+	if want := []string{api.ActionConnectionUpdate, api.ActionConnectionCreate}; !slices.Equal(actions, want) {
+		t.Errorf("alice's own actions after the upgrade = %v, want %v", actions, want)
 	}
 }

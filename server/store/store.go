@@ -71,6 +71,8 @@ type Option func(*options)
 type options struct {
 	logger *slog.Logger
 	wal    walPolicy
+	// schemaVersion stops migrating at this version (0: the newest); upgrade tests only.
+	schemaVersion int64
 }
 
 // WithLogger sets the logger for migration progress and slow-query warnings (default: discard).
@@ -166,7 +168,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("open store (%s): %w", s.dialect, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, o.schemaVersion); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
@@ -250,7 +252,7 @@ func redactDSN(dsn string) string {
 	return u.Redacted()
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, version int64) error {
 	sub, err := fs.Sub(migrationsFS, "migrations/"+s.dialect)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -276,7 +278,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	results, err := s.up(ctx, p)
+	var results []*goose.MigrationResult
+	if version > 0 {
+		results, err = p.UpTo(ctx, version)
+	} else {
+		results, err = s.up(ctx, p)
+	}
 	if err != nil {
 		return fmt.Errorf("migrate %s schema: %w", s.dialect, err)
 	}

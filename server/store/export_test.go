@@ -1,0 +1,70 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// WithSchemaVersion stops Open's migrations at version, to build a database as an older release
+// left it and then test the upgrade.
+func WithSchemaVersion(version int64) Option {
+	return func(o *options) { o.schemaVersion = version }
+}
+
+// AuditIndexes lists the indexes of the audit_events table.
+func (s *Store) AuditIndexes(ctx context.Context) ([]string, error) {
+	q := "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' AND sql IS NOT NULL ORDER BY name"
+	if s.dialect == DialectPostgres {
+		q = "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_events' ORDER BY indexname"
+	}
+	var names []string
+	err := s.db.WithContext(ctx).Raw(q).Scan(&names).Error
+	return names, err
+}
+
+// AuditPlan is the database's query plan for ListAudit(f), as text. On PostgreSQL sequential scans
+// are disabled for the EXPLAIN, so that the plan on a test-sized table shows which index the query
+// can use rather than the table scan the planner rightly prefers for a handful of rows.
+func (s *Store) AuditPlan(ctx context.Context, f AuditFilter) (string, error) {
+	var rows []auditRow
+	q, err := auditQuery(s.rdb.WithContext(ctx).Session(&gorm.Session{DryRun: true}), f)
+	if err != nil {
+		return "", err
+	}
+	stmt := q.Order("seq DESC").Limit(clampLimit(f.Limit) + 1).Find(&rows).Statement
+	var lines []string
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		explain := "EXPLAIN QUERY PLAN "
+		if s.dialect == DialectPostgres {
+			explain = "EXPLAIN "
+			if err := tx.Exec("SET LOCAL enable_seqscan = off").Error; err != nil {
+				return err
+			}
+		}
+		r, err := tx.Raw(explain+stmt.SQL.String(), stmt.Vars...).Rows()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		cols, err := r.Columns()
+		if err != nil {
+			return err
+		}
+		for r.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := r.Scan(ptrs...); err != nil {
+				return err
+			}
+			lines = append(lines, fmt.Sprint(vals...))
+		}
+		return r.Err()
+	})
+	return strings.Join(lines, "\n"), err
+}
