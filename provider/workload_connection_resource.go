@@ -7,8 +7,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/objectvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -68,15 +66,6 @@ func requiredSetting(desc string) schema.StringAttribute {
 		MarkdownDescription: "**Required** in the block. " + desc,
 		Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
 	}
-}
-
-// requiresSettings makes the named inputs required whenever the preset block is present.
-func requiresSettings(names ...string) []validator.Object {
-	var ps []path.Expression
-	for _, n := range names {
-		ps = append(ps, path.MatchRelative().AtName(n))
-	}
-	return []validator.Object{objectvalidator.AlsoRequires(ps...)}
 }
 
 var nameRegexp = regexp.MustCompile(api.NamePattern)
@@ -282,11 +271,7 @@ func conditionComputedAttributes() map[string]schema.Attribute {
 }
 
 func (r *workloadConnectionResource) ConfigValidators(context.Context) []resource.ConfigValidator {
-	return []resource.ConfigValidator{
-		resourcevalidator.Conflicting(
-			path.MatchRoot(api.ProviderGitHub), path.MatchRoot(api.ProviderGitLab),
-			path.MatchRoot(api.ProviderCircleCI), path.MatchRoot(api.ProviderGoogleCloud)),
-	}
+	return []resource.ConfigValidator{atMostOnePreset{}}
 }
 
 // ValidateConfig refuses a generic connection (no preset block) without jwks_url at plan time.
