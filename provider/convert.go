@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
-	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/api"
 )
@@ -322,5 +321,3 @@ func jwksPrivateValue(overridden bool) []byte {
 	b, _ := json.Marshal(overridden)
 	return b
 }
-
-var objectAsOptions = basetypes.ObjectAsOptions{}

@@ -100,7 +100,8 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				Validators:          []validator.String{stringvalidator.LengthAtMost(api.MaxDescriptionLen)},
 			},
 			"provider_type": schema.StringAttribute{
-				Computed: true,
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{providerTypeFromPreset{}},
 				MarkdownDescription: "The provider type the preset block selects: `github`, `gitlab`, `circleci`, " +
 					"`google_cloud`, or `generic` when no preset block is set.",
 			},
@@ -281,12 +282,8 @@ func (r *workloadConnectionResource) ValidateConfig(ctx context.Context, req res
 	if resp.Diagnostics.HasError() || !jwks.IsNull() {
 		return
 	}
-	for _, name := range presetBlocks {
-		var block types.Object
-		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root(name), &block)...)
-		if resp.Diagnostics.HasError() || !block.IsNull() {
-			return // a preset (or a value not known yet) derives the JWKS URL
-		}
+	if pt, known := presetType(req.Config.Raw); !known || pt != api.ProviderGeneric {
+		return // a preset (or a block not known yet) derives the JWKS URL
 	}
 	resp.Diagnostics.AddAttributeError(path.Root("jwks_url"), "Missing jwks_url for a generic connection",
 		"Without a preset block (github, gitlab, circleci or google_cloud) the connection is generic, and Trustgate "+
@@ -298,31 +295,17 @@ func (r *workloadConnectionResource) ValidateConfig(ctx context.Context, req res
 // conditions and derived JWKS URL depend on (SPEC §1: not name, not description).
 var fingerprintInputs = []string{"github", "gitlab", "circleci", "google_cloud", "token_ttl", "identity_claim", "condition"}
 
-// ModifyPlan sets provider_type from the preset block and refines what the framework plans for the
-// server-derived attributes. The framework marks every computed attribute unknown as soon as any
-// configuration changes; here, when only name or description change, fingerprint,
-// effective_conditions and jwks_url keep their values, so a reviewer sees at plan time that who
-// gets a token is unchanged. Removing a jwks_url override plans a change, which an
-// optional+computed attribute would otherwise hide by keeping the old value.
+// ModifyPlan refines what the framework plans for the server-derived attributes of an update
+// (provider_type is planned by providerTypeFromPreset). The framework marks every computed
+// attribute unknown as soon as any configuration changes; here, when only name or description
+// change, fingerprint, effective_conditions and jwks_url keep their values, so a reviewer sees at
+// plan time that who gets a token is unchanged. Removing a jwks_url override plans a change, which
+// an optional+computed attribute would otherwise hide by keeping the old value.
 func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() { // destroy
+	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() { // destroy or create
 		return
 	}
-	present := map[string]bool{}
-	for _, name := range presetBlocks {
-		var block types.Object
-		resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root(name), &block)...)
-		if block.IsUnknown() {
-			return
-		}
-		present[name] = !block.IsNull()
-	}
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	pt := providerTypeOf(present[api.ProviderGitHub], present[api.ProviderGitLab], present[api.ProviderCircleCI], present[api.ProviderGoogleCloud])
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("provider_type"), pt)...)
-	if req.State.Raw.IsNull() { // create
+	if _, known := presetType(req.Plan.Raw); !known {
 		return
 	}
 
@@ -359,6 +342,40 @@ func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resourc
 		}
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(name), v)...)
 	}
+}
+
+// providerTypeFromPreset plans provider_type from the preset block, so that the plan shows it.
+type providerTypeFromPreset struct{}
+
+var _ planmodifier.String = providerTypeFromPreset{}
+
+func (providerTypeFromPreset) Description(context.Context) string {
+	return "provider_type follows the preset block: github, gitlab, circleci, google_cloud, or generic without one"
+}
+
+func (m providerTypeFromPreset) MarkdownDescription(ctx context.Context) string {
+	return m.Description(ctx)
+}
+
+func (providerTypeFromPreset) PlanModifyString(_ context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if pt, known := presetType(req.Plan.Raw); known {
+		resp.PlanValue = types.StringValue(pt)
+	}
+}
+
+// presetType is the provider type the preset blocks of a configuration or plan select; known is
+// false while a block is unknown (or there is no value). It reads the raw value directly: the
+// framework's GetAttribute converts the whole block and showed in the profile of large plans.
+func presetType(obj tftypes.Value) (pt string, known bool) {
+	present := map[string]bool{}
+	for _, name := range presetBlocks {
+		v, ok := topLevel(obj, name)
+		if !ok || !v.IsKnown() {
+			return "", false
+		}
+		present[name] = !v.IsNull()
+	}
+	return providerTypeOf(present[api.ProviderGitHub], present[api.ProviderGitLab], present[api.ProviderCircleCI], present[api.ProviderGoogleCloud]), true
 }
 
 // planDerivedUnknown marks everything the server derives from the configuration as unknown.

@@ -223,6 +223,11 @@ func TestAccWorkloadConnection_everyPresetCreatesUpdatesImportsAndDestroys(t *te
 				Steps: []resource.TestStep{
 					{
 						Config: prov + tc.create,
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{
+								plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("provider_type"), knownvalue.StringExact(tc.providerType)),
+							},
+						},
 						ConfigStateChecks: []statecheck.StateCheck{
 							sameID.AddStateValue(connAddr, tfjsonpath.New("id")),
 							newRevision.AddStateValue(connAddr, tfjsonpath.New("revision")),
@@ -249,6 +254,7 @@ func TestAccWorkloadConnection_everyPresetCreatesUpdatesImportsAndDestroys(t *te
 								plancheck.ExpectUnknownValue(connAddr, tfjsonpath.New("revision")),
 								plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("id"), knownvalue.NotNull()),
 								plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("created_by"), knownvalue.StringExact("devops")),
+								plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("provider_type"), knownvalue.StringExact(tc.providerType)),
 							},
 						},
 						ConfigStateChecks: append([]statecheck.StateCheck{
