@@ -287,3 +287,33 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		t.Fatal("the server did not exit within 20s of SIGTERM")
 	}
 }
+
+// The server collects garbage less often than Go's default unless the operator says otherwise:
+// GOGC in the environment wins. /metrics shows the setting in force (go_gc_gogc_percent).
+func TestServeGCTargetDefaultsTo400AndGOGCWins(t *testing.T) {
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		_ = os.Unsetenv("GOGC")
+		t.Cleanup(func() { _ = os.Setenv("GOGC", v) })
+	}
+	gogc := func(p *proc) string {
+		t.Helper()
+		resp, err := http.Get(p.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		m := regexp.MustCompile(`(?m)^go_gc_gogc_percent (\S+)$`).FindStringSubmatch(b.String())
+		if m == nil {
+			t.Fatalf("/metrics has no go_gc_gogc_percent:\n%s", b.String())
+		}
+		return m[1]
+	}
+	if got := gogc(serve(t, t.TempDir(), nil, "--dev", "--listen", freeAddr(t))); got != "400" {
+		t.Errorf("GC target without GOGC = %s, want 400", got)
+	}
+	if got := gogc(serve(t, t.TempDir(), []string{"GOGC=150"}, "--dev", "--listen", freeAddr(t))); got != "150" {
+		t.Errorf("GC target with GOGC=150 = %s, want 150", got)
+	}
+}

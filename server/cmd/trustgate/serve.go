@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -60,6 +61,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	slog.SetDefault(logger)
+	setGCDefault()
 
 	var kek []byte
 	switch {
@@ -235,4 +237,17 @@ func createKey(ctx context.Context, st *store.Store, name, role string) (string,
 		return "", err
 	}
 	return key, nil
+}
+
+// serveGCPercent is the server's garbage-collection target when GOGC is not set. The server's live
+// heap is small (connection catalog, JWKS cache, a few thousand in-flight requests) and every
+// exchange allocates a few KiB of short-lived garbage, so at Go's default of 100 the collector
+// runs hundreds of times a second under load: 400 trades a few tens of MiB of heap for ~12 % of
+// the CPU per exchange (BENCHMARKS.md). GOGC (and GOMEMLIMIT) in the environment still win.
+const serveGCPercent = 400
+
+func setGCDefault() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serveGCPercent)
+	}
 }
