@@ -79,22 +79,41 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 		c.healthy.Store(true)
 		return nil
 	}
-	all, err := c.store.AllConnections(ctx)
+	// Compare revisions first and read only the rows that moved: every change bumps its
+	// connection's revision, so an unchanged revision means an unchanged row, and its resolved
+	// entry is kept. (A refresh after one change in a 500-connection apply reads two columns of
+	// every row and one whole row, not 500 whole rows.)
+	revs, err := c.store.ConnectionRevisions(ctx)
 	if err != nil {
 		c.healthy.Store(false)
 		return err
 	}
 	prev := c.snap.Load()
-	next := &snapshot{byName: make(map[string]*Entry, len(all)), byID: make(map[string]*Entry, len(all)), seq: seq}
-	for i := range all {
-		// A connection whose revision did not move keeps its resolved entry: every change bumps
-		// the revision, so only changed connections are resolved again.
-		e := prev.byID[all[i].ID]
-		if e == nil || e.Conn.Revision != all[i].Revision {
-			e = NewEntry(all[i], c.opts)
+	var moved []string
+	for id, rev := range revs {
+		if e := prev.byID[id]; e == nil || e.Conn.Revision != rev {
+			moved = append(moved, id)
 		}
-		next.byName[all[i].Spec.Name] = e
-		next.byID[all[i].ID] = e
+	}
+	changed, err := c.store.ConnectionsByID(ctx, moved)
+	if err != nil {
+		c.healthy.Store(false)
+		return err
+	}
+	next := &snapshot{byName: make(map[string]*Entry, len(revs)), byID: make(map[string]*Entry, len(revs)), seq: seq}
+	for id := range revs {
+		if e := prev.byID[id]; e != nil && e.Conn.Revision == revs[id] {
+			next.byID[id] = e
+		}
+	}
+	// A row changed (or deleted) after its revision was read comes back newer (or not at all):
+	// the newer row is used, the deleted one left out, and the change counter, read before
+	// either, makes the next refresh look again.
+	for i := range changed {
+		next.byID[changed[i].ID] = NewEntry(changed[i], c.opts)
+	}
+	for _, e := range next.byID {
+		next.byName[e.Conn.Spec.Name] = e
 	}
 	c.snap.Store(next)
 	c.healthy.Store(true)

@@ -205,11 +205,37 @@ func (s *Store) ListConnections(ctx context.Context, f ConnectionFilter) ([]conn
 	return out, next, err
 }
 
-// AllConnections returns every connection, ordered by name (the replicas' connection cache).
-func (s *Store) AllConnections(ctx context.Context) ([]connection.Connection, error) {
+// ConnectionRevisions returns the revision of every connection by id: what a replica's connection
+// cache compares with its own after each change, so that it reads (and decodes) only the rows
+// that moved instead of every row.
+func (s *Store) ConnectionRevisions(ctx context.Context) (map[string]int64, error) {
+	var rows []struct {
+		ID       string
+		Revision int64
+	}
+	if err := s.rdb.WithContext(ctx).Model(&connectionRow{}).Select("id", "revision").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list connection revisions: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Revision
+	}
+	return out, nil
+}
+
+// idsPerQuery bounds the ids bound in one IN (…) list (SQLite allows 32766 variables).
+const idsPerQuery = 500
+
+// ConnectionsByID returns the connections with these ids, in no particular order; ids that do not
+// exist (any more) are left out.
+func (s *Store) ConnectionsByID(ctx context.Context, ids []string) ([]connection.Connection, error) {
 	var rows []connectionRow
-	if err := s.rdb.WithContext(ctx).Order("name").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("list all connections: %w", err)
+	for start := 0; start < len(ids); start += idsPerQuery {
+		var chunk []connectionRow
+		if err := s.rdb.WithContext(ctx).Where("id IN ?", ids[start:min(start+idsPerQuery, len(ids))]).Find(&chunk).Error; err != nil {
+			return nil, fmt.Errorf("read %d connections by id: %w", len(ids), err)
+		}
+		rows = append(rows, chunk...)
 	}
 	return toConnections(rows)
 }

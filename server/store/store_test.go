@@ -49,7 +49,7 @@ func TestOpenMigratesEmptyDatabase(t *testing.T) {
 		t.Errorf("ChangeCounter = %d, %v; want 0, nil", n, err)
 	}
 	for name, count := range map[string]func() (int, error){
-		"connections":  func() (int, error) { c, err := s.AllConnections(ctx); return len(c), err },
+		"connections":  func() (int, error) { c, err := s.ConnectionRevisions(ctx); return len(c), err },
 		"principals":   func() (int, error) { p, err := s.ListPrincipals(ctx); return len(p), err },
 		"signing keys": func() (int, error) { k, err := s.SigningKeys(ctx); return len(k), err },
 		"audit events": func() (int, error) {
