@@ -329,6 +329,11 @@ func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resourc
 		return // the framework already planned them unknown
 	}
 	for _, name := range []string{"jwks_url", "fingerprint", "effective_conditions"} {
+		if pv, ok := topLevel(req.Plan.Raw, name); ok {
+			if sv, ok := topLevel(req.State.Raw, name); ok && pv.Equal(sv) {
+				continue // nothing changed (a refresh): SetAttribute would rewrite the plan for nothing
+			}
+		}
 		var v attr.Value
 		switch name {
 		case "effective_conditions":
