@@ -247,7 +247,7 @@ func createKey(ctx context.Context, st *store.Store, name, role string) (string,
 const serveGCPercent = 400
 
 func setGCDefault() {
-	if _, set := os.LookupEnv("GOGC"); !set {
+	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
 	}
 }
