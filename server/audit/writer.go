@@ -37,6 +37,16 @@ type Options struct {
 	CommitTimeout time.Duration
 	// OnBatch, if set, is called after each commit with the batch size and its error (metrics).
 	OnBatch func(size int, err error)
+	// CommitDelay and CommitSiblings are PostgreSQL's commit_delay and commit_siblings for the
+	// audit log: when at least CommitSiblings events were already waiting as a batch formed (the
+	// server is busy), the writer waits up to CommitDelay for more before committing (default
+	// 2 ms and 4; a negative CommitDelay never waits). A commit costs the same fsync and about
+	// the same page writes whatever its size, so under load bigger batches make each durable
+	// event cheaper: ~46 → ~30 CPU µs per event on SQLite, ~8 % more exchanges per second at
+	// saturation (BENCHMARKS.md). An idle or lightly loaded server, whose batches are smaller,
+	// never waits, so its latency is unchanged.
+	CommitDelay    time.Duration
+	CommitSiblings int
 }
 
 // Writer is a group-commit audit writer. It is safe for concurrent use.
@@ -62,6 +72,12 @@ func NewWriter(sink Sink, opts Options) *Writer {
 	}
 	if opts.CommitTimeout <= 0 {
 		opts.CommitTimeout = 10 * time.Second
+	}
+	if opts.CommitDelay == 0 {
+		opts.CommitDelay = 2 * time.Millisecond
+	}
+	if opts.CommitSiblings <= 0 {
+		opts.CommitSiblings = 4
 	}
 	w := &Writer{
 		sink:  sink,
@@ -157,6 +173,8 @@ func (w *Writer) run() {
 	defer close(w.done)
 	batch := make([]*pending, 0, w.opts.MaxBatch)
 	evs := make([]api.AuditEvent, 0, w.opts.MaxBatch)
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
 	for first := range w.queue {
 		batch = append(batch[:0], first)
 		// Take whatever else is already waiting, without waiting for more: the batch forms while
@@ -172,6 +190,22 @@ func (w *Writer) run() {
 			default:
 				break drain
 			}
+		}
+		if w.opts.CommitDelay > 0 && len(batch) >= w.opts.CommitSiblings {
+			delay.Reset(w.opts.CommitDelay)
+		gather:
+			for len(batch) < w.opts.MaxBatch {
+				select {
+				case p, ok := <-w.queue:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, p)
+				case <-delay.C:
+					break gather
+				}
+			}
+			delay.Stop()
 		}
 		evs = evs[:0]
 		for _, p := range batch {

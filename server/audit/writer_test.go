@@ -116,6 +116,65 @@ func TestRecordRespectsMaxBatch(t *testing.T) {
 	}
 }
 
+// A busy writer (at least CommitSiblings events already waiting as a batch forms) waits up to
+// CommitDelay for more before committing, so that one fsync covers more events.
+func TestBusyWriterWaitsCommitDelayForMoreEvents(t *testing.T) {
+	s := storetest.New(t)
+	sink := newGatedSink(s)
+	w := NewWriter(sink, Options{MaxBatch: 256, CommitDelay: 500 * time.Millisecond, CommitSiblings: 4})
+	defer w.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { _ = w.Record(context.Background(), ev(0)) })
+	<-sink.entered
+	for i := 1; i <= 5; i++ {
+		wg.Go(func() { _ = w.Record(context.Background(), ev(i)) })
+	}
+	waitQueued(t, w, 5)
+	sink.gate <- struct{}{} // commit batch 1; the writer takes the 5 waiting events
+	waitQueued(t, w, 0)
+	time.Sleep(50 * time.Millisecond) // well after the 5 were taken, well within the delay
+	for i := 6; i <= 8; i++ {
+		wg.Go(func() { _ = w.Record(context.Background(), ev(i)) })
+	}
+	select {
+	case size := <-sink.entered:
+		if size != 8 {
+			t.Errorf("second batch has %d events, want 8 (the 5 waiting and the 3 that came during the commit delay)", size)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the second batch was never committed")
+	}
+	close(sink.gate) // let every later commit through
+}
+
+// A writer with fewer than CommitSiblings events waiting commits at once: a lightly loaded
+// server's exchanges never wait for the commit delay.
+func TestQuietWriterCommitsWithoutDelay(t *testing.T) {
+	s := storetest.New(t)
+	sink := newGatedSink(s)
+	w := NewWriter(sink, Options{MaxBatch: 256, CommitDelay: time.Minute, CommitSiblings: 4})
+	defer w.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { _ = w.Record(context.Background(), ev(0)) })
+	<-sink.entered
+	for i := 1; i <= 3; i++ {
+		wg.Go(func() { _ = w.Record(context.Background(), ev(i)) })
+	}
+	waitQueued(t, w, 3)
+	sink.gate <- struct{}{}
+	select {
+	case size := <-sink.entered:
+		if size != 3 {
+			t.Errorf("second batch has %d events, want the 3 waiting", size)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("3 waiting events (fewer than CommitSiblings) were held back by the commit delay")
+	}
+	close(sink.gate) // let every later commit through
+}
+
 func TestRecordReturnsCommitErrorToEveryWaiter(t *testing.T) {
 	s := storetest.New(t)
 	sink := newGatedSink(s)
