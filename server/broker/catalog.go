@@ -89,9 +89,12 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 		return err
 	}
 	prev := c.snap.Load()
+	next := &snapshot{byName: make(map[string]*Entry, len(revs)), byID: make(map[string]*Entry, len(revs)), seq: seq}
 	var moved []string
 	for id, rev := range revs {
-		if e := prev.byID[id]; e == nil || e.Conn.Revision != rev {
+		if e := prev.byID[id]; e != nil && e.Conn.Revision == rev {
+			next.byID[id] = e
+		} else {
 			moved = append(moved, id)
 		}
 	}
@@ -99,12 +102,6 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 	if err != nil {
 		c.healthy.Store(false)
 		return err
-	}
-	next := &snapshot{byName: make(map[string]*Entry, len(revs)), byID: make(map[string]*Entry, len(revs)), seq: seq}
-	for id := range revs {
-		if e := prev.byID[id]; e != nil && e.Conn.Revision == revs[id] {
-			next.byID[id] = e
-		}
 	}
 	// A row changed (or deleted) after its revision was read comes back newer (or not at all):
 	// the newer row is used, the deleted one left out, and the change counter, read before
