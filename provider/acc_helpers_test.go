@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/echoprovider"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/testserver"
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 // TestMain pins the Terraform CLI the acceptance tests use: the one on PATH (terraform-plugin-testing
@@ -70,16 +70,16 @@ func newTestProviderServer() (tfprotov6.ProviderServer, error) {
 }
 
 // accServer skips unless TF_ACC is set, then starts a real Trustgate server for the test.
-func accServer(t *testing.T) *testserver.Server {
+func accServer(t *testing.T) *testkit.Server {
 	t.Helper()
 	if os.Getenv(resource.EnvTfAcc) == "" {
 		t.Skipf("acceptance test: set %s=1 (make testacc) to run it against a real server and terraform", resource.EnvTfAcc)
 	}
-	return testserver.Start(t)
+	return testkit.Start(t)
 }
 
 // providerConfig is a provider block for key; alias may be empty.
-func providerConfig(s *testserver.Server, alias, key string) string {
+func providerConfig(s *testkit.Server, alias, key string) string {
 	a := ""
 	if alias != "" {
 		a = fmt.Sprintf("  alias    = %q\n", alias)
@@ -102,7 +102,7 @@ func genericInput(name string) api.ConnectionInput {
 }
 
 // mustCreate creates a connection through the API with the devops key.
-func mustCreate(t *testing.T, s *testserver.Server, in api.ConnectionInput) *api.Connection {
+func mustCreate(t *testing.T, s *testkit.Server, in api.ConnectionInput) *api.Connection {
 	t.Helper()
 	c, err := s.Client(t, s.DevOpsKey).CreateConnection(context.Background(), in)
 	if err != nil {
@@ -112,7 +112,7 @@ func mustCreate(t *testing.T, s *testserver.Server, in api.ConnectionInput) *api
 }
 
 // mustGet reads a connection through the API with the auditor key.
-func mustGet(t *testing.T, s *testserver.Server, ref string) *api.Connection {
+func mustGet(t *testing.T, s *testkit.Server, ref string) *api.Connection {
 	t.Helper()
 	c, err := s.Client(t, s.AuditorKey).GetConnection(context.Background(), ref)
 	if err != nil {

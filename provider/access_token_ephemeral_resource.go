@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
 var _ ephemeral.EphemeralResourceWithConfigure = &accessTokenEphemeralResource{}
@@ -98,7 +98,7 @@ func (e *accessTokenEphemeralResource) Open(ctx context.Context, req ephemeral.O
 	resp.Diagnostics.Append(resp.Result.Set(ctx, &m)...)
 }
 
-// exchangeHint says what to do about an OAuth error code (SPEC §4).
+// exchangeHint says what to do about an OAuth error code (CONTRACT.md §4).
 func exchangeHint(code string) string {
 	switch code {
 	case "invalid_target":

@@ -16,9 +16,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/devissuer"
-	"github.com/trustgate/terraform-provider-trustgate/server/testserver"
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/internal/devissuer"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 // tokenOutsideEcho is a state check: the echo resource holds the access token (that is how a test
@@ -26,7 +26,7 @@ import (
 // with it. It also proves the token works by asking the server who it is.
 type tokenOutsideEcho struct {
 	t *testing.T
-	s *testserver.Server
+	s *testkit.Server
 }
 
 func (c tokenOutsideEcho) CheckState(ctx context.Context, req statecheck.CheckStateRequest, resp *statecheck.CheckStateResponse) {

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/api"
 )
 
 // This file is the one place where Terraform values and API values meet: fromModel builds the

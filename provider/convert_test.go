@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/api"
 )
 
 func strptr(s string) *string { return &s }

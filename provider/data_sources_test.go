@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/api"
 )
 
 func TestAccDataSources_readOneByNameOrIDAndListWithFilters(t *testing.T) {

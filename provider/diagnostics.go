@@ -10,8 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
 // Diagnostics are written as: a summary that says what failed, then the server's own words, then
@@ -101,7 +101,7 @@ func addValidationErrors(diags *diag.Diagnostics, err error) bool {
 	return true
 }
 
-// apiFieldToAttribute maps the top-level names of the API (SPEC §1) to the resource's names.
+// apiFieldToAttribute maps the top-level names of the API (CONTRACT.md §1) to the resource's names.
 var apiFieldToAttribute = map[string]string{
 	"name":           "name",
 	"description":    "description",
@@ -172,7 +172,7 @@ const ownershipSummary = "A security admin owns this workload connection now"
 func ownershipDetail(name string, apiErr error) string {
 	return "Trustgate said: " + apiErr.Error() + "\n\n" +
 		"The connection \"" + name + "\" has been activated, and from its first activation on only security_admin " +
-		"keys may change or delete it (SPEC split duty: the platform team drafts, the security team owns what runs). " +
+		"keys may change or delete it (split duty: the platform team drafts, the security team owns what runs). " +
 		"Nothing was changed. Either revert this configuration to what the server has (the next plan is then empty), " +
 		"or ask the security team to make the change with their key, or to deactivate and delete the connection " +
 		"so that you can create a new draft under another name."

@@ -1,7 +1,7 @@
 // Package provider is the Trustgate Terraform provider: the platform team's
 // trustgate_workload_connection, the security team's trustgate_workload_connection_activation,
 // the trustgate_workload_connection(s) data sources and the trustgate_access_token ephemeral
-// resource (SPEC §6). Every call to the server goes through server/apiclient.
+// resource (CONTRACT.md §6). Every call to the server goes through server/apiclient.
 package provider
 
 import (
@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
 // Address is the provider's registry address.

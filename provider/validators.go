@@ -15,10 +15,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/api"
 )
 
-// Plan-time checks of the static field rules of SPEC §1 that no validator of
+// Plan-time checks of the static field rules of CONTRACT.md §1 that no validator of
 // terraform-plugin-framework-validators expresses: the token TTL's total bounds and which operand
 // each condition operator takes. The bounds and operator names come from server/api, so the
 // server and the provider share one definition.
@@ -139,7 +139,7 @@ func conditionOperandProblems(operator string, value types.String, values types.
 // operatorList is the operator names for descriptions.
 func operatorList() string { return "`" + strings.Join(api.Operators, "`, `") + "`" }
 
-// fingerprintRegexp is the shape of a connection fingerprint (SPEC §1).
+// fingerprintRegexp is the shape of a connection fingerprint (CONTRACT.md §1).
 var fingerprintRegexp = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // The two validators below do what resourcevalidator.Conflicting and objectvalidator.AlsoRequires

@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
 // on_destroy values.

@@ -16,9 +16,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
-	"github.com/trustgate/terraform-provider-trustgate/server/testserver"
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 const actAddr = "trustgate_workload_connection_activation.test"
@@ -28,7 +28,7 @@ type lazyString struct{ p *string }
 
 func (l lazyString) MarshalJSON() ([]byte, error) { return json.Marshal(*l.p) }
 
-func activationConfig(s *testserver.Server, key, name, extra string) string {
+func activationConfig(s *testkit.Server, key, name, extra string) string {
 	return providerConfig(s, "", key) + fmt.Sprintf(`
 resource "trustgate_workload_connection_activation" "test" {
   connection_name = %q
@@ -38,7 +38,7 @@ resource "trustgate_workload_connection_activation" "test" {
 }
 
 // expectStatus is a check that asks the server for the connection's status.
-func expectStatus(t *testing.T, s *testserver.Server, name, want string) resource.TestCheckFunc {
+func expectStatus(t *testing.T, s *testkit.Server, name, want string) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		if got := mustGet(t, s, name).Status; got != want {
 			return fmt.Errorf("server says %s is %s, want %s", name, got, want)
@@ -231,7 +231,7 @@ func TestAccActivation_missingConnectionSaysToApplyThePlatformWorkspaceFirst(t *
 	})
 }
 
-// TestAccTwoWorkspaces is the split-duty flow of SPEC §6 with two separate Terraform
+// TestAccTwoWorkspaces is the split-duty flow of CONTRACT.md §6 with two separate Terraform
 // configurations and states: the platform team's (devops key) creates the connection, the security
 // team's (security key) activates it. Afterwards the platform plan is empty, and a change to it is
 // refused with the ownership error while the server keeps its state.

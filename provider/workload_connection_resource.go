@@ -21,8 +21,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
 var (
@@ -292,7 +292,7 @@ func (r *workloadConnectionResource) ValidateConfig(ctx context.Context, req res
 }
 
 // fingerprintInputs are the configuration attributes the server's fingerprint, effective
-// conditions and derived JWKS URL depend on (SPEC §1: not name, not description).
+// conditions and derived JWKS URL depend on (CONTRACT.md §1: not name, not description).
 var fingerprintInputs = []string{"github", "gitlab", "circleci", "google_cloud", "token_ttl", "identity_claim", "condition"}
 
 // ModifyPlan refines what the framework plans for the server-derived attributes of an update

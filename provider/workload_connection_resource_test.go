@@ -14,8 +14,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
-	"github.com/trustgate/terraform-provider-trustgate/server/testserver"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 const connAddr = "trustgate_workload_connection.test"
@@ -200,7 +200,7 @@ resource "trustgate_workload_connection" "test" {
 }
 
 // checkGone is a CheckDestroy that asks the server whether the connection is really deleted.
-func checkGone(s *testserver.Server, name string) resource.TestCheckFunc {
+func checkGone(s *testkit.Server, name string) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		_, err := s.Client(nilT{}, s.AuditorKey).GetConnection(context.Background(), name)
 		if !apiclient.IsNotFound(err) {

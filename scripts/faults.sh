@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make test-faults: Trustgate under scale-out and faults (server/faults) on SQLite and on a
+# make test-faults: Trustgate under scale-out and faults (server/internal/faults) on SQLite and on a
 # throwaway PostgreSQL started here, then a short fuzzing run (scripts/fuzz.sh). The tests build the
 # trustgate binary themselves and drive real `trustgate serve` processes: two replicas on one
 # database, kill -9 under load, PostgreSQL and JWKS outages, rate limits, hostile input. The
@@ -29,9 +29,9 @@ fi
 
 out=$(mktemp /tmp/trustgate-faults-out.XXXXXX)
 if [ -n "$dsn" ]; then on="SQLite and PostgreSQL"; else on="SQLite only"; fi
-echo "== go test -v ./server/faults/ ($on)"
+echo "== go test -v ./server/internal/faults/ ($on)"
 set +e
-TRUSTGATE_TEST_POSTGRES_URL="$dsn" go test -count=1 -v -timeout 10m -run . ./server/faults/ 2>&1 | tee "$out"
+TRUSTGATE_TEST_POSTGRES_URL="$dsn" go test -count=1 -v -timeout 10m -run . ./server/internal/faults/ 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 echo

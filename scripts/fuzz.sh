@@ -21,10 +21,10 @@ fuzz() {
 }
 
 missing=0
-fuzz server/exchange FuzzVerify
-fuzz server/connection FuzzEvaluateCondition
+fuzz server/internal/jwtverify FuzzVerify
+fuzz server/internal/connection FuzzEvaluateCondition
 # The claims decoder is our own for speed (BENCHMARKS.md); this keeps it equal to encoding/json.
-fuzz server/exchange FuzzDecodeObjectMatchesEncodingJSON
+fuzz server/internal/jwtverify FuzzDecodeObjectMatchesEncodingJSON
 if [ "$missing" -gt 0 ]; then
 	echo "!! $missing fuzz target(s) missing" >&2
 	exit 1

@@ -9,7 +9,7 @@
 # Typical use in a test run:
 #
 #   d=$(mktemp -d); export TRUSTGATE_TEST_POSTGRES_URL=$(scripts/pg.sh start "$d")
-#   go test -count=1 ./server/store/...; scripts/pg.sh stop "$d"; rm -rf "$d"
+#   go test -count=1 ./server/internal/store/...; scripts/pg.sh stop "$d"; rm -rf "$d"
 set -euo pipefail
 
 usage() {

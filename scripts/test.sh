@@ -22,9 +22,9 @@ echo "== go test ./... on SQLite (embedded default)"
 # Tests that only make sense on PostgreSQL skip here with a printed reason; they run in the pass below.
 env -u TRUSTGATE_REQUIRE_POSTGRES -u TRUSTGATE_TEST_POSTGRES_URL go test -count=1 -timeout 30m ./...
 
-# Packages whose tests use a database (storetest or testserver) run again on PostgreSQL.
+# Packages whose tests use a database (storetest or the test kit) run again on PostgreSQL.
 db_pkgs=$(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
-  | awk '/server\/store\/storetest|server\/testserver/ {print $1}' | sort -u)
+  | awk '/server\/internal\/store\/storetest|internal\/testkit/ {print $1}' | sort -u)
 
 pgdir=$(mktemp -d /tmp/trustgate-pg.XXXXXX)
 set +e

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
 const connectionName = "github-deploy"

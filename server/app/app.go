@@ -15,14 +15,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/admin"
-	"github.com/trustgate/terraform-provider-trustgate/server/audit"
-	"github.com/trustgate/terraform-provider-trustgate/server/broker"
-	"github.com/trustgate/terraform-provider-trustgate/server/connection"
-	"github.com/trustgate/terraform-provider-trustgate/server/exchange"
-	"github.com/trustgate/terraform-provider-trustgate/server/httpapi"
-	"github.com/trustgate/terraform-provider-trustgate/server/signing"
-	"github.com/trustgate/terraform-provider-trustgate/server/store"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/broker"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/httpapi"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -35,7 +36,7 @@ type Config struct {
 	KEK               []byte
 	AllowInsecureJWKS bool
 	// CatalogPoll is how often a replica looks for changes made through other replicas. It bounds
-	// how late a deactivation reaches this replica (SPEC §4 promises 1 second).
+	// how late a deactivation reaches this replica (CONTRACT.md §4 promises 1 second).
 	CatalogPoll time.Duration
 	// Rate limits of the token endpoint, requests per second; 0 disables.
 	RatePerConnection float64
@@ -57,8 +58,9 @@ type App struct {
 	Opts    connection.Options
 	Config  Config
 
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	ownsStore bool
 }
 
 // New builds the server on an open store. The caller keeps ownership of st.
@@ -103,7 +105,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 			cfg.Logger.Warn("connection catalog refresh after a change failed; the poller will retry", "error", err)
 		}
 	}
-	verifier := exchange.NewVerifier(exchange.NewJWKSCache(exchange.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS}), exchange.VerifierOptions{})
+	verifier := jwtverify.NewVerifier(jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS}), jwtverify.VerifierOptions{})
 	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, PublicURL: cfg.PublicURL}
 	var limiter *httpapi.RateLimiter
 	if cfg.RatePerConnection > 0 || cfg.RatePerClient > 0 {
@@ -125,6 +127,11 @@ func (a *App) Close() {
 	a.stop()
 	a.wg.Wait()
 	a.Audit.Close()
+	if a.ownsStore {
+		if err := a.Store.Close(); err != nil {
+			a.Config.Logger.Warn("closing the database", "error", err)
+		}
+	}
 }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests (and
@@ -187,4 +194,48 @@ func auditOptions(dialect string) audit.Options {
 		return audit.Options{CommitDelay: 2 * time.Millisecond}
 	}
 	return audit.Options{}
+}
+
+// Open opens the database that dsn names (running its migrations) and builds a server on it. The
+// App owns that store: Close closes it too. This is how programs outside the server's own tree
+// (the test kit, the provider's acceptance tests) embed a server.
+func Open(ctx context.Context, dsn string, cfg Config) (*App, error) {
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	a, err := New(ctx, cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.ownsStore = true
+	return a, nil
+}
+
+// CreateKey creates a principal with the role and returns its API key, shown only here.
+func (a *App) CreateKey(ctx context.Context, name, role string) (string, error) {
+	return CreateKeyIn(ctx, a.Store, name, role)
+}
+
+// CreateKeyIn creates a principal with the role in st and returns its API key, shown only here.
+// The `trustgate keys` commands use it on a database a server may be running on.
+func CreateKeyIn(ctx context.Context, st *store.Store, name, role string) (string, error) {
+	if err := principal.ValidateName(name); err != nil {
+		return "", err
+	}
+	if err := principal.ValidateRole(role); err != nil {
+		return "", err
+	}
+	key, hash, err := principal.NewKey()
+	if err != nil {
+		return "", err
+	}
+	if err := st.CreatePrincipal(ctx, principal.Principal{Name: name, Role: role, KeyHash: hash}); err != nil {
+		if errors.Is(err, store.ErrDuplicateName) {
+			return "", fmt.Errorf("a key named %q already exists: pick another name or revoke it first (`trustgate keys revoke %s`)", name, name)
+		}
+		return "", err
+	}
+	return key, nil
 }

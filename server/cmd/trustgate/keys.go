@@ -10,8 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/store"
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/app"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
 func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,7 +48,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer st.Close()
-		key, err := createKey(ctx, st, *name, *role)
+		key, err := app.CreateKeyIn(ctx, st, *name, *role)
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/ciexchange"
+	"github.com/trustgate/terraform-provider-trustgate/internal/ciclient"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -36,7 +36,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		// `trustgate exchange` has already written its reason to stderr.
-		var reported *ciexchange.ReportedError
+		var reported *ciclient.ReportedError
 		if !errors.As(err, &reported) {
 			fmt.Fprintln(os.Stderr, "trustgate:", err)
 		}

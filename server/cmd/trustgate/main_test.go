@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
 // These tests drive the real binary, the way an operator does: `make run` (serve --dev) and

@@ -18,11 +18,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/api"
+	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/app"
-	"github.com/trustgate/terraform-provider-trustgate/server/principal"
-	"github.com/trustgate/terraform-provider-trustgate/server/signing"
-	"github.com/trustgate/terraform-provider-trustgate/server/store"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
 const defaultDatabase = "sqlite://trustgate.db"
@@ -210,33 +209,13 @@ func bootstrapDevKeys(ctx context.Context, st *store.Store, stdout io.Writer) er
 	}
 	fmt.Fprintln(stdout, "First run: created two API keys. They are shown only now; store them safely.")
 	for _, p := range []struct{ name, role string }{{"devops", api.RoleDevOpsAdmin}, {"security", api.RoleSecurityAdmin}} {
-		key, err := createKey(ctx, st, p.name, p.role)
+		key, err := app.CreateKeyIn(ctx, st, p.name, p.role)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "  %-16s %s=%s\n", p.role, strings.ToUpper("TRUSTGATE_"+p.name+"_KEY"), key)
 	}
 	return nil
-}
-
-func createKey(ctx context.Context, st *store.Store, name, role string) (string, error) {
-	if err := principal.ValidateName(name); err != nil {
-		return "", err
-	}
-	if err := principal.ValidateRole(role); err != nil {
-		return "", err
-	}
-	key, hash, err := principal.NewKey()
-	if err != nil {
-		return "", err
-	}
-	if err := st.CreatePrincipal(ctx, principal.Principal{Name: name, Role: role, KeyHash: hash}); err != nil {
-		if errors.Is(err, store.ErrDuplicateName) {
-			return "", fmt.Errorf("a key named %q already exists: pick another name or revoke it first (`trustgate keys revoke %s`)", name, name)
-		}
-		return "", err
-	}
-	return key, nil
 }
 
 // serveGCPercent is the server's garbage-collection target when GOGC is not set. The server's live

@@ -5,12 +5,12 @@ import (
 	"io"
 	"os"
 
-	"github.com/trustgate/terraform-provider-trustgate/server/ciexchange"
-	"github.com/trustgate/terraform-provider-trustgate/server/devissuer"
+	"github.com/trustgate/terraform-provider-trustgate/internal/ciclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/devissuer"
 )
 
 func exchangeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return ciexchange.RunCLI(ctx, args, os.Getenv, stdout, stderr)
+	return ciclient.RunCLI(ctx, args, os.Getenv, stdout, stderr)
 }
 
 func devIssuerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,134 @@
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite", to count audit rows
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+)
+
+// server is a running `trustgate serve` with a DevOps and a security admin key.
+type server struct {
+	proc        *proc
+	URL         string
+	Addr        string
+	DSN         string
+	DevOpsKey   string
+	SecurityKey string
+}
+
+var listeningRE = regexp.MustCompile(`trustgate listening on (http://\S+)`)
+
+// startServer creates the two admin keys on dsn and starts `trustgate serve` on a free loopback port
+// with a fresh key-encryption key; extra flags are appended.
+func startServer(ctx context.Context, trustgate, dsn, logDir, name string, extra []string) (*server, error) {
+	kek := make([]byte, 32)
+	if _, err := rand.Read(kek); err != nil {
+		return nil, err
+	}
+	env := []string{"TRUSTGATE_KEK=" + base64.StdEncoding.EncodeToString(kek), "TRUSTGATE_DATABASE=", "TRUSTGATE_LISTEN="}
+	s := &server{DSN: dsn}
+	var err error
+	if s.DevOpsKey, err = runCmd(ctx, trustgate, []string{"keys", "create", "--name", "bench-devops", "--role", api.RoleDevOpsAdmin, "--database", dsn}, env); err != nil {
+		return nil, err
+	}
+	if s.SecurityKey, err = runCmd(ctx, trustgate, []string{"keys", "create", "--name", "bench-security", "--role", api.RoleSecurityAdmin, "--database", dsn}, env); err != nil {
+		return nil, err
+	}
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--database", dsn, "--allow-insecure-jwks"}, extra...)
+	s.proc, s.URL, err = startProc(ctx, name, trustgate, args, env, logDir, listeningRE)
+	if err != nil {
+		return nil, err
+	}
+	s.Addr = strings.TrimPrefix(s.URL, "http://")
+	return s, nil
+}
+
+func (s *server) stop() error {
+	if s == nil {
+		return nil
+	}
+	return s.proc.stop()
+}
+
+// BenchConnection is the name of the connection the exchange benchmark goes through.
+const BenchConnection = "bench-github"
+
+// activeConnection creates a github-preset connection whose JWKS URL points at the dev issuer and
+// whose conditions the minted tokens meet, and has the security admin activate it.
+func (s *server) activeConnection(ctx context.Context, jwksURL string) (*api.Connection, error) {
+	devops, err := apiclient.New(s.URL, s.DevOpsKey)
+	if err != nil {
+		return nil, err
+	}
+	security, err := apiclient.New(s.URL, s.SecurityKey)
+	if err != nil {
+		return nil, err
+	}
+	ref := "refs/heads/main"
+	c, err := devops.CreateConnection(ctx, api.ConnectionInput{
+		Name:        BenchConnection,
+		Description: "trustgate-bench: github preset, JWKS from trustgate dev-issuer",
+		GitHub:      &api.GitHubSettings{Owner: "octo-org", Repository: "octo-org/octo-repo", Audience: Audience},
+		JWKSURL:     jwksURL,
+		TokenTTL:    &api.TokenTTL{Amount: 15, Unit: api.UnitMinutes},
+		Conditions:  []api.Condition{{Claim: "ref", Operator: api.OpEquals, Value: &ref}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the benchmark connection: %w", err)
+	}
+	c, err = security.SetStatus(ctx, c.Name, api.StatusChange{Status: api.StatusActive, ApprovedFingerprint: c.Fingerprint}, c.Revision)
+	if err != nil {
+		return nil, fmt.Errorf("activating the benchmark connection: %w", err)
+	}
+	return c, nil
+}
+
+// countGrantedAudit counts the granted token-exchange audit events in the server's database, read
+// directly (a second reader beside the running server).
+func countGrantedAudit(ctx context.Context, dsn string) (int64, error) {
+	driver, src := "pgx", dsn
+	if p, ok := strings.CutPrefix(dsn, "sqlite://"); ok {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return 0, err
+		}
+		driver, src = "sqlite", "file:"+abs+"?_pragma=busy_timeout(10000)"
+	}
+	db, err := sql.Open(driver, src)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int64
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE action = 'token.exchange' AND outcome = 'granted'`).Scan(&n)
+	return n, err
+}
+
+// postgresDurability reports the settings that decide whether a PostgreSQL commit survives a crash.
+func postgresDurability(ctx context.Context, dsn string) (string, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var parts []string
+	for _, name := range []string{"fsync", "synchronous_commit", "full_page_writes"} {
+		var v string
+		if err := db.QueryRowContext(ctx, "SHOW "+name).Scan(&v); err != nil {
+			return "", err
+		}
+		parts = append(parts, name+"="+v)
+	}
+	return strings.Join(parts, " "), nil
+}

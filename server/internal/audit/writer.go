@@ -1,0 +1,224 @@
+// Package audit records audit events durably without capping throughput: a group-commit writer.
+//
+// CONTRACT.md §3 requires a granted exchange's audit event to be durable before the token is returned.
+// Committing each event in its own transaction would bound exchanges per second by the database's
+// commit latency (an fsync each). Instead, Record enqueues the event and blocks; one background
+// goroutine takes everything queued so far, commits it in a single AppendAudit, and wakes every
+// waiter with the result. Under load, batches grow by themselves; unloaded, an event is committed
+// at once. A failed commit is returned to every waiter of that batch, so callers fail closed.
+package audit
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/trustgate/terraform-provider-trustgate/api"
+)
+
+// Sink stores a batch of events durably and atomically (store.Store implements it).
+type Sink interface {
+	AppendAudit(ctx context.Context, evs []api.AuditEvent) error
+}
+
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("audit writer closed")
+
+// Options tune a Writer. Zero values take the defaults.
+type Options struct {
+	// MaxBatch is the most events committed in one AppendAudit (default 256).
+	MaxBatch int
+	// CommitTimeout bounds one AppendAudit (default 10 s).
+	CommitTimeout time.Duration
+	// OnBatch, if set, is called after each commit with the batch size and its error (metrics).
+	OnBatch func(size int, err error)
+	// CommitDelay and CommitSiblings are PostgreSQL's commit_delay and commit_siblings for the
+	// audit log: when at least CommitSiblings events (default 4) were already waiting as a batch
+	// formed (the server is busy), the writer waits up to CommitDelay for more before committing.
+	// Zero or negative CommitDelay never waits. Worth it where a commit costs this process about
+	// the same CPU whatever its size (SQLite: the fsync and the WAL page writes happen here), so
+	// that bigger batches make each durable event cheaper; an idle or lightly loaded server,
+	// whose batches are smaller, never waits.
+	CommitDelay    time.Duration
+	CommitSiblings int
+}
+
+// Writer is a group-commit audit writer. It is safe for concurrent use.
+type Writer struct {
+	sink Sink
+	opts Options
+
+	mu     sync.RWMutex // guards closed against sends on queue
+	closed bool
+	queue  chan *pending
+	done   chan struct{}
+}
+
+type pending struct {
+	ev     api.AuditEvent
+	result chan error // buffered(1): the writer never blocks on a waiter that gave up
+}
+
+// NewWriter starts a writer on sink. Call Close to flush and stop it.
+func NewWriter(sink Sink, opts Options) *Writer {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = 10 * time.Second
+	}
+	if opts.CommitSiblings <= 0 {
+		opts.CommitSiblings = 4
+	}
+	w := &Writer{
+		sink:  sink,
+		opts:  opts,
+		queue: make(chan *pending, 4*opts.MaxBatch),
+		done:  make(chan struct{}),
+	}
+	go w.run()
+	return w
+}
+
+// Record fills in an empty ID (a new UUIDv7: time-ordered, so the database's unique index on ids
+// grows at one end) and Time (now, UTC), then blocks until the batch holding
+// the event is committed, and returns the commit's error. If ctx ends first, Record returns
+// ctx.Err(); the event may still be committed afterwards (a caller that gave up must not act as if
+// it was recorded, and audit trails tolerate an extra record better than a missing one).
+func (w *Writer) Record(ctx context.Context, ev api.AuditEvent) error {
+	if ev.ID == "" {
+		ev.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
+	storable(&ev)
+	p := &pending{ev: ev, result: make(chan error, 1)}
+
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.queue <- p:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+
+	select {
+	case err := <-p.result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Caps on text an event carries. Several fields hold what a caller chose (the connection name of an
+// unauthenticated token request, a CI token's subject, a refused request's reason), so they are
+// bounded here rather than trusted to every producer.
+const (
+	maxFieldText  = 512
+	maxReasonText = 4096
+)
+
+// storable makes an event's text storable by every supported database: invalid UTF-8 and NUL
+// bytes (which PostgreSQL refuses in text) become U+FFFD, and long values are cut. Events are
+// committed in shared batches, so one unstorable event would otherwise fail every exchange batched
+// with it. Detail is stored as JSON, whose encoding already escapes both.
+func storable(ev *api.AuditEvent) {
+	for _, f := range []*string{&ev.Actor, &ev.Action, &ev.ConnectionID, &ev.ConnectionName, &ev.Outcome, &ev.RequestID, &ev.RemoteAddr} {
+		*f = cleanText(*f, maxFieldText)
+	}
+	ev.Reason = cleanText(ev.Reason, maxReasonText)
+}
+
+func cleanText(s string, limit int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// Close stops accepting events, commits everything already queued, and returns when done.
+// It is safe to call more than once.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]*pending, 0, w.opts.MaxBatch)
+	evs := make([]api.AuditEvent, 0, w.opts.MaxBatch)
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	for first := range w.queue {
+		batch = append(batch[:0], first)
+		// Take whatever else is already waiting, without waiting for more: the batch forms while
+		// the previous commit was in flight.
+	drain:
+		for len(batch) < w.opts.MaxBatch {
+			select {
+			case p, ok := <-w.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		if w.opts.CommitDelay > 0 && len(batch) >= w.opts.CommitSiblings {
+			delay.Reset(w.opts.CommitDelay)
+		gather:
+			for len(batch) < w.opts.MaxBatch {
+				select {
+				case p, ok := <-w.queue:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, p)
+				case <-delay.C:
+					break gather
+				}
+			}
+			delay.Stop()
+		}
+		evs = evs[:0]
+		for _, p := range batch {
+			evs = append(evs, p.ev)
+		}
+		err := w.commit(evs)
+		if w.opts.OnBatch != nil {
+			w.opts.OnBatch(len(evs), err)
+		}
+		for _, p := range batch {
+			p.result <- err
+		}
+	}
+}
+
+func (w *Writer) commit(evs []api.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+	defer cancel()
+	return w.sink.AppendAudit(ctx, evs)
+}

@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
+)
+
+// Entry is one connection as the hot path needs it, resolved once per change rather than per request.
+type Entry struct {
+	Conn     connection.Connection
+	Resolved connection.Resolved
+	Policy   jwtverify.Policy
+}
+
+// NewEntry resolves a connection for evaluation.
+func NewEntry(conn connection.Connection, opts connection.Options) *Entry {
+	r := connection.Resolve(conn.Spec, opts)
+	return &Entry{Conn: conn, Resolved: r, Policy: jwtverify.Policy{
+		JWKSURL: r.JWKSURL, Conditions: r.EffectiveConditions, IdentityClaim: conn.Spec.IdentityClaim,
+	}}
+}
+
+// Active reports whether the connection may issue tokens.
+func (e *Entry) Active() bool { return e.Conn.Status == api.StatusActive }
+
+type snapshot struct {
+	byName map[string]*Entry
+	byID   map[string]*Entry
+	seq    int64
+}
+
+// Catalog is this replica's read model of every connection, so that an exchange costs no database
+// read. It is rebuilt whenever the store's change counter moves: at once after a change made through
+// this replica (Refresh), and by polling for changes made through other replicas (Run), which is what
+// bounds how late a deactivation reaches every replica (CONTRACT.md §4: within 1 second).
+type Catalog struct {
+	store *store.Store
+	opts  connection.Options
+	snap  atomic.Pointer[snapshot]
+	mu    sync.Mutex // serialises rebuilds
+	// healthy is false while the last poll failed; exchanges keep using the last good snapshot.
+	healthy atomic.Bool
+}
+
+// NewCatalog loads every connection once.
+func NewCatalog(ctx context.Context, st *store.Store, opts connection.Options) (*Catalog, error) {
+	c := &Catalog{store: st, opts: opts}
+	c.snap.Store(&snapshot{byName: map[string]*Entry{}, byID: map[string]*Entry{}, seq: -1})
+	if err := c.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ByName returns the entry for a connection name, or nil.
+func (c *Catalog) ByName(name string) *Entry { return c.snap.Load().byName[name] }
+
+// ByID returns the entry for a connection id, or nil.
+func (c *Catalog) ByID(id string) *Entry { return c.snap.Load().byID[id] }
+
+// Refresh rebuilds the catalog if the store changed since the last build.
+func (c *Catalog) Refresh(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seq, err := c.store.ChangeCounter(ctx)
+	if err != nil {
+		c.healthy.Store(false)
+		return err
+	}
+	if seq == c.snap.Load().seq {
+		c.healthy.Store(true)
+		return nil
+	}
+	// Compare revisions first and read only the rows that moved: every change bumps its
+	// connection's revision, so an unchanged revision means an unchanged row, and its resolved
+	// entry is kept. (A refresh after one change in a 500-connection apply reads two columns of
+	// every row and one whole row, not 500 whole rows.)
+	revs, err := c.store.ConnectionRevisions(ctx)
+	if err != nil {
+		c.healthy.Store(false)
+		return err
+	}
+	prev := c.snap.Load()
+	next := &snapshot{byName: make(map[string]*Entry, len(revs)), byID: make(map[string]*Entry, len(revs)), seq: seq}
+	var moved []string
+	for id, rev := range revs {
+		if e := prev.byID[id]; e != nil && e.Conn.Revision == rev {
+			next.byID[id] = e
+		} else {
+			moved = append(moved, id)
+		}
+	}
+	changed, err := c.store.ConnectionsByID(ctx, moved)
+	if err != nil {
+		c.healthy.Store(false)
+		return err
+	}
+	// A row changed (or deleted) after its revision was read comes back newer (or not at all):
+	// the newer row is used, the deleted one left out, and the change counter, read before
+	// either, makes the next refresh look again.
+	for i := range changed {
+		next.byID[changed[i].ID] = NewEntry(changed[i], c.opts)
+	}
+	for _, e := range next.byID {
+		next.byName[e.Conn.Spec.Name] = e
+	}
+	c.snap.Store(next)
+	c.healthy.Store(true)
+	return nil
+}
+
+// Run polls for changes made through other replicas until ctx ends.
+func (c *Catalog) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
+				slog.WarnContext(ctx, "connection catalog refresh failed; keeping the last snapshot", "error", err)
+			}
+		}
+	}
+}

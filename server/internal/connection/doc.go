@@ -1,0 +1,89 @@
+// Package connection is the domain of workload connections (CONTRACT.md §1): the stored model, field
+// validation, presets, tenancy rules, effective conditions, the canonical fingerprint, condition
+// evaluation against a claim set, and who may do what in which status. It is pure Go: no gin, no
+// GORM. Each rule of CONTRACT.md §1 lives in exactly one function here; the HTTP layer, the store, the
+// token exchange and the provider reach the rule through that function.
+//
+// # Where each rule lives
+//
+//   - DecodeInput / ApplyMergePatch: the JSON shape (unknown fields, wrong JSON types).
+//   - Normalize: every field rule, the preset blocks, the tenancy rules, defaults.
+//   - Resolve: what a spec means — pinned issuer, JWKS URL, effective conditions, fingerprint.
+//   - Authorize, CheckUpdate, CheckStatusChange, AuditActorFilter: the lifecycle and split duty.
+//   - LookupClaim, EvaluateCondition, Evaluate, IdentityValue: conditions against a claim set.
+//
+// # Choices and why
+//
+// Errors. Every refusal is an *Error with a Kind; the HTTP layer maps the Kind to a status code
+// and never decides anything itself. Validation collects every invalid field at once (dotted
+// paths such as conditions[2].value) so that a user fixes a configuration in one round trip.
+//
+// Strict decoding. DecodeInput walks the JSON against the wire types itself instead of relying on
+// encoding/json's DisallowUnknownFields, for two reasons: encoding/json matches keys
+// case-insensitively ("Name" would silently set name, and "name" plus "NAME" would be a duplicate
+// with last-wins), and its errors do not carry the path of the offending field. The walk reports
+// every unknown key and every wrongly typed value with its full dotted path.
+//
+// Merge patch. ApplyMergePatch follows RFC 7396 exactly (a list such as conditions is replaced as
+// a whole; null removes an optional field). One convenience: when a patch touches a preset block
+// (github, gitlab, circleci, google_cloud) but says nothing about provider_type, the stored
+// provider_type is cleared so that Normalize infers it again from the blocks. Without that,
+// switching `{"github": null, "gitlab": {...}}` would be refused as a type mismatch although the
+// intent is plain. A patch that sets provider_type explicitly keeps it, and Normalize checks it.
+//
+// Presets. A preset always pins `iss` and `aud` with `equals`; `aud` arrays match because an
+// array claim matches when any element does. User conditions are ANDed after the preset's, so a
+// user condition can only narrow what a preset accepts, never widen it ("may add to a preset but
+// not weaken it" holds by construction). When a github or gitlab preset leaves `audience` unset,
+// the server's default audience is used at Resolve time and is not written into the stored spec:
+// Terraform then sees exactly what it sent. Changing the server's default audience therefore
+// changes the effective conditions, and so the fingerprint, of such connections — on purpose,
+// since it changes who gets a token.
+//
+// Preset inputs are checked for shape where a wrong value can only ever produce a connection that
+// never matches, or an unsafe URL: github.repository must be `<owner>/<name>`, github.ref must be
+// fully qualified (`refs/heads/main`: that is what GitHub puts in the claim), github.owner_id,
+// gitlab.project_id and google_cloud.account_id are decimal IDs, gitlab.project_path must lie
+// under gitlab.group, gitlab.domain is a lowercase host name (optionally with a port),
+// enterprise_slug and organization_id are URL path-segment safe.
+//
+// Tenancy. gitlab.com, Google and a generic issuer are shared by many customers; CONTRACT.md §1 requires
+// a scope. The 422 detail says what to add and why; in the errors list the refusal sits under
+// the field "conditions", since no single input is at fault. A generic connection's `iss`/`aud`
+// condition may be written as the literal claim name (`iss`) or as a pointer (`/iss`).
+//
+// JWKS URLs. Normalize refuses non-https URLs and literal loopback, private, link-local and
+// unspecified IP hosts (and `localhost`) unless Options.AllowInsecureJWKS; it checks the effective
+// URL, so a gitlab.domain that is a private IP literal is refused too. Whether a host name
+// resolves to such an address is checked at fetch time by the jwtverify package, which should
+// use BlockedJWKSAddr so that both checks share one rule.
+//
+// Condition shape. starts_with with an empty value is refused: every string starts with "", so
+// it would silently mean "is a string"; exists says what is meant. An empty `values` list on an
+// operator other than one_of is dropped, so `"values": []` and no values mean the same.
+//
+// Token TTL. Stored as given ({60, minutes} stays {60, minutes}) and fingerprinted as given: the
+// fingerprint covers the configuration as written.
+//
+// Fingerprint. sha256 over encoding/json of a fixed struct (provider_type, the provider block,
+// effective jwks_url, token_ttl, identity_claim, effective_conditions, in that order) with HTML
+// escaping off. The struct's field order is part of the contract: a golden test pins one value so
+// that an accidental change (which would invalidate every approved fingerprint) fails CI.
+//
+// Status changes. CheckStatusChange checks, in order: a valid target (422), the approved
+// fingerprint (409, so a stale approval never changes anything — not even a no-op is reported as
+// success), no-op (already in the target status: changed=false), the transition (draft→inactive is
+// 409), and four eyes for activation (403). Renaming outside draft is a 409 Conflict, not a 422:
+// the name is valid, the connection's state is what forbids the change.
+//
+// Conditions. Typed comparison follows CONTRACT.md §1. Numbers compare by exact canonical decimal form,
+// computed on the decimal text (never through float64, which would make 9007199254740993 equal
+// 9007199254740992); numbers whose decimal expansion would exceed 1000 characters never match. When
+// the claim is a number and the expected value is itself a JSON number literal, both are
+// canonicalised ("1e2" matches 100). An array claim matches when any element matches; nested
+// arrays are not flattened. starts_with matches strings only. JSON null is present-but-null: it
+// fails `exists` and never matches anything.
+//
+// Identity. IdentityValue accepts a non-empty string or a number; booleans, null, objects, arrays
+// and empty strings are refused: none of them names a workload.
+package connection

@@ -1,0 +1,523 @@
+package connection
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/trustgate/terraform-provider-trustgate/api"
+)
+
+var (
+	namePattern = regexp.MustCompile(api.NamePattern)
+	// GitHub owner (user or organisation) and repository names; EMU user names carry "_".
+	githubOwnerPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+	githubRepoPattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
+	// URL path-segment safe identifiers (enterprise_slug, organization_id).
+	slugPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`)
+	decimalPattern = regexp.MustCompile(`^[0-9]{1,32}$`)
+	// One GitLab namespace path segment.
+	gitlabSegment = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$`)
+	hostLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// maxShortText bounds free-text preset inputs and claim names (not in CONTRACT.md; a safety bound far
+// above any real value).
+const maxShortText = 1024
+
+type fieldErrors []api.FieldError
+
+func (fe *fieldErrors) add(field, format string, args ...any) {
+	*fe = append(*fe, api.FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
+}
+
+// Normalize validates a create input, or the result of a merge patch, and returns the normalised
+// spec: ProviderType set (inferred from the single preset block when omitted, generic when there
+// is none), TokenTTL defaulted to one hour, IdentityClaim defaulted to "sub", JWKSURL left as the
+// user's override or "" (derived). Every invalid field is reported at once in one *Error of
+// KindValidation; a tenancy refusal names what to add and why.
+func Normalize(in api.ConnectionInput, opts Options) (api.ConnectionInput, error) {
+	var fe fieldErrors
+	out := in
+	out.Conditions = nil
+	for _, c := range in.Conditions {
+		c = cloneCondition(c)
+		out.Conditions = append(out.Conditions, c)
+	}
+
+	// name, description
+	switch {
+	case in.Name == "":
+		fe.add("name", "is required")
+	case !namePattern.MatchString(in.Name):
+		fe.add("name", "must be 1–63 lowercase letters, digits and hyphens, starting and ending with a letter or digit (%s)", api.NamePattern)
+	case LooksLikeID(in.Name):
+		// {ref} in the API and the audit filter is "id or name": a name shaped like an id could
+		// shadow another connection's id.
+		fe.add("name", "must not have the shape of a connection id (a UUID): choose a descriptive name")
+	}
+	if n := utf8.RuneCountInString(in.Description); n > api.MaxDescriptionLen {
+		fe.add("description", "is %d characters long; at most %d are allowed", n, api.MaxDescriptionLen)
+	}
+
+	// provider_type and preset blocks
+	blocks := presentBlocks(in)
+	typeOK := true
+	switch {
+	case in.ProviderType == "":
+		switch len(blocks) {
+		case 0:
+			out.ProviderType = api.ProviderGeneric
+		case 1:
+			out.ProviderType = blocks[0]
+		default:
+			typeOK = false
+			fe.add("provider_type", "give at most one preset block; got %s", strings.Join(blocks, ", "))
+		}
+	case !slices.Contains(api.ProviderTypes, in.ProviderType):
+		typeOK = false
+		fe.add("provider_type", "must be one of %s; got %q", strings.Join(api.ProviderTypes, ", "), in.ProviderType)
+	default:
+		for _, b := range blocks {
+			if b != in.ProviderType {
+				if in.ProviderType == api.ProviderGeneric {
+					fe.add(b, "a generic connection takes no preset block; remove %s or set provider_type to %q", b, b)
+				} else {
+					fe.add(b, "provider_type is %q, so only a %s block may be given; remove %s", in.ProviderType, in.ProviderType, b)
+				}
+				typeOK = false
+			}
+		}
+		if in.ProviderType != api.ProviderGeneric && !slices.Contains(blocks, in.ProviderType) {
+			fe.add(in.ProviderType, "provider_type %q needs a %s block", in.ProviderType, in.ProviderType)
+			typeOK = false
+		}
+	}
+
+	// Each present block is checked on its own, so that all errors come at once.
+	if in.GitHub != nil {
+		validateGitHub(in.GitHub, opts, &fe)
+	}
+	if in.GitLab != nil {
+		validateGitLab(in.GitLab, opts, &fe)
+	}
+	if in.CircleCI != nil {
+		validateCircleCI(in.CircleCI, &fe)
+	}
+	if in.GoogleCloud != nil {
+		validateGoogleCloud(in.GoogleCloud, &fe)
+	}
+
+	// jwks_url
+	if in.JWKSURL != "" {
+		if msg := checkJWKSURL(in.JWKSURL, opts); msg != "" {
+			fe.add("jwks_url", "%s", msg)
+		}
+	} else if typeOK && out.ProviderType == api.ProviderGeneric {
+		fe.add("jwks_url", "is required for a generic connection: say where the issuer publishes its signing keys")
+	}
+
+	// token_ttl
+	if in.TokenTTL == nil {
+		ttl := DefaultTokenTTL()
+		out.TokenTTL = &ttl
+	} else {
+		ttl := *in.TokenTTL
+		out.TokenTTL = &ttl
+		validateTTL(ttl, &fe)
+	}
+
+	// identity_claim
+	if in.IdentityClaim == "" {
+		out.IdentityClaim = api.DefaultIdentity
+	} else if msg := checkClaimName(in.IdentityClaim); msg != "" {
+		fe.add("identity_claim", "%s", msg)
+	}
+
+	// conditions
+	for i, c := range out.Conditions {
+		validateCondition(i, &out.Conditions[i], c, &fe)
+	}
+
+	// tenancy (only meaningful once the type is clear)
+	var tenancyErr *api.FieldError
+	if typeOK {
+		if tenancyErr = tenancy(out); tenancyErr != nil {
+			fe = append(fe, *tenancyErr)
+		}
+	}
+
+	if len(fe) > 0 {
+		detail := DefaultValidationDetail
+		if t := tenancyErr; t != nil {
+			detail = t.Detail
+		}
+		return api.ConnectionInput{}, ValidationDetail(detail, fe...)
+	}
+	return out, nil
+}
+
+func validateTTL(ttl api.TokenTTL, fe *fieldErrors) {
+	known := api.TTLUnitSeconds(ttl.Unit) > 0
+	if !known {
+		fe.add("token_ttl.unit", "must be one of %s; got %q", strings.Join(api.TTLUnits, ", "), ttl.Unit)
+	}
+	if ttl.Amount < 1 {
+		fe.add("token_ttl.amount", "must be at least 1; got %d", ttl.Amount)
+		return
+	}
+	if known && !api.TTLInRange(ttl.Amount, ttl.Unit) {
+		fe.add("token_ttl", "must total between 60 seconds and 24 hours; %d %s is out of range", ttl.Amount, ttl.Unit)
+	}
+}
+
+// checkClaimName validates a claim reference (condition claim or identity claim).
+func checkClaimName(claim string) string {
+	switch {
+	case claim == "":
+		return "is required"
+	case len(claim) > maxShortText:
+		return fmt.Sprintf("is longer than %d bytes", maxShortText)
+	case strings.HasPrefix(claim, "/") && !validPointer(claim):
+		return fmt.Sprintf("%q starts with \"/\" so it is an RFC 6901 JSON pointer, but it is not a valid one: write \"~\" as \"~0\" and a \"/\" inside a name as \"~1\"", claim)
+	}
+	return ""
+}
+
+// validateCondition checks one user condition; it also drops an empty values list on operators
+// that take none, so that `"values": []` and no values mean the same.
+func validateCondition(i int, dst *api.Condition, c api.Condition, fe *fieldErrors) {
+	p := fmt.Sprintf("conditions[%d]", i)
+	if msg := checkClaimName(c.Claim); msg != "" {
+		fe.add(p+".claim", "%s", msg)
+	}
+	switch c.Operator {
+	case api.OpEquals, api.OpStartsWith:
+		if c.Value == nil {
+			fe.add(p+".value", "is required for operator %s", c.Operator)
+		} else if c.Operator == api.OpStartsWith && *c.Value == "" {
+			fe.add(p+".value", "must not be empty for starts_with: every string starts with \"\"; use exists to require the claim")
+		}
+		if len(c.Values) > 0 {
+			fe.add(p+".values", "is only for operator one_of; use value with %s", c.Operator)
+		}
+		dst.Values = nil
+	case api.OpExists:
+		if c.Value != nil {
+			fe.add(p+".value", "must be absent for operator exists")
+		}
+		if len(c.Values) > 0 {
+			fe.add(p+".values", "must be absent for operator exists")
+		}
+		dst.Values = nil
+	case api.OpOneOf:
+		if c.Value != nil {
+			fe.add(p+".value", "is not used by one_of; put the allowed values in values")
+		}
+		if len(c.Values) < 1 || len(c.Values) > api.MaxOneOfValues {
+			fe.add(p+".values", "must list 1 to %d values for one_of; got %d", api.MaxOneOfValues, len(c.Values))
+		}
+	case "":
+		fe.add(p+".operator", "is required: one of %s", strings.Join(api.Operators, ", "))
+	default:
+		fe.add(p+".operator", "must be one of %s; got %q", strings.Join(api.Operators, ", "), c.Operator)
+	}
+}
+
+func validateGitHub(g *api.GitHubSettings, opts Options, fe *fieldErrors) {
+	switch {
+	case g.Owner == "":
+		fe.add("github.owner", "is required: the user or organisation that owns the repositories")
+	case !githubOwnerPattern.MatchString(g.Owner):
+		fe.add("github.owner", "must be a GitHub user or organisation name (letters, digits, hyphens); got %q", g.Owner)
+	}
+	if g.OwnerID != "" && !decimalPattern.MatchString(g.OwnerID) {
+		fe.add("github.owner_id", "must be the owner's numeric ID as a string (for example \"65\"); got %q", g.OwnerID)
+	}
+	if g.Repository != "" {
+		owner, name, ok := strings.Cut(g.Repository, "/")
+		switch {
+		case !ok || !githubRepoPattern.MatchString(name):
+			fe.add("github.repository", "must be written as owner/name (for example %q); got %q", orDefault(g.Owner, "acme")+"/app", g.Repository)
+		case g.Owner != "" && owner != g.Owner:
+			fe.add("github.repository", "%q is not under owner %q: write it as %s/<name> (names compare exactly, case included)", g.Repository, g.Owner, g.Owner)
+		}
+	}
+	if g.Ref != "" && !strings.HasPrefix(g.Ref, "refs/") {
+		fe.add("github.ref", "must be a fully qualified ref as GitHub puts it in the token (refs/heads/%s or refs/tags/%s); got %q", g.Ref, g.Ref, g.Ref)
+	} else if len(g.Ref) > maxShortText {
+		fe.add("github.ref", "is longer than %d bytes", maxShortText)
+	}
+	if len(g.Environment) > maxShortText {
+		fe.add("github.environment", "is longer than %d bytes", maxShortText)
+	}
+	if g.EnterpriseSlug != "" && !slugPattern.MatchString(g.EnterpriseSlug) {
+		fe.add("github.enterprise_slug", "must be a URL-safe enterprise slug (letters, digits, hyphens, underscores); got %q", g.EnterpriseSlug)
+	}
+	checkAudience("github.audience", g.Audience, opts, fe)
+}
+
+func validateGitLab(g *api.GitLabSettings, opts Options, fe *fieldErrors) {
+	if g.Domain == "" {
+		fe.add("gitlab.domain", "is required: the host name of the GitLab instance, such as gitlab.com")
+	} else if msg := checkHost(g.Domain); msg != "" {
+		fe.add("gitlab.domain", "%s", msg)
+	} else if msg := checkJWKSURL("https://"+g.Domain+"/oauth/discovery/keys", opts); msg != "" {
+		fe.add("gitlab.domain", "gives the JWKS URL https://%s/oauth/discovery/keys, which is refused: %s", g.Domain, msg)
+	}
+	if g.Group != "" {
+		if msg := checkGitLabPath(g.Group); msg != "" {
+			fe.add("gitlab.group", "%s", msg)
+		}
+	}
+	if g.ProjectPath != "" {
+		if msg := checkGitLabPath(g.ProjectPath); msg != "" {
+			fe.add("gitlab.project_path", "%s", msg)
+		} else if !strings.Contains(g.ProjectPath, "/") {
+			fe.add("gitlab.project_path", "must be the full path group/project; got %q", g.ProjectPath)
+		} else if g.Group != "" && !strings.HasPrefix(g.ProjectPath, g.Group+"/") {
+			fe.add("gitlab.project_path", "%q is not under group %q, so no token could ever match both", g.ProjectPath, g.Group)
+		}
+	}
+	if g.ProjectID != "" && !decimalPattern.MatchString(g.ProjectID) {
+		fe.add("gitlab.project_id", "must be the project's numeric ID as a string (for example \"20\"); got %q", g.ProjectID)
+	}
+	checkAudience("gitlab.audience", g.Audience, opts, fe)
+}
+
+func validateCircleCI(c *api.CircleCISettings, fe *fieldErrors) {
+	switch {
+	case c.OrganizationID == "":
+		fe.add("circleci.organization_id", "is required: the CircleCI organization ID (a UUID, under Organization Settings)")
+	case !slugPattern.MatchString(c.OrganizationID):
+		fe.add("circleci.organization_id", "must be URL-safe (letters, digits, hyphens; CircleCI uses a UUID); got %q", c.OrganizationID)
+	}
+	if len(c.ProjectID) > maxShortText {
+		fe.add("circleci.project_id", "is longer than %d bytes", maxShortText)
+	}
+}
+
+func validateGoogleCloud(g *api.GoogleCloudSettings, fe *fieldErrors) {
+	switch {
+	case g.ClientID == "":
+		fe.add("google_cloud.client_id", "is required: the audience your workloads request in their ID tokens")
+	case len(g.ClientID) > maxShortText:
+		fe.add("google_cloud.client_id", "is longer than %d bytes", maxShortText)
+	case strings.TrimSpace(g.ClientID) != g.ClientID:
+		fe.add("google_cloud.client_id", "must not start or end with white space")
+	}
+	if g.Email != "" {
+		local, domain, ok := strings.Cut(g.Email, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(g.Email, " \t\r\n") || strings.Count(g.Email, "@") != 1 {
+			fe.add("google_cloud.email", "must be an e-mail address such as deployer@my-project.iam.gserviceaccount.com; got %q", g.Email)
+		}
+	}
+	if g.AccountID != "" && !decimalPattern.MatchString(g.AccountID) {
+		fe.add("google_cloud.account_id", "must be the account's numeric unique ID (the token's sub); got %q", g.AccountID)
+	}
+}
+
+func checkAudience(field, aud string, opts Options, fe *fieldErrors) {
+	switch {
+	case aud == "" && opts.DefaultAudience == "":
+		fe.add(field, "is required: the server has no default audience configured")
+	case len(aud) > maxShortText:
+		fe.add(field, "is longer than %d bytes", maxShortText)
+	case strings.TrimSpace(aud) != aud:
+		fe.add(field, "must not start or end with white space")
+	}
+}
+
+// checkHost validates a host name with an optional port, as used in gitlab.domain.
+func checkHost(hostport string) string {
+	if strings.ContainsAny(hostport, "/?#@\\ \t\r\n%") {
+		return fmt.Sprintf("must be a host name such as gitlab.example.com, without scheme, path or credentials; got %q", hostport)
+	}
+	host, port := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return fmt.Sprintf("has an invalid port %q", port)
+		}
+	} else if strings.Contains(hostport, ":") {
+		return fmt.Sprintf("must be a host name with an optional port, such as gitlab.example.com:8443 (an IPv6 address in brackets); got %q", hostport)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "" // an IP literal; checkJWKSURL decides whether it is allowed
+	}
+	if len(host) > 253 {
+		return "is longer than 253 characters"
+	}
+	if host != strings.ToLower(host) {
+		return fmt.Sprintf("must be lowercase, as it appears in the tokens' iss claim: %q", strings.ToLower(host))
+	}
+	for _, label := range strings.Split(host, ".") {
+		if !hostLabel.MatchString(label) {
+			return fmt.Sprintf("must be a host name such as gitlab.example.com (lowercase letters, digits, hyphens and dots, no scheme or path); got %q", hostport)
+		}
+	}
+	return ""
+}
+
+func checkGitLabPath(p string) string {
+	if len(p) > maxShortText {
+		return fmt.Sprintf("is longer than %d bytes", maxShortText)
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if !gitlabSegment.MatchString(seg) {
+			return fmt.Sprintf("must be a GitLab path such as my-group or my-group/my-project, without leading or trailing slash; got %q", p)
+		}
+	}
+	return ""
+}
+
+// checkJWKSURL returns why a JWKS URL is refused, or "". Only literal addresses are checked here;
+// host names are checked when resolved, at fetch time.
+func checkJWKSURL(raw string, opts Options) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("is not a valid URL: %v", err)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !opts.AllowInsecureJWKS {
+			return "must use https (http is allowed only when the server runs with --allow-insecure-jwks)"
+		}
+	default:
+		return fmt.Sprintf("must be an https URL; got scheme %q", u.Scheme)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return "must name a host"
+	}
+	if u.User != nil {
+		return "must not carry user credentials"
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return "must not have a fragment"
+	}
+	if opts.AllowInsecureJWKS {
+		return ""
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return "must not point at localhost (allowed only with --allow-insecure-jwks)"
+	}
+	if addr, err := netip.ParseAddr(host); err == nil && BlockedJWKSAddr(addr) {
+		return fmt.Sprintf("must not point at the loopback, private or link-local address %s (allowed only with --allow-insecure-jwks)", addr.Unmap())
+	}
+	return ""
+}
+
+// BlockedJWKSAddr reports whether a JWKS URL may not reach addr outside --allow-insecure-jwks
+// (see JWKSAddrRefusal for the list and the reason).
+func BlockedJWKSAddr(addr netip.Addr) bool { return JWKSAddrRefusal(addr) != "" }
+
+// blockedPrefixes are address ranges a JWKS fetch may not reach unless insecure JWKS URLs are
+// allowed: besides what netip classifies as loopback, private, link-local, multicast or
+// unspecified, the "this network" block, carrier-grade NAT and the limited broadcast address.
+var blockedPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("255.255.255.255/32"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+}
+
+// JWKSAddrRefusal says why a JWKS URL may not reach ip outside --allow-insecure-jwks, or "" when
+// it may. It is the one rule: Normalize applies it to literal hosts at create/update time, and the
+// jwtverify package's dialer applies it to every resolved address at fetch time.
+func JWKSAddrRefusal(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case !ip.IsValid():
+		return "not an IP address"
+	case ip.IsLoopback():
+		return "loopback address"
+	case ip.IsPrivate():
+		return "private address"
+	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
+		return "link-local address"
+	case ip.IsUnspecified():
+		return "unspecified address"
+	case ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
+		return "multicast address"
+	}
+	for _, p := range blockedPrefixes {
+		if p.Contains(ip) {
+			return "reserved address"
+		}
+	}
+	return ""
+}
+
+// LooksLikeID reports whether ref has the shape of a connection id (a UUID), so that "id or name"
+// lookups are never ambiguous.
+func LooksLikeID(ref string) bool {
+	return len(ref) == 36 && uuidPattern.MatchString(ref)
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// tenancyField is the field a generic connection's tenancy refusal is reported on: the user's
+// conditions are what must change. Preset tenancy refusals name the preset block instead.
+const tenancyField = "conditions"
+
+// tenancy enforces CONTRACT.md §1's tenancy rules on a spec whose type is known: a shared issuer needs a
+// scope, or any of its customers could obtain tokens.
+func tenancy(spec api.ConnectionInput) *api.FieldError {
+	switch spec.ProviderType {
+	case api.ProviderGitLab:
+		g := spec.GitLab
+		if g == nil {
+			return nil
+		}
+		host := g.Domain
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if strings.EqualFold(strings.TrimSuffix(host, "."), GitLabDotCom) && g.Group == "" && g.ProjectPath == "" && g.ProjectID == "" {
+			return &api.FieldError{Field: "gitlab", Detail: "gitlab.com is shared by every GitLab.com user: set at least one of gitlab.group, gitlab.project_path or gitlab.project_id so that only your projects' tokens are accepted"}
+		}
+	case api.ProviderGoogleCloud:
+		g := spec.GoogleCloud
+		if g != nil && g.Email == "" && g.AccountID == "" {
+			return &api.FieldError{Field: "google_cloud", Detail: "Google's issuer and audiences are shared by every Google customer: set google_cloud.email or google_cloud.account_id so that only your service account's tokens are accepted"}
+		}
+	case api.ProviderGeneric:
+		var missing []string
+		for _, claim := range []string{"iss", "aud"} {
+			if !pinsClaim(spec.Conditions, claim) {
+				missing = append(missing, claim)
+			}
+		}
+		if len(missing) > 0 {
+			return &api.FieldError{Field: tenancyField, Detail: fmt.Sprintf(
+				"a generic connection must pin the issuer and the audience: add an equals or one_of condition on %s, so that tokens minted by another issuer or for another audience are refused",
+				strings.Join(missing, " and "))}
+		}
+	}
+	return nil
+}
+
+// pinsClaim reports whether a user condition pins a top-level claim with equals or one_of, by
+// name or by pointer.
+func pinsClaim(conds []api.Condition, claim string) bool {
+	for _, c := range conds {
+		if c.Claim != claim && c.Claim != "/"+claim {
+			continue
+		}
+		if (c.Operator == api.OpEquals && c.Value != nil) || (c.Operator == api.OpOneOf && len(c.Values) > 0) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,149 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/trustgate/terraform-provider-trustgate/api"
+)
+
+const racers = 8
+
+// race sends n requests at once and returns their status codes.
+func race(t *testing.T, e *env, n int, mk func(i int) req) map[int]int {
+	t.Helper()
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	startGun := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-startGun
+			codes[i] = call(t, e.Server, mk(i)).Status
+		}()
+	}
+	close(startGun)
+	wg.Wait()
+	out := map[int]int{}
+	for _, c := range codes {
+		out[c]++
+	}
+	return out
+}
+
+func successEvents(evs []api.AuditEvent, action string) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Action == action && ev.Outcome == api.OutcomeSuccess {
+			n++
+		}
+	}
+	return n
+}
+
+func TestConcurrentPatchesWithTheSameIfMatch_ExactlyOneWins(t *testing.T) {
+	e := start(t)
+	c := e.create(t, githubInput("race-if-match"))
+	codes := race(t, e, racers, func(i int) req {
+		return req{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+			ContentType: "application/merge-patch+json", Body: map[string]any{"description": fmt.Sprintf("writer %d", i)},
+			Header: map[string]string{"If-Match": etag(c.Revision)}}
+	})
+	if codes[200] != 1 || codes[412] != racers-1 {
+		t.Errorf("status codes %v, want one 200 and %d × 412", codes, racers-1)
+	}
+	if got := e.get(t, c.ID); got.Revision != 2 {
+		t.Errorf("revision %d, want 2", got.Revision)
+	}
+	if n := successEvents(e.auditOf(t, c.ID), api.ActionConnectionUpdate); n != 1 {
+		t.Errorf("%d update events, want 1", n)
+	}
+}
+
+func TestConcurrentPatchesWithoutIfMatch_EveryAnswerIsTruthful(t *testing.T) {
+	e := start(t)
+	c := e.create(t, githubInput("race-blind"))
+	codes := race(t, e, racers, func(i int) req {
+		return req{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+			ContentType: "application/merge-patch+json", Body: map[string]any{"description": fmt.Sprintf("writer %d", i)}}
+	})
+	if codes[200]+codes[409] != racers || codes[200] == 0 {
+		t.Errorf("status codes %v, want only 200 (at least one) and 409", codes)
+	}
+	got := e.get(t, c.ID)
+	if got.Revision != 1+int64(codes[200]) {
+		t.Errorf("revision %d after %d successful patches", got.Revision, codes[200])
+	}
+	if n := successEvents(e.auditOf(t, c.ID), api.ActionConnectionUpdate); n != codes[200] {
+		t.Errorf("%d update events for %d successful patches", n, codes[200])
+	}
+}
+
+func TestConcurrentCreatesWithTheSameName_OneIsCreatedTheRestAre409(t *testing.T) {
+	e := start(t)
+	codes := race(t, e, racers, func(int) req {
+		return req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput("race-create")}
+	})
+	if codes[201] != 1 || codes[409] != racers-1 {
+		t.Errorf("status codes %v, want one 201 and %d × 409", codes, racers-1)
+	}
+	if n := successEvents(e.auditOf(t, "race-create"), api.ActionConnectionCreate); n != 1 {
+		t.Errorf("%d create events, want 1", n)
+	}
+}
+
+func TestConcurrentActivations_OneStatusChange(t *testing.T) {
+	e := start(t)
+	keys := []string{e.SecurityKey}
+	for i := 1; i < racers; i++ {
+		keys = append(keys, e.NewKey(t, fmt.Sprintf("security-%d", i), api.RoleSecurityAdmin))
+	}
+	c := e.create(t, githubInput("race-activate"))
+	codes := race(t, e, racers, func(i int) req {
+		return req{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: keys[i],
+			Body: api.StatusChange{Status: api.StatusActive, ApprovedFingerprint: c.Fingerprint}}
+	})
+	if codes[200]+codes[409] != racers || codes[200] == 0 {
+		t.Errorf("status codes %v, want only 200 (at least one) and 409", codes)
+	}
+	got := e.get(t, c.ID)
+	if got.Status != api.StatusActive || got.Revision != 2 {
+		t.Errorf("after racing activations: %s rev %d, want active rev 2", got.Status, got.Revision)
+	}
+	if n := successEvents(e.auditOf(t, c.ID), api.ActionConnectionStatus); n != 1 {
+		t.Errorf("%d status events, want 1", n)
+	}
+}
+
+func TestConcurrentDeleteAndActivate_NeverBoth(t *testing.T) {
+	e := start(t)
+	for i := range 5 {
+		c := e.create(t, githubInput(fmt.Sprintf("race-del-%d", i)))
+		var del, act reply
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			del = call(t, e.Server, req{Method: http.MethodDelete, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey})
+		}()
+		go func() {
+			defer wg.Done()
+			act = call(t, e.Server, req{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: e.SecurityKey,
+				Body: api.StatusChange{Status: api.StatusActive}})
+		}()
+		wg.Wait()
+		if del.Status == 204 && act.Status == 200 {
+			t.Errorf("%s: both the devops delete (204) and the activation (200) succeeded", c.Name)
+		}
+		g := call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/workload-connections/" + c.ID, Key: e.AuditorKey})
+		switch {
+		case del.Status == 204 && g.Status != 404:
+			t.Errorf("%s: deleted but readable (%d)", c.Name, g.Status)
+		case act.Status == 200 && g.Status != 200:
+			t.Errorf("%s: activated but not readable (%d)", c.Name, g.Status)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package jwtverify
+
+import (
+	"context"
+	"testing"
+
+	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
+	"github.com/trustgate/terraform-provider-trustgate/internal/devissuer"
+)
+
+// githubBench is a realistic token exchange's verification: a GitHub-shaped RS256 token (RSA-2048,
+// 27 claims) from the dev issuer against the effective conditions of a github-preset connection,
+// with the JWKS already cached (as on the hot path).
+func githubBench(b *testing.B) (*fixture, string) {
+	b.Helper()
+	f := newFixture(b, devissuer.Options{})
+	res := connection.Resolve(api.ConnectionInput{
+		Name:         "bench",
+		ProviderType: api.ProviderGitHub,
+		GitHub:       &api.GitHubSettings{Owner: "octo-org", Ref: "refs/heads/main", Audience: "https://github.com/octo-org"},
+		JWKSURL:      f.server.URL,
+	}, connection.Options{DefaultAudience: "https://trustgate.example", AllowInsecureJWKS: true})
+	f.policy = Policy{JWKSURL: res.JWKSURL, Conditions: res.EffectiveConditions}
+	tok, err := f.issuer.Mint("github", nil, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := f.verifier.Verify(context.Background(), tok, f.policy)
+	if !r.OK || len(r.Checks) != 9+len(res.EffectiveConditions)+1 {
+		b.Fatalf("the benchmark token must be granted: kind %q checks %+v", r.FailedKind, r.Checks)
+	}
+	return f, tok
+}
+
+func BenchmarkVerifyGitHubToken(b *testing.B) {
+	f, tok := githubBench(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := f.verifier.Verify(ctx, tok, f.policy); !r.OK {
+			b.Fatal(r.FailedKind)
+		}
+	}
+}
+
+// BenchmarkParseGitHubToken is the decoding part of Verify alone (no signature check), where the
+// differences hide under RSA's cost in BenchmarkVerifyGitHubToken.
+func BenchmarkParseGitHubToken(b *testing.B) {
+	_, tok := githubBench(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		benchParse(b, tok)
+	}
+}
+
+func benchParse(b *testing.B, tok string) {
+	if _, _, _, _, _, err := parseCompact(tok); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -1,0 +1,495 @@
+// Package jwtverify validates the OIDC JWTs that CI systems issue (CONTRACT.md §4): a per-URL JWKS cache
+// with safe fetching, and a Verifier that runs every check of a token in order and reports each one
+// (for the test endpoint) together with the kind of the first failure (for the token endpoint).
+package jwtverify
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"golang.org/x/sync/singleflight"
+)
+
+// JWKS cache defaults (CONTRACT.md §4).
+const (
+	DefaultJWKSTimeout     = 5 * time.Second
+	DefaultJWKSMaxBytes    = 1 << 20
+	DefaultJWKSMaxAge      = time.Hour
+	MinJWKSMaxAge          = 5 * time.Minute
+	MaxJWKSMaxAge          = 24 * time.Hour
+	DefaultRefreshCooldown = 30 * time.Second
+	// MaxStale is how long cached keys keep serving after the last successful fetch when
+	// refreshes fail.
+	MaxStale = 24 * time.Hour
+	// MinRSABits is the smallest RSA modulus accepted from a JWKS.
+	MinRSABits = 2048
+)
+
+// Errors returned by the cache. Wrapped errors carry the details.
+var (
+	ErrUnknownKID     = errors.New("jwks: no usable key with this kid")
+	ErrFetch          = errors.New("jwks: fetch failed")
+	ErrInsecureURL    = errors.New("jwks: URL must be https")
+	ErrAddressRefused = errors.New("jwks: refusing to connect")
+)
+
+// JWKSOptions configure a JWKSCache. The zero value is the production configuration.
+type JWKSOptions struct {
+	// AllowInsecure allows http URLs and loopback, private and link-local addresses
+	// (--allow-insecure-jwks, for tests and demos).
+	AllowInsecure bool
+	// Timeout of one fetch, including redirects (default 5 s).
+	Timeout time.Duration
+	// MaxBytes caps the response body (default 1 MiB).
+	MaxBytes int64
+	// RefreshCooldown is the minimum time between two fetch attempts for one URL (default 30 s).
+	RefreshCooldown time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// JWK is one usable public key of a JWKS.
+type JWK struct {
+	KID string
+	// Alg is the key's `alg` member, empty when the JWKS does not pin one.
+	Alg string
+	Key crypto.PublicKey
+	// desc is describeKey's text, computed once when the JWKS is parsed.
+	desc string
+}
+
+// KeySet is the cached state of one JWKS URL.
+type KeySet struct {
+	URL  string
+	Keys []JWK
+	// Ignored lists the keys that were refused, with the reason (e.g. RSA keys under 2048 bits).
+	Ignored []IgnoredKey
+	// FetchedAt is the time of the last successful fetch; ExpiresAt when it is due for a refresh.
+	FetchedAt time.Time
+	ExpiresAt time.Time
+	// LastError is the error of the last fetch attempt when it failed after FetchedAt.
+	LastError string
+}
+
+// IgnoredKey is a key of a JWKS that cannot be used to verify tokens.
+type IgnoredKey struct {
+	KID    string
+	Reason string
+}
+
+func (s *KeySet) lookup(kid string) (JWK, bool) {
+	if kid == "" {
+		// A token without kid is accepted only when the choice is unambiguous.
+		if len(s.Keys) == 1 {
+			return s.Keys[0], true
+		}
+		return JWK{}, false
+	}
+	for _, k := range s.Keys {
+		if k.KID == kid {
+			return k, true
+		}
+	}
+	return JWK{}, false
+}
+
+func (s *KeySet) ignoredReason(kid string) string {
+	for _, k := range s.Ignored {
+		if k.KID == kid {
+			return k.Reason
+		}
+	}
+	return ""
+}
+
+type cacheEntry struct {
+	set         *KeySet // nil until the first successful fetch
+	lastAttempt time.Time
+	lastErr     error
+}
+
+// JWKSStats are counters for metrics.
+type JWKSStats struct {
+	Fetches     int64 // HTTP fetch attempts
+	FetchErrors int64 // failed fetch attempts
+	StaleServed int64 // lookups answered from keys past their max-age because a refresh failed
+}
+
+// JWKSCache fetches and caches JWK sets per URL (CONTRACT.md §4). It is safe for concurrent use.
+type JWKSCache struct {
+	opts   JWKSOptions
+	client *http.Client
+
+	mu      sync.Mutex
+	entries map[string]*cacheEntry
+	group   singleflight.Group
+	// sets mirrors every entry's set (jwksURL → *KeySet), written under mu, so that the hot path
+	// (a cached, fresh key set) reads it without taking mu.
+	sets sync.Map
+
+	fetches, fetchErrors, staleServed atomic.Int64
+}
+
+// NewJWKSCache returns an empty cache.
+func NewJWKSCache(opts JWKSOptions) *JWKSCache {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultJWKSTimeout
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultJWKSMaxBytes
+	}
+	if opts.RefreshCooldown <= 0 {
+		opts.RefreshCooldown = DefaultRefreshCooldown
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	dialer := &net.Dialer{Timeout: opts.Timeout}
+	if !opts.AllowInsecure {
+		dialer.Control = publicOnlyControl
+	}
+	transport := &http.Transport{
+		Proxy:                 nil, // a proxy would hide the real destination from the address check
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   opts.Timeout,
+		ResponseHeaderTimeout: opts.Timeout,
+	}
+	client := &http.Client{
+		Transport: transport,
+		Timeout:   opts.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 {
+				return errors.New("jwks: too many redirects")
+			}
+			return checkURL(req.URL, opts.AllowInsecure)
+		},
+	}
+	return &JWKSCache{opts: opts, client: client, entries: map[string]*cacheEntry{}}
+}
+
+// Stats returns the counters since the cache was created.
+func (c *JWKSCache) Stats() JWKSStats {
+	return JWKSStats{Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), StaleServed: c.staleServed.Load()}
+}
+
+// CheckURL says whether rawURL may be used as a JWKS URL under opts (scheme only: addresses are
+// checked when connecting).
+func CheckURL(rawURL string, allowInsecure bool) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("jwks: invalid URL: %w", err)
+	}
+	return checkURL(u, allowInsecure)
+}
+
+func checkURL(u *url.URL, allowInsecure bool) error {
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowInsecure {
+			return fmt.Errorf("%w (got %q; allow http with --allow-insecure-jwks)", ErrInsecureURL, u.Redacted())
+		}
+	default:
+		return fmt.Errorf("%w (got scheme %q)", ErrInsecureURL, u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("jwks: URL %q has no host", u.Redacted())
+	}
+	if u.User != nil {
+		return fmt.Errorf("jwks: URL must not contain credentials")
+	}
+	return nil
+}
+
+// Keys returns the key set of url, fetching it when it is not cached or due for a refresh.
+// When a refresh fails, the previous keys are returned for up to 24 h after their last successful
+// fetch.
+func (c *JWKSCache) Keys(ctx context.Context, jwksURL string) (*KeySet, error) {
+	if v, ok := c.sets.Load(jwksURL); ok {
+		if set := v.(*KeySet); c.opts.Now().Before(set.ExpiresAt) {
+			return set, nil
+		}
+	}
+	return c.refresh(ctx, jwksURL)
+}
+
+// Key returns the public key with the given kid. An unknown kid triggers one refresh (at most one
+// fetch per URL per cool-down, shared by concurrent callers); if the kid is still unknown the
+// answer is ErrUnknownKID.
+func (c *JWKSCache) Key(ctx context.Context, jwksURL, kid string) (crypto.PublicKey, error) {
+	k, err := c.lookup(ctx, jwksURL, kid)
+	if err != nil {
+		return nil, err
+	}
+	return k.Key, nil
+}
+
+func (c *JWKSCache) lookup(ctx context.Context, jwksURL, kid string) (JWK, error) {
+	set, err := c.Keys(ctx, jwksURL)
+	if err != nil {
+		return JWK{}, err
+	}
+	if k, ok := set.lookup(kid); ok {
+		return k, nil
+	}
+	// Unknown kid: the issuer may have rotated. refresh honours the cool-down.
+	set, err = c.refresh(ctx, jwksURL)
+	if err != nil {
+		return JWK{}, err
+	}
+	if k, ok := set.lookup(kid); ok {
+		return k, nil
+	}
+	if why := set.ignoredReason(kid); why != "" {
+		return JWK{}, fmt.Errorf("%w: key %q was refused: %s", ErrUnknownKID, kid, why)
+	}
+	if kid == "" {
+		return JWK{}, fmt.Errorf("%w: the token has no kid and the JWKS has %d usable keys", ErrUnknownKID, len(set.Keys))
+	}
+	return JWK{}, fmt.Errorf("%w: %q is not among the %d keys of the JWKS", ErrUnknownKID, kid, len(set.Keys))
+}
+
+// refresh fetches jwksURL unless a fetch was attempted within the cool-down, sharing one fetch
+// between concurrent callers. It returns the freshest usable key set.
+func (c *JWKSCache) refresh(ctx context.Context, jwksURL string) (*KeySet, error) {
+	ch := c.group.DoChan(jwksURL, func() (any, error) {
+		return c.refreshOnce(ctx, jwksURL)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*KeySet), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *JWKSCache) refreshOnce(ctx context.Context, jwksURL string) (*KeySet, error) {
+	now := c.opts.Now()
+	c.mu.Lock()
+	e := c.entries[jwksURL]
+	if e == nil {
+		e = &cacheEntry{}
+		c.entries[jwksURL] = e
+	}
+	prev, lastAttempt, lastErr := e.set, e.lastAttempt, e.lastErr
+	c.mu.Unlock()
+
+	if !lastAttempt.IsZero() && now.Sub(lastAttempt) < c.opts.RefreshCooldown {
+		// Within the cool-down: answer from what we have.
+		return c.serveCached(prev, lastErr, now)
+	}
+
+	// The fetch outlives a cancelled caller: other callers may be waiting on it.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
+	defer cancel()
+	set, err := c.fetch(fctx, jwksURL)
+	now = c.opts.Now()
+
+	c.mu.Lock()
+	e.lastAttempt = now
+	if err != nil {
+		e.lastErr = err
+		if e.set != nil {
+			updated := *e.set
+			updated.LastError = err.Error()
+			e.set = &updated
+			c.sets.Store(jwksURL, e.set)
+		}
+		prev = e.set
+	} else {
+		e.lastErr = nil
+		e.set = set
+		c.sets.Store(jwksURL, set)
+	}
+	c.mu.Unlock()
+
+	if err != nil {
+		return c.serveCached(prev, err, now)
+	}
+	return set, nil
+}
+
+// serveCached answers from previously fetched keys when they are still within MaxStale.
+func (c *JWKSCache) serveCached(set *KeySet, lastErr error, now time.Time) (*KeySet, error) {
+	if set == nil {
+		if lastErr == nil {
+			lastErr = fmt.Errorf("%w: no keys fetched yet", ErrFetch)
+		}
+		return nil, lastErr
+	}
+	if now.Sub(set.FetchedAt) > MaxStale {
+		return nil, fmt.Errorf("%w: cached keys are older than %s and the refresh failed: %v", ErrFetch, MaxStale, lastErr)
+	}
+	if !now.Before(set.ExpiresAt) {
+		c.staleServed.Add(1)
+	}
+	return set, nil
+}
+
+func (c *JWKSCache) fetch(ctx context.Context, jwksURL string) (set *KeySet, err error) {
+	c.fetches.Add(1)
+	defer func() {
+		if err != nil {
+			c.fetchErrors.Add(1)
+		}
+	}()
+	u, err := url.Parse(jwksURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: invalid URL: %v", ErrFetch, err)
+	}
+	if err := checkURL(u, c.opts.AllowInsecure); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+	}
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	req.Header.Set("User-Agent", "trustgate-jwks")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrAddressRefused) {
+			return nil, fmt.Errorf("%w: %w", ErrFetch, unwrapRefused(err))
+		}
+		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("%w: %s answered %d", ErrFetch, u.Redacted(), resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading body: %v", ErrFetch, err)
+	}
+	if int64(len(body)) > c.opts.MaxBytes {
+		return nil, fmt.Errorf("%w: JWKS is larger than %d bytes", ErrFetch, c.opts.MaxBytes)
+	}
+	keys, ignored, err := ParseJWKS(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+	}
+	now := c.opts.Now()
+	return &KeySet{
+		URL:       jwksURL,
+		Keys:      keys,
+		Ignored:   ignored,
+		FetchedAt: now,
+		ExpiresAt: now.Add(maxAge(resp.Header.Get("Cache-Control"))),
+	}, nil
+}
+
+func unwrapRefused(err error) error {
+	// Keep the dialer's message (address and reason) without the transport's noise.
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if strings.HasPrefix(e.Error(), ErrAddressRefused.Error()) {
+			return e
+		}
+	}
+	return err
+}
+
+// maxAge reads max-age from a Cache-Control header, clamped to [5 min, 24 h], 1 h without one.
+func maxAge(cacheControl string) time.Duration {
+	for _, directive := range strings.Split(cacheControl, ",") {
+		name, value, ok := strings.Cut(strings.TrimSpace(directive), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(name), "max-age") {
+			continue
+		}
+		secs, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(value), `"`), 10, 64)
+		if err != nil || secs < 0 {
+			break
+		}
+		d := time.Duration(min(secs, int64(MaxJWKSMaxAge/time.Second))) * time.Second
+		return min(max(d, MinJWKSMaxAge), MaxJWKSMaxAge)
+	}
+	return DefaultJWKSMaxAge
+}
+
+// ParseJWKS parses a JWK set document into usable public keys. Keys that cannot verify tokens
+// (symmetric, encryption-only, unsupported curves, RSA under 2048 bits, malformed) are returned in
+// ignored with the reason. A document without any usable key is an error. Certificate members
+// (x5u, x5c) are ignored: nothing is ever fetched from a key.
+func ParseJWKS(body []byte) (keys []JWK, ignored []IgnoredKey, err error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, nil, fmt.Errorf("JWKS is not valid JSON: %v", err)
+	}
+	for i, raw := range doc.Keys {
+		var m jwkset.JWKMarshal
+		if err := json.Unmarshal(raw, &m); err != nil {
+			ignored = append(ignored, IgnoredKey{Reason: fmt.Sprintf("key %d: invalid JSON: %v", i, err)})
+			continue
+		}
+		k, why := parseJWK(m)
+		if why != "" {
+			ignored = append(ignored, IgnoredKey{KID: m.KID, Reason: why})
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		reasons := make([]string, 0, len(ignored))
+		for _, ig := range ignored {
+			reasons = append(reasons, fmt.Sprintf("%q: %s", ig.KID, ig.Reason))
+		}
+		return nil, ignored, fmt.Errorf("JWKS has no usable key (%d keys; %s)", len(doc.Keys), strings.Join(reasons, "; "))
+	}
+	return keys, ignored, nil
+}
+
+func parseJWK(m jwkset.JWKMarshal) (JWK, string) {
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return JWK{}, fmt.Sprintf("use %q is not sig", m.USE)
+	}
+	switch m.KTY {
+	case jwkset.KtyRSA, jwkset.KtyEC, jwkset.KtyOKP:
+	default:
+		return JWK{}, fmt.Sprintf("key type %q cannot verify signatures", m.KTY)
+	}
+	// Public members only; certificates are never used or fetched.
+	pub := jwkset.JWKMarshal{KTY: m.KTY, USE: m.USE, KEYOPS: m.KEYOPS, ALG: m.ALG, KID: m.KID, CRV: m.CRV, X: m.X, Y: m.Y, N: m.N, E: m.E}
+	j, err := jwkset.NewJWKFromMarshal(pub, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+	if err != nil {
+		return JWK{}, "invalid key: " + err.Error()
+	}
+	switch key := j.Key().(type) {
+	case *rsa.PublicKey:
+		if bits := key.N.BitLen(); bits < MinRSABits {
+			return JWK{}, fmt.Sprintf("RSA key has %d bits, at least %d required", bits, MinRSABits)
+		}
+		if key.E < 3 || key.E%2 == 0 {
+			return JWK{}, "RSA key has an invalid public exponent"
+		}
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	default:
+		return JWK{}, fmt.Sprintf("unsupported key %T", key)
+	}
+	k := JWK{KID: m.KID, Alg: string(m.ALG), Key: j.Key()}
+	k.desc = describeKey(k)
+	return k, ""
+}
