@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/app"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
+	"github.com/trustgate/terraform-provider-trustgate/server/app"
 )
 
 // TestDeactivationReachesEveryReplicaWithinOneSecond runs two servers on one database (same

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/app"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
+	"github.com/trustgate/terraform-provider-trustgate/server/app"
 )
 
 // Names an anonymous caller makes up get no per-connection bucket: however many requests name an

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
-	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/internal/devissuer"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 )
 
 // githubBench is a realistic token exchange's verification: a GitHub-shaped RS256 token (RSA-2048,
