@@ -84,15 +84,21 @@ type Condition struct {
 	Values   []string `json:"values,omitempty"`
 }
 
-// GitHubSettings are the inputs of the `github` preset.
+// GitHubSettings are the inputs of the `github` preset. OwnerID (required) and RepositoryID pin
+// immutable ids: names can be registered again by someone else after a rename or deletion, ids
+// cannot. Host selects GitHub Enterprise Server. The field order is part of the fingerprint
+// (connection.fingerprintDoc): new fields go at the end, with omitempty, so that the fingerprints
+// of existing connections do not change.
 type GitHubSettings struct {
-	Owner          string `json:"owner"`
+	Owner          string `json:"owner,omitempty"`
 	OwnerID        string `json:"owner_id,omitempty"`
 	Repository     string `json:"repository,omitempty"`
 	Ref            string `json:"ref,omitempty"`
 	Environment    string `json:"environment,omitempty"`
 	EnterpriseSlug string `json:"enterprise_slug,omitempty"`
 	Audience       string `json:"audience,omitempty"`
+	RepositoryID   string `json:"repository_id,omitempty"`
+	Host           string `json:"host,omitempty"`
 }
 
 // GitLabSettings are the inputs of the `gitlab` preset.
@@ -157,9 +163,27 @@ type Connection struct {
 	CreatedBy           string               `json:"created_by"`
 	UpdatedBy           string               `json:"updated_by"`
 	ActivatedBy         string               `json:"activated_by"`
+	ConfigChangedBy     string               `json:"config_changed_by"`
 	CreatedAt           time.Time            `json:"created_at"`
 	UpdatedAt           time.Time            `json:"updated_at"`
 	ActivatedAt         *time.Time           `json:"activated_at"`
+	// Proposal is the change waiting for approval on an activated connection, or null.
+	Proposal *Proposal `json:"proposal"`
+}
+
+// Proposal is a change waiting for approval on an activated connection (CONTRACT.md §1, change
+// control). Config holds every configurable field as in a create body.
+type Proposal struct {
+	Fingerprint         string          `json:"fingerprint"`
+	ProposedBy          string          `json:"proposed_by"`
+	ProposedAt          time.Time       `json:"proposed_at"`
+	Config              ConnectionInput `json:"config"`
+	EffectiveConditions []Condition     `json:"effective_conditions"`
+}
+
+// ProposalApproval is the body of POST /v1/workload-connections/{ref}/proposal/approve.
+type ProposalApproval struct {
+	ApprovedFingerprint string `json:"approved_fingerprint"`
 }
 
 // ConnectionList is a page of connections.
@@ -203,6 +227,10 @@ const (
 	ActionConnectionStatus = "connection.status"
 	ActionConnectionTest   = "connection.test"
 	ActionTokenExchange    = "token.exchange"
+	// Change control (CONTRACT.md §1): a proposal stored, approved or discarded.
+	ActionConnectionPropose = "connection.propose"
+	ActionConnectionApprove = "connection.approve"
+	ActionConnectionDiscard = "connection.discard"
 
 	OutcomeSuccess = "success"
 	OutcomeDenied  = "denied"

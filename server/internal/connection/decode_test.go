@@ -141,7 +141,7 @@ func normalized(t *testing.T, in api.ConnectionInput) api.ConnectionInput {
 func TestApplyMergePatch(t *testing.T) {
 	githubSpec := normalized(t, api.ConnectionInput{
 		Name: "deploy", Description: "d",
-		GitHub:   &api.GitHubSettings{Owner: "acme", Repository: "acme/app", Audience: "aud"},
+		GitHub:   &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "acme/app", Audience: "aud"},
 		JWKSURL:  "https://mirror.example/jwks",
 		TokenTTL: &api.TokenTTL{Amount: 30, Unit: "minutes"},
 		Conditions: []api.Condition{

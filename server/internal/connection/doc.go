@@ -9,7 +9,10 @@
 //   - DecodeInput / ApplyMergePatch: the JSON shape (unknown fields, wrong JSON types).
 //   - Normalize: every field rule, the preset blocks, the tenancy rules, defaults.
 //   - Resolve: what a spec means — pinned issuer, JWKS URL, effective conditions, fingerprint.
-//   - Authorize, CheckUpdate, CheckStatusChange, AuditActorFilter: the lifecycle and split duty.
+//   - Authorize, CheckUpdate, CheckStatusChange, WithStatus, AuditActorFilter: the lifecycle and
+//     split duty; RetiredToken: tokens issued before the latest deactivation stay dead.
+//   - PatchAction, PlanPatch, CheckApprove, Approve, CheckDiscard, ConfigChanged: change control
+//     of activated connections (proposals) and who counts as a configuration's author.
 //   - LookupClaim, EvaluateCondition, Evaluate, IdentityValue: conditions against a claim set.
 //
 // # Choices and why
@@ -40,12 +43,33 @@
 // changes the effective conditions, and so the fingerprint, of such connections — on purpose,
 // since it changes who gets a token.
 //
+// Shared issuers whatever the type. A generic connection whose iss conditions or JWKS host name
+// GitHub Actions, GitLab.com or Google must pin what that service's preset pins (GitHub: equals on
+// repository_owner_id; GitLab.com: project_id or namespace_id, or project_path by equals or by a
+// starts_with whose value ends in "/", since "acme" would admit "acme-evil"; Google: email or sub).
+// GitHub's preset pins repository_owner_id (required) and, when given, repository_id before the
+// names: names can be registered again after a rename or deletion, ids cannot. Fields added to
+// the preset blocks go at the end with omitempty so stored connections keep their fingerprint.
+//
 // Preset inputs are checked for shape where a wrong value can only ever produce a connection that
 // never matches, or an unsafe URL: github.repository must be `<owner>/<name>`, github.ref must be
 // fully qualified (`refs/heads/main`: that is what GitHub puts in the claim), github.owner_id,
 // gitlab.project_id and google_cloud.account_id are decimal IDs, gitlab.project_path must lie
 // under gitlab.group, gitlab.domain is a lowercase host name (optionally with a port),
 // enterprise_slug and organization_id are URL path-segment safe.
+//
+// Change control. Before its first activation a connection is changed in place. Afterwards every
+// PATCH, by either admin role and description-only ones included, is applied to the pending
+// proposal (or to the live configuration when there is none) and stored as the proposal: nothing
+// live changes until a security admin who did not write the proposal approves it by its
+// fingerprint. Proposing again exactly what is pending is a no-op that keeps the author (so a
+// Terraform re-apply does not churn); a patch back to the live configuration discards the
+// proposal. Approving sets config_changed_by to the proposal's author only when the fingerprint
+// moves, the same rule as for drafts: a description or a rename never makes someone the author of
+// rules they did not write, which is what four eyes at activation is judged on.
+//
+// Retired tokens. WithStatus records the time of every deactivation; RetiredToken compares an
+// access token's iat with it in whole seconds and fails closed within the same second.
 //
 // Tenancy. gitlab.com, Google and a generic issuer are shared by many customers; CONTRACT.md §1 requires
 // a scope. The 422 detail says what to add and why; in the errors list the refusal sits under

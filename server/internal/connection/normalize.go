@@ -45,13 +45,43 @@ func (fe *fieldErrors) add(field, format string, args ...any) {
 func Normalize(in api.ConnectionInput, opts Options) (api.ConnectionInput, error) {
 	var fe fieldErrors
 	out := in
-	out.Conditions = nil
+	out.Conditions = make([]api.Condition, 0, len(in.Conditions))
 	for _, c := range in.Conditions {
-		c = cloneCondition(c)
-		out.Conditions = append(out.Conditions, c)
+		out.Conditions = append(out.Conditions, cloneCondition(c))
+	}
+	if len(out.Conditions) == 0 {
+		out.Conditions = nil
 	}
 
-	// name, description
+	validateNameAndDescription(in, &fe)
+	typeOK := normalizeProviderType(in, &out, &fe)
+	validatePresetBlocks(in, opts, &fe)
+	validateKeySource(in, out.ProviderType, typeOK, opts, &fe)
+	normalizeTTL(in, &out, &fe)
+	normalizeIdentityClaim(in, &out, &fe)
+	for i, c := range out.Conditions {
+		validateCondition(i, &out.Conditions[i], c, &fe)
+	}
+
+	// Tenancy is only meaningful once the type is clear and the parts it reads are valid.
+	var tenancyErr *api.FieldError
+	if typeOK {
+		if tenancyErr = tenancy(out, opts); tenancyErr != nil {
+			fe = append(fe, *tenancyErr)
+		}
+	}
+
+	if len(fe) > 0 {
+		detail := DefaultValidationDetail
+		if t := tenancyErr; t != nil {
+			detail = t.Detail
+		}
+		return api.ConnectionInput{}, ValidationDetail(detail, fe...)
+	}
+	return out, nil
+}
+
+func validateNameAndDescription(in api.ConnectionInput, fe *fieldErrors) {
 	switch {
 	case in.Name == "":
 		fe.add("name", "is required")
@@ -65,10 +95,12 @@ func Normalize(in api.ConnectionInput, opts Options) (api.ConnectionInput, error
 	if n := utf8.RuneCountInString(in.Description); n > api.MaxDescriptionLen {
 		fe.add("description", "is %d characters long; at most %d are allowed", n, api.MaxDescriptionLen)
 	}
+}
 
-	// provider_type and preset blocks
+// normalizeProviderType sets out.ProviderType (inferred from the single preset block when the
+// input names none) and reports whether the type and the blocks agree.
+func normalizeProviderType(in api.ConnectionInput, out *api.ConnectionInput, fe *fieldErrors) bool {
 	blocks := presentBlocks(in)
-	typeOK := true
 	switch {
 	case in.ProviderType == "":
 		switch len(blocks) {
@@ -77,90 +109,77 @@ func Normalize(in api.ConnectionInput, opts Options) (api.ConnectionInput, error
 		case 1:
 			out.ProviderType = blocks[0]
 		default:
-			typeOK = false
 			fe.add("provider_type", "give at most one preset block; got %s", strings.Join(blocks, ", "))
+			return false
 		}
+		return true
 	case !slices.Contains(api.ProviderTypes, in.ProviderType):
-		typeOK = false
 		fe.add("provider_type", "must be one of %s; got %q", strings.Join(api.ProviderTypes, ", "), in.ProviderType)
-	default:
-		for _, b := range blocks {
-			if b != in.ProviderType {
-				if in.ProviderType == api.ProviderGeneric {
-					fe.add(b, "a generic connection takes no preset block; remove %s or set provider_type to %q", b, b)
-				} else {
-					fe.add(b, "provider_type is %q, so only a %s block may be given; remove %s", in.ProviderType, in.ProviderType, b)
-				}
-				typeOK = false
+		return false
+	}
+	ok := true
+	for _, b := range blocks {
+		if b != in.ProviderType {
+			if in.ProviderType == api.ProviderGeneric {
+				fe.add(b, "a generic connection takes no preset block; remove %s or set provider_type to %q", b, b)
+			} else {
+				fe.add(b, "provider_type is %q, so only a %s block may be given; remove %s", in.ProviderType, in.ProviderType, b)
 			}
-		}
-		if in.ProviderType != api.ProviderGeneric && !slices.Contains(blocks, in.ProviderType) {
-			fe.add(in.ProviderType, "provider_type %q needs a %s block", in.ProviderType, in.ProviderType)
-			typeOK = false
+			ok = false
 		}
 	}
+	if in.ProviderType != api.ProviderGeneric && !slices.Contains(blocks, in.ProviderType) {
+		fe.add(in.ProviderType, "provider_type %q needs a %s block", in.ProviderType, in.ProviderType)
+		ok = false
+	}
+	return ok
+}
 
-	// Each present block is checked on its own, so that all errors come at once.
+// validatePresetBlocks checks each present block on its own, so that all errors come at once.
+func validatePresetBlocks(in api.ConnectionInput, opts Options, fe *fieldErrors) {
 	if in.GitHub != nil {
-		validateGitHub(in.GitHub, opts, &fe)
+		validateGitHub(in.GitHub, opts, fe)
 	}
 	if in.GitLab != nil {
-		validateGitLab(in.GitLab, opts, &fe)
+		validateGitLab(in.GitLab, opts, fe)
 	}
 	if in.CircleCI != nil {
-		validateCircleCI(in.CircleCI, &fe)
+		validateCircleCI(in.CircleCI, fe)
 	}
 	if in.GoogleCloud != nil {
-		validateGoogleCloud(in.GoogleCloud, &fe)
+		validateGoogleCloud(in.GoogleCloud, fe)
 	}
+}
 
-	// jwks_url
+// validateKeySource checks where the signing keys come from: a jwks_url override, or the preset's
+// derived URL; a generic connection must name one.
+func validateKeySource(in api.ConnectionInput, providerType string, typeOK bool, opts Options, fe *fieldErrors) {
 	if in.JWKSURL != "" {
 		if msg := checkJWKSURL(in.JWKSURL, opts); msg != "" {
 			fe.add("jwks_url", "%s", msg)
 		}
-	} else if typeOK && out.ProviderType == api.ProviderGeneric {
+	} else if typeOK && providerType == api.ProviderGeneric {
 		fe.add("jwks_url", "is required for a generic connection: say where the issuer publishes its signing keys")
 	}
+}
 
-	// token_ttl
+func normalizeTTL(in api.ConnectionInput, out *api.ConnectionInput, fe *fieldErrors) {
 	if in.TokenTTL == nil {
 		ttl := DefaultTokenTTL()
 		out.TokenTTL = &ttl
-	} else {
-		ttl := *in.TokenTTL
-		out.TokenTTL = &ttl
-		validateTTL(ttl, &fe)
+		return
 	}
+	ttl := *in.TokenTTL
+	out.TokenTTL = &ttl
+	validateTTL(ttl, fe)
+}
 
-	// identity_claim
+func normalizeIdentityClaim(in api.ConnectionInput, out *api.ConnectionInput, fe *fieldErrors) {
 	if in.IdentityClaim == "" {
 		out.IdentityClaim = api.DefaultIdentity
 	} else if msg := checkClaimName(in.IdentityClaim); msg != "" {
 		fe.add("identity_claim", "%s", msg)
 	}
-
-	// conditions
-	for i, c := range out.Conditions {
-		validateCondition(i, &out.Conditions[i], c, &fe)
-	}
-
-	// tenancy (only meaningful once the type is clear)
-	var tenancyErr *api.FieldError
-	if typeOK {
-		if tenancyErr = tenancy(out); tenancyErr != nil {
-			fe = append(fe, *tenancyErr)
-		}
-	}
-
-	if len(fe) > 0 {
-		detail := DefaultValidationDetail
-		if t := tenancyErr; t != nil {
-			detail = t.Detail
-		}
-		return api.ConnectionInput{}, ValidationDetail(detail, fe...)
-	}
-	return out, nil
 }
 
 func validateTTL(ttl api.TokenTTL, fe *fieldErrors) {
@@ -232,18 +251,21 @@ func validateCondition(i int, dst *api.Condition, c api.Condition, fe *fieldErro
 
 func validateGitHub(g *api.GitHubSettings, opts Options, fe *fieldErrors) {
 	switch {
-	case g.Owner == "":
-		fe.add("github.owner", "is required: the user or organisation that owns the repositories")
-	case !githubOwnerPattern.MatchString(g.Owner):
+	case g.OwnerID == "":
+		fe.add("github.owner_id", "is required: the numeric ID of the user or organisation that owns the repositories (GitHub's repository_owner_id claim; `gh api orgs/<owner> --jq .id`). Names can be registered again by someone else, ids cannot")
+	case !decimalPattern.MatchString(g.OwnerID):
+		fe.add("github.owner_id", "must be the owner's numeric ID as a string (for example \"65\"); got %q", g.OwnerID)
+	}
+	if g.Owner != "" && !githubOwnerPattern.MatchString(g.Owner) {
 		fe.add("github.owner", "must be a GitHub user or organisation name (letters, digits, hyphens); got %q", g.Owner)
 	}
-	if g.OwnerID != "" && !decimalPattern.MatchString(g.OwnerID) {
-		fe.add("github.owner_id", "must be the owner's numeric ID as a string (for example \"65\"); got %q", g.OwnerID)
+	if g.RepositoryID != "" && !decimalPattern.MatchString(g.RepositoryID) {
+		fe.add("github.repository_id", "must be the repository's numeric ID as a string (GitHub's repository_id claim; `gh api repos/<owner>/<name> --jq .id`); got %q", g.RepositoryID)
 	}
 	if g.Repository != "" {
 		owner, name, ok := strings.Cut(g.Repository, "/")
 		switch {
-		case !ok || !githubRepoPattern.MatchString(name):
+		case !ok || !githubOwnerPattern.MatchString(owner) || !githubRepoPattern.MatchString(name):
 			fe.add("github.repository", "must be written as owner/name (for example %q); got %q", orDefault(g.Owner, "acme")+"/app", g.Repository)
 		case g.Owner != "" && owner != g.Owner:
 			fe.add("github.repository", "%q is not under owner %q: write it as %s/<name> (names compare exactly, case included)", g.Repository, g.Owner, g.Owner)
@@ -259,6 +281,20 @@ func validateGitHub(g *api.GitHubSettings, opts Options, fe *fieldErrors) {
 	}
 	if g.EnterpriseSlug != "" && !slugPattern.MatchString(g.EnterpriseSlug) {
 		fe.add("github.enterprise_slug", "must be a URL-safe enterprise slug (letters, digits, hyphens, underscores); got %q", g.EnterpriseSlug)
+	}
+	if g.Host != "" {
+		switch msg := checkHost(g.Host); {
+		case msg != "":
+			fe.add("github.host", "%s", msg)
+		case g.EnterpriseSlug != "":
+			fe.add("github.host", "names a GitHub Enterprise Server, whose issuer has no enterprise slug: remove enterprise_slug (it is for GitHub Enterprise Cloud) or host")
+		case strings.EqualFold(g.Host, "github.com") || strings.EqualFold(g.Host, "token.actions.githubusercontent.com"):
+			fe.add("github.host", "is for GitHub Enterprise Server only: leave it out for github.com")
+		default:
+			if msg := checkJWKSURL(githubIssuer(g)+"/.well-known/jwks", opts); msg != "" {
+				fe.add("github.host", "gives the JWKS URL %s/.well-known/jwks, which is refused: %s", githubIssuer(g), msg)
+			}
+		}
 	}
 	checkAudience("github.audience", g.Audience, opts, fe)
 }
@@ -471,20 +507,16 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 // conditions are what must change. Preset tenancy refusals name the preset block instead.
 const tenancyField = "conditions"
 
-// tenancy enforces CONTRACT.md §1's tenancy rules on a spec whose type is known: a shared issuer needs a
-// scope, or any of its customers could obtain tokens.
-func tenancy(spec api.ConnectionInput) *api.FieldError {
+// tenancy enforces CONTRACT.md §1's tenancy rules on a spec whose type is known: a shared issuer
+// needs a scope, or any of its customers could obtain tokens.
+func tenancy(spec api.ConnectionInput, opts Options) *api.FieldError {
 	switch spec.ProviderType {
 	case api.ProviderGitLab:
 		g := spec.GitLab
 		if g == nil {
 			return nil
 		}
-		host := g.Domain
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if strings.EqualFold(strings.TrimSuffix(host, "."), GitLabDotCom) && g.Group == "" && g.ProjectPath == "" && g.ProjectID == "" {
+		if isGitLabDotCom(g.Domain) && g.Group == "" && g.ProjectPath == "" && g.ProjectID == "" {
 			return &api.FieldError{Field: "gitlab", Detail: "gitlab.com is shared by every GitLab.com user: set at least one of gitlab.group, gitlab.project_path or gitlab.project_id so that only your projects' tokens are accepted"}
 		}
 	case api.ProviderGoogleCloud:
@@ -495,7 +527,7 @@ func tenancy(spec api.ConnectionInput) *api.FieldError {
 	case api.ProviderGeneric:
 		var missing []string
 		for _, claim := range []string{"iss", "aud"} {
-			if !pinsClaim(spec.Conditions, claim) {
+			if !pinsClaim(spec.Conditions, claim, api.OpEquals, api.OpOneOf) {
 				missing = append(missing, claim)
 			}
 		}
@@ -504,18 +536,136 @@ func tenancy(spec api.ConnectionInput) *api.FieldError {
 				"a generic connection must pin the issuer and the audience: add an equals or one_of condition on %s, so that tokens minted by another issuer or for another audience are refused",
 				strings.Join(missing, " and "))}
 		}
+		return sharedIssuerScope(spec)
 	}
 	return nil
 }
 
-// pinsClaim reports whether a user condition pins a top-level claim with equals or one_of, by
-// name or by pointer.
-func pinsClaim(conds []api.Condition, claim string) bool {
+// sharedService is an issuer that every tenant of a service shares, and the scope a connection
+// trusting it must pin (CONTRACT.md §1, "Shared issuers stay scoped whatever the type").
+type sharedService struct {
+	name   string
+	preset string
+	// names reports whether an issuer URL (an iss value) is this service's.
+	names func(iss string) bool
+	// jwksHosts are the hosts that serve this service's signing keys.
+	jwksHosts []string
+	// scoped reports whether the user's conditions pin the scope the preset would require.
+	scoped func(conds []api.Condition) bool
+	need   string
+}
+
+var sharedServices = []sharedService{
+	{
+		name: "GitHub Actions", preset: api.ProviderGitHub,
+		names: func(iss string) bool {
+			return iss == GitHubIssuer || strings.HasPrefix(iss, GitHubIssuer+"/")
+		},
+		jwksHosts: []string{"token.actions.githubusercontent.com"},
+		scoped:    func(cs []api.Condition) bool { return pinsClaim(cs, "repository_owner_id", api.OpEquals) },
+		need:      "an equals condition on repository_owner_id (the owner's numeric id: names can be registered again, ids cannot)",
+	},
+	{
+		name: "GitLab.com", preset: api.ProviderGitLab,
+		names:     func(iss string) bool { return strings.TrimSuffix(iss, "/") == "https://"+GitLabDotCom },
+		jwksHosts: []string{GitLabDotCom},
+		scoped: func(cs []api.Condition) bool {
+			return pinsClaim(cs, "project_id", api.OpEquals, api.OpOneOf) ||
+				pinsClaim(cs, "namespace_id", api.OpEquals, api.OpOneOf) ||
+				pinsClaim(cs, "project_path", api.OpEquals, api.OpOneOf) ||
+				pinsPathPrefix(cs, "project_path")
+		},
+		need: "a condition on project_id or namespace_id (equals or one_of), or on project_path (equals, one_of, or starts_with a group path ending in \"/\")",
+	},
+	{
+		name: "Google", preset: api.ProviderGoogleCloud,
+		names: func(iss string) bool {
+			return iss == GoogleIssuer || iss == strings.TrimPrefix(GoogleIssuer, "https://")
+		},
+		jwksHosts: []string{"www.googleapis.com", "googleapis.com"},
+		scoped: func(cs []api.Condition) bool {
+			return pinsClaim(cs, "email", api.OpEquals, api.OpOneOf) || pinsClaim(cs, "sub", api.OpEquals, api.OpOneOf)
+		},
+		need: "an equals or one_of condition on email or sub (the service account)",
+	},
+}
+
+// sharedIssuerScope refuses a generic connection that trusts a shared issuer (named by its iss
+// conditions or by the host of its key source) without the scope that issuer's preset requires:
+// on GitHub and GitLab the CI job picks its own aud, so iss and aud alone admit every tenant.
+func sharedIssuerScope(spec api.ConnectionInput) *api.FieldError {
+	issuers := claimValues(spec.Conditions, "iss")
+	keyHosts := []string{urlHost(spec.JWKSURL)}
+	for _, svc := range sharedServices {
+		named := slices.ContainsFunc(issuers, svc.names) || slices.ContainsFunc(keyHosts, func(h string) bool { return slices.Contains(svc.jwksHosts, h) })
+		if !named || svc.scoped(spec.Conditions) {
+			continue
+		}
+		return &api.FieldError{Field: tenancyField, Detail: fmt.Sprintf(
+			"this connection trusts %s's issuer, which every %s user shares (and the CI job chooses its own aud), so pinning iss and aud admits all of them: add %s, or use the %s preset, which pins it for you",
+			svc.name, svc.name, svc.need, svc.preset)}
+	}
+	return nil
+}
+
+// claimValues lists the values that equals and one_of conditions on a top-level claim name.
+func claimValues(conds []api.Condition, claim string) []string {
+	var out []string
 	for _, c := range conds {
 		if c.Claim != claim && c.Claim != "/"+claim {
 			continue
 		}
-		if (c.Operator == api.OpEquals && c.Value != nil) || (c.Operator == api.OpOneOf && len(c.Values) > 0) {
+		switch {
+		case c.Operator == api.OpEquals && c.Value != nil:
+			out = append(out, *c.Value)
+		case c.Operator == api.OpOneOf:
+			out = append(out, c.Values...)
+		}
+	}
+	return out
+}
+
+// urlHost is the lowercase host name of a URL without port and trailing dot, or "".
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+}
+
+// isGitLabDotCom reports whether a gitlab.domain names GitLab.com (with or without a port).
+func isGitLabDotCom(domain string) bool {
+	host := domain
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.EqualFold(strings.TrimSuffix(host, "."), GitLabDotCom)
+}
+
+// pinsPathPrefix reports whether a starts_with condition on claim pins a whole path prefix (a
+// value ending in "/": "acme" would also admit "acme-evil/app").
+func pinsPathPrefix(conds []api.Condition, claim string) bool {
+	for _, c := range conds {
+		if (c.Claim == claim || c.Claim == "/"+claim) && c.Operator == api.OpStartsWith && c.Value != nil &&
+			len(*c.Value) > 1 && strings.HasSuffix(*c.Value, "/") {
+			return true
+		}
+	}
+	return false
+}
+
+// pinsClaim reports whether a user condition pins a top-level claim (by name or by pointer) with
+// one of the operators, with a value.
+func pinsClaim(conds []api.Condition, claim string, ops ...string) bool {
+	for _, c := range conds {
+		if c.Claim != claim && c.Claim != "/"+claim {
+			continue
+		}
+		if !slices.Contains(ops, c.Operator) {
+			continue
+		}
+		if (c.Operator == api.OpOneOf && len(c.Values) > 0) || (c.Operator != api.OpOneOf && c.Value != nil) {
 			return true
 		}
 	}

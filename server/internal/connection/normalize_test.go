@@ -31,7 +31,7 @@ func validationFields(t *testing.T, err error) []string {
 	return out
 }
 
-func github(owner string) *api.GitHubSettings { return &api.GitHubSettings{Owner: owner} }
+func github(owner string) *api.GitHubSettings { return &api.GitHubSettings{OwnerID: "65", Owner: owner} }
 
 func genericPinned(extra ...api.Condition) []api.Condition {
 	return append([]api.Condition{
@@ -130,7 +130,7 @@ func TestNormalizeAcceptsValidPresetInputs(t *testing.T) {
 	valid := map[string]api.ConnectionInput{
 		"github full": {Name: "a", GitHub: &api.GitHubSettings{Owner: "Octo-Org", OwnerID: "65", Repository: "Octo-Org/repo.name_x",
 			Ref: "refs/tags/v1.2.3", Environment: "prod eu", EnterpriseSlug: "acme_corp", Audience: "https://sts.example"}},
-		"github EMU owner":             {Name: "a", GitHub: &api.GitHubSettings{Owner: "jdoe_acme"}},
+		"github EMU owner":             {Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "jdoe_acme"}},
 		"gitlab self-managed no scope": {Name: "a", GitLab: &api.GitLabSettings{Domain: "gitlab.example.com"}},
 		"gitlab with port":             {Name: "a", GitLab: &api.GitLabSettings{Domain: "gitlab.example.com:8443", Group: "g"}},
 		"gitlab.com with group":        {Name: "a", GitLab: &api.GitLabSettings{Domain: "gitlab.com", Group: "my-group/sub.group"}},
@@ -190,21 +190,21 @@ func TestNormalizeRefusesInvalidFields(t *testing.T) {
 		{"type generic with a block", api.ConnectionInput{Name: "a", ProviderType: "generic", GitHub: github("acme"), JWKSURL: "https://x.example/j", Conditions: genericPinned()}, nil, []string{"github"}, "no preset block"},
 		{"type github with both blocks", api.ConnectionInput{Name: "a", ProviderType: "github", GitHub: github("acme"), CircleCI: &api.CircleCISettings{OrganizationID: "o"}}, nil, []string{"circleci"}, ""},
 
-		{"github owner missing", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{}}, nil, []string{"github.owner"}, "required"},
+		{"github owner_id missing", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme"}}, nil, []string{"github.owner_id"}, "required"},
 		{"github owner with slash", api.ConnectionInput{Name: "a", GitHub: github("acme/app")}, nil, []string{"github.owner"}, ""},
 		{"github owner with space", api.ConnectionInput{Name: "a", GitHub: github("ac me")}, nil, []string{"github.owner"}, ""},
 		{"github owner_id not numeric", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", OwnerID: "acme"}}, nil, []string{"github.owner_id"}, ""},
-		{"github repository without owner", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", Repository: "app"}}, nil, []string{"github.repository"}, "owner/name"},
-		{"github repository of another owner", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", Repository: "evil/app"}}, nil, []string{"github.repository"}, "not under owner"},
-		{"github repository owner differs in case", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", Repository: "Acme/app"}}, nil, []string{"github.repository"}, ""},
-		{"github repository with extra slash", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", Repository: "acme/app/x"}}, nil, []string{"github.repository"}, ""},
-		{"github repository empty name", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", Repository: "acme/"}}, nil, []string{"github.repository"}, ""},
-		{"github ref not qualified", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", Ref: "main"}}, nil, []string{"github.ref"}, "refs/heads/main"},
-		{"github enterprise slug with slash", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", EnterpriseSlug: "a/../b"}}, nil, []string{"github.enterprise_slug"}, "URL-safe"},
-		{"github enterprise slug with query", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", EnterpriseSlug: "a?x=1"}}, nil, []string{"github.enterprise_slug"}, ""},
+		{"github repository without owner", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "app"}}, nil, []string{"github.repository"}, "owner/name"},
+		{"github repository of another owner", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "evil/app"}}, nil, []string{"github.repository"}, "not under owner"},
+		{"github repository owner differs in case", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "Acme/app"}}, nil, []string{"github.repository"}, ""},
+		{"github repository with extra slash", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "acme/app/x"}}, nil, []string{"github.repository"}, ""},
+		{"github repository empty name", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "acme/"}}, nil, []string{"github.repository"}, ""},
+		{"github ref not qualified", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Ref: "main"}}, nil, []string{"github.ref"}, "refs/heads/main"},
+		{"github enterprise slug with slash", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", EnterpriseSlug: "a/../b"}}, nil, []string{"github.enterprise_slug"}, "URL-safe"},
+		{"github enterprise slug with query", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", EnterpriseSlug: "a?x=1"}}, nil, []string{"github.enterprise_slug"}, ""},
 		{"github no audience anywhere", api.ConnectionInput{Name: "a", GitHub: github("acme")}, &Options{}, []string{"github.audience"}, "default audience"},
-		{"github audience with spaces", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", Audience: " x"}}, nil, []string{"github.audience"}, ""},
-		{"github environment too long", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{Owner: "acme", Environment: long}}, nil, []string{"github.environment"}, ""},
+		{"github audience with spaces", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Audience: " x"}}, nil, []string{"github.audience"}, ""},
+		{"github environment too long", api.ConnectionInput{Name: "a", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Environment: long}}, nil, []string{"github.environment"}, ""},
 
 		{"gitlab domain missing", api.ConnectionInput{Name: "a", GitLab: &api.GitLabSettings{}}, nil, []string{"gitlab.domain"}, "required"},
 		{"gitlab domain with scheme", api.ConnectionInput{Name: "a", GitLab: &api.GitLabSettings{Domain: "https://gitlab.example.com"}}, nil, []string{"gitlab.domain"}, "host name"},
@@ -320,7 +320,7 @@ func TestNormalizeReportsEveryInvalidFieldAtOnce(t *testing.T) {
 	in := api.ConnectionInput{
 		Name:        "Bad Name",
 		Description: strings.Repeat("x", 1025),
-		GitHub:      &api.GitHubSettings{Repository: "nope"},
+		GitHub:      &api.GitHubSettings{OwnerID: "acme", Repository: "nope"},
 		JWKSURL:     "http://x.example/j",
 		TokenTTL:    &api.TokenTTL{Amount: 0, Unit: "weeks"},
 		Conditions: []api.Condition{
@@ -330,7 +330,7 @@ func TestNormalizeReportsEveryInvalidFieldAtOnce(t *testing.T) {
 	}
 	_, err := Normalize(in, testOpts)
 	got := validationFields(t, err)
-	want := []string{"name", "description", "github.owner", "github.repository", "jwks_url", "token_ttl.unit", "token_ttl.amount",
+	want := []string{"name", "description", "github.owner_id", "github.repository", "jwks_url", "token_ttl.unit", "token_ttl.amount",
 		"conditions[0].claim", "conditions[0].value", "conditions[1].value", "conditions[1].values"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("fields =\n  %q\nwant\n  %q", got, want)

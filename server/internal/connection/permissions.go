@@ -3,6 +3,7 @@ package connection
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 )
@@ -10,17 +11,31 @@ import (
 // Action is something a principal may try to do (CONTRACT.md §1, lifecycle table).
 type Action string
 
-// Actions. ActionList is checked like ActionRead.
+// Actions. ActionList is checked like ActionRead. ActionUpdate is a change to a connection that
+// was never activated; ActionPropose a change to one that was (PatchAction picks).
 const (
 	ActionCreate    Action = "create"
 	ActionRead      Action = "read"
 	ActionList      Action = "list"
 	ActionUpdate    Action = "update"
+	ActionPropose   Action = "propose"
+	ActionApprove   Action = "approve"
+	ActionDiscard   Action = "discard"
 	ActionDelete    Action = "delete"
 	ActionSetStatus Action = "set_status"
 	ActionTest      Action = "test"
+	ActionImpact    Action = "impact"
 	ActionReadAudit Action = "read_audit"
 )
+
+// PatchAction is the action a PATCH of c is: an update while c has never been activated, a
+// proposal afterwards (CONTRACT.md §1, change control).
+func PatchAction(c *Connection) Action {
+	if c != nil && c.EverActivated {
+		return ActionPropose
+	}
+	return ActionUpdate
+}
 
 // Authorize decides whether a principal with role may do action on c (nil c for create, list and
 // read_audit). It returns nil, or an *Error: KindForbidden with a detail a person can act on, or
@@ -43,28 +58,54 @@ func Authorize(role string, action Action, c *Connection) error {
 			return Forbidden("a security admin approves workload connections but does not create them (split duty): ask a devops admin to create it, then activate it")
 		}
 		return Forbidden("auditors have read-only access: a devops admin creates workload connections")
-	case ActionUpdate, ActionDelete:
-		verb := "change"
-		if action == ActionDelete {
-			verb = "delete"
-		}
+	case ActionUpdate:
 		switch role {
 		case api.RoleSecurityAdmin:
-			if action == ActionDelete && c != nil && c.Status == api.StatusActive {
+			return nil
+		case api.RoleDevOpsAdmin:
+			if c != nil && (c.EverActivated || c.Status != api.StatusDraft) {
+				return ownedBySecurity(c)
+			}
+			return nil
+		default:
+			return Forbidden("auditors have read-only access and may not change workload connections")
+		}
+	case ActionPropose:
+		if role == api.RoleAuditor {
+			return Forbidden("auditors have read-only access and may not propose changes to workload connections")
+		}
+		return nil
+	case ActionApprove:
+		switch role {
+		case api.RoleSecurityAdmin:
+			return nil
+		case api.RoleDevOpsAdmin:
+			return typed(api.ProblemOwnedBySecurity, Forbidden("only a security admin may approve a proposed change (split duty): ask a security admin who did not write it to review and approve it"))
+		default:
+			return Forbidden("auditors have read-only access and may not approve changes")
+		}
+	case ActionDiscard:
+		if role == api.RoleAuditor {
+			return Forbidden("auditors have read-only access and may not discard proposals")
+		}
+		return nil // a devops admin only their own: CheckDiscard
+	case ActionDelete:
+		switch role {
+		case api.RoleSecurityAdmin:
+			if c != nil && c.Status == api.StatusActive {
 				return Conflict(fmt.Sprintf("connection %s is active: deactivate it first (set its status to inactive), then delete it", c.Spec.Name))
 			}
 			return nil
 		case api.RoleDevOpsAdmin:
-			if c == nil {
-				return nil
-			}
-			if c.EverActivated || c.Status != api.StatusDraft {
-				return typed(api.ProblemOwnedBySecurity, Forbidden(fmt.Sprintf("connection %s has been activated; a security admin owns it now: ask a security admin to change, deactivate or delete it", c.Spec.Name)))
+			if c != nil && (c.EverActivated || c.Status != api.StatusDraft) {
+				return ownedBySecurity(c)
 			}
 			return nil
 		default:
-			return Forbidden(fmt.Sprintf("auditors have read-only access and may not %s workload connections", verb))
+			return Forbidden("auditors have read-only access and may not delete workload connections")
 		}
+	case ActionImpact:
+		return nil
 	case ActionSetStatus:
 		switch role {
 		case api.RoleSecurityAdmin:
@@ -130,6 +171,25 @@ func CheckStatusChange(c *Connection, principal string, req api.StatusChange, cu
 	return true, nil
 }
 
+// WithStatus returns c moved to status by principal at now (CheckStatusChange has passed): the
+// revision goes up; an activation records who and when and marks the connection as ever
+// activated; a deactivation records its time, which retires every token issued until then.
+func WithStatus(c *Connection, principal, status string, now time.Time) Connection {
+	next := *c
+	next.Status = status
+	next.Revision = c.Revision + 1
+	next.UpdatedBy, next.UpdatedAt = principal, now
+	switch status {
+	case api.StatusActive:
+		next.EverActivated = true
+		next.ActivatedBy = principal
+		next.ActivatedAt = &now
+	case api.StatusInactive:
+		next.DeactivatedAt = &now
+	}
+	return next
+}
+
 // AuditActorFilter says whose audit events a principal may read: a devops admin only their own
 // actions (the principal's name is returned), security admins and auditors all ("" means no
 // filter). An unknown role gets the narrowest view.
@@ -139,6 +199,12 @@ func AuditActorFilter(role, principal string) string {
 		return ""
 	}
 	return principal
+}
+
+// ownedBySecurity is the refusal of a devops admin's change to what is live on an activated
+// connection, its status or its existence.
+func ownedBySecurity(c *Connection) *Error {
+	return typed(api.ProblemOwnedBySecurity, Forbidden(fmt.Sprintf("connection %s has been activated; a security admin owns it now: propose a change (PATCH stores it for a security admin's approval), or ask a security admin to deactivate or delete it", c.Spec.Name)))
 }
 
 // typed marks a refusal with the problem type clients switch on.

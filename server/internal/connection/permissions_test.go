@@ -82,6 +82,25 @@ func TestAuthorizeMatrix(t *testing.T) {
 		{sec, ActionTest, draft, "ok"},
 		{aud, ActionTest, draft, "forbidden"},
 
+		// Change control (v2): a change to an activated connection is a proposal, open to both
+		// admin roles; approving is a security admin's; discarding is checked further by
+		// CheckDiscard (a devops admin only their own).
+		{dev, ActionPropose, active, "ok"},
+		{dev, ActionPropose, inactive, "ok"},
+		{sec, ActionPropose, active, "ok"},
+		{sec, ActionPropose, inactive, "ok"},
+		{aud, ActionPropose, active, "forbidden"},
+		{dev, ActionApprove, active, "forbidden"},
+		{sec, ActionApprove, active, "ok"},
+		{sec, ActionApprove, inactive, "ok"},
+		{aud, ActionApprove, active, "forbidden"},
+		{dev, ActionDiscard, active, "ok"},
+		{sec, ActionDiscard, inactive, "ok"},
+		{aud, ActionDiscard, active, "forbidden"},
+		{dev, ActionImpact, active, "ok"},
+		{sec, ActionImpact, draft, "ok"},
+		{aud, ActionImpact, inactive, "ok"},
+
 		{dev, ActionReadAudit, nil, "ok"},
 		{sec, ActionReadAudit, nil, "ok"},
 		{aud, ActionReadAudit, nil, "ok"},
@@ -89,7 +108,7 @@ func TestAuthorizeMatrix(t *testing.T) {
 		{"root", ActionRead, nil, "forbidden"},
 		{"", ActionRead, nil, "forbidden"},
 		{"DEVOPS_ADMIN", ActionCreate, nil, "forbidden"},
-		{sec, Action("approve"), draft, "forbidden"},
+		{sec, Action("fly"), draft, "forbidden"},
 	}
 	for _, tt := range tests {
 		name := fmt.Sprintf("%s %s", tt.role, tt.action)

@@ -27,6 +27,7 @@ func ToAPI(c *Connection, opts Options) api.Connection {
 		CreatedBy:           c.CreatedBy,
 		UpdatedBy:           c.UpdatedBy,
 		ActivatedBy:         c.ActivatedBy,
+		ConfigChangedBy:     c.ConfigChangedBy,
 		CreatedAt:           c.CreatedAt,
 		UpdatedAt:           c.UpdatedAt,
 	}
@@ -58,6 +59,46 @@ func ToAPI(c *Connection, opts Options) api.Connection {
 	if c.ActivatedAt != nil {
 		t := *c.ActivatedAt
 		out.ActivatedAt = &t
+	}
+	if p := c.Proposal; p != nil {
+		pr := Resolve(p.Spec, opts)
+		out.Proposal = &api.Proposal{
+			Fingerprint: pr.Fingerprint, ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt,
+			Config: cloneSpec(p.Spec), EffectiveConditions: pr.EffectiveConditions,
+		}
+		if out.Proposal.EffectiveConditions == nil {
+			out.Proposal.EffectiveConditions = []api.Condition{}
+		}
+	}
+	return out
+}
+
+// cloneSpec copies a spec so that the copy shares no memory with the original.
+func cloneSpec(s api.ConnectionInput) api.ConnectionInput {
+	out := s
+	out.Conditions = nil
+	for _, c := range s.Conditions {
+		out.Conditions = append(out.Conditions, cloneCondition(c))
+	}
+	if s.GitHub != nil {
+		g := *s.GitHub
+		out.GitHub = &g
+	}
+	if s.GitLab != nil {
+		g := *s.GitLab
+		out.GitLab = &g
+	}
+	if s.CircleCI != nil {
+		g := *s.CircleCI
+		out.CircleCI = &g
+	}
+	if s.GoogleCloud != nil {
+		g := *s.GoogleCloud
+		out.GoogleCloud = &g
+	}
+	if s.TokenTTL != nil {
+		t := *s.TokenTTL
+		out.TokenTTL = &t
 	}
 	return out
 }

@@ -19,9 +19,9 @@ func TestToAPI(t *testing.T) {
 		wantEffective  int
 	}{
 		{"derived jwks, no user conditions", api.ConnectionInput{Name: "a", GitHub: github("acme")},
-			"https://token.actions.githubusercontent.com/.well-known/jwks", false, 3},
+			"https://token.actions.githubusercontent.com/.well-known/jwks", false, 4},
 		{"overridden jwks", api.ConnectionInput{Name: "a", GitHub: github("acme"), JWKSURL: "https://m.example/j"},
-			"https://m.example/j", true, 3},
+			"https://m.example/j", true, 4},
 		{"generic", api.ConnectionInput{Name: "a", JWKSURL: "https://idp.example/j", Conditions: genericPinned()},
 			"https://idp.example/j", true, 2},
 	}

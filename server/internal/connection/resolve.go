@@ -64,14 +64,14 @@ func Resolve(spec api.ConnectionInput, opts Options) Resolved {
 		if g == nil {
 			g = &api.GitHubSettings{}
 		}
-		r.Issuer = GitHubIssuer
-		if g.EnterpriseSlug != "" {
-			r.Issuer = GitHubIssuer + "/" + g.EnterpriseSlug
-		}
+		r.Issuer = githubIssuer(g)
 		derivedJWKS = r.Issuer + "/.well-known/jwks"
 		preset = append(preset, eq("iss", r.Issuer), eq("aud", orDefault(g.Audience, opts.DefaultAudience)))
-		preset = append(preset, eq("repository_owner", g.Owner))
+		// Ids first: names can be registered again by someone else, ids cannot. Names given as
+		// well are pinned as additional conditions.
 		preset = appendEq(preset, "repository_owner_id", g.OwnerID)
+		preset = appendEq(preset, "repository_owner", g.Owner)
+		preset = appendEq(preset, "repository_id", g.RepositoryID)
 		preset = appendEq(preset, "repository", g.Repository)
 		preset = appendEq(preset, "ref", g.Ref)
 		preset = appendEq(preset, "environment", g.Environment)
@@ -122,6 +122,18 @@ func Resolve(spec api.ConnectionInput, opts Options) Resolved {
 	}
 	r.Fingerprint = fingerprint(spec, pt, r)
 	return r
+}
+
+// githubIssuer is the issuer of a github preset: GitHub.com's, an enterprise's on GitHub
+// Enterprise Cloud (…/<enterprise_slug>), or a GitHub Enterprise Server's (https://<host>/_services/token).
+func githubIssuer(g *api.GitHubSettings) string {
+	switch {
+	case g.Host != "":
+		return "https://" + g.Host + "/_services/token"
+	case g.EnterpriseSlug != "":
+		return GitHubIssuer + "/" + g.EnterpriseSlug
+	}
+	return GitHubIssuer
 }
 
 // effectiveProviderType is spec.ProviderType, or inferred from the single preset block (generic

@@ -37,12 +37,13 @@ func TestResolvePresets(t *testing.T) {
 	}{
 		{
 			name:   "github minimal uses default audience",
-			spec:   api.ConnectionInput{ProviderType: "github", GitHub: &api.GitHubSettings{Owner: "acme"}},
+			spec:   api.ConnectionInput{ProviderType: "github", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme"}},
 			issuer: "https://token.actions.githubusercontent.com",
 			jwks:   "https://token.actions.githubusercontent.com/.well-known/jwks",
 			wantCond: []string{
 				"iss equals https://token.actions.githubusercontent.com",
 				"aud equals https://trustgate.example.com",
+				"repository_owner_id equals 65",
 				"repository_owner equals acme",
 			},
 		},
@@ -57,8 +58,8 @@ func TestResolvePresets(t *testing.T) {
 			wantCond: []string{
 				"iss equals https://token.actions.githubusercontent.com/acme-ent",
 				"aud equals sts.example",
-				"repository_owner equals acme",
 				"repository_owner_id equals 65",
+				"repository_owner equals acme",
 				"repository equals acme/app",
 				"ref equals refs/heads/main",
 				"environment equals prod",
@@ -130,10 +131,10 @@ func TestResolvePresets(t *testing.T) {
 		},
 		{
 			name:     "override replaces derived jwks_url but keeps the issuer",
-			spec:     api.ConnectionInput{ProviderType: "github", GitHub: &api.GitHubSettings{Owner: "acme"}, JWKSURL: "https://mirror.example/jwks"},
+			spec:     api.ConnectionInput{ProviderType: "github", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme"}, JWKSURL: "https://mirror.example/jwks"},
 			issuer:   "https://token.actions.githubusercontent.com",
 			jwks:     "https://mirror.example/jwks",
-			wantCond: []string{"iss equals https://token.actions.githubusercontent.com", "aud equals https://trustgate.example.com", "repository_owner equals acme"},
+			wantCond: []string{"iss equals https://token.actions.githubusercontent.com", "aud equals https://trustgate.example.com", "repository_owner_id equals 65", "repository_owner equals acme"},
 		},
 		{
 			name:     "unnormalised spec: type inferred from the block",
@@ -164,7 +165,7 @@ func TestResolvePresets(t *testing.T) {
 
 func TestResolveEveryPresetPinsIssuerAndAudience(t *testing.T) {
 	for _, spec := range []api.ConnectionInput{
-		{ProviderType: "github", GitHub: &api.GitHubSettings{Owner: "o"}},
+		{ProviderType: "github", GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "o"}},
 		{ProviderType: "gitlab", GitLab: &api.GitLabSettings{Domain: "gitlab.example.com"}},
 		{ProviderType: "circleci", CircleCI: &api.CircleCISettings{OrganizationID: "o"}},
 		{ProviderType: "google_cloud", GoogleCloud: &api.GoogleCloudSettings{ClientID: "c", Email: "a@b"}},
@@ -303,7 +304,7 @@ func TestFixtureClaimsTamperedAreRefused(t *testing.T) {
 func TestFingerprintCoversWhatDecidesWhoGetsAToken(t *testing.T) {
 	base := api.ConnectionInput{
 		Name: "deploy", Description: "d", ProviderType: "github",
-		GitHub:        &api.GitHubSettings{Owner: "acme", Repository: "acme/app"},
+		GitHub:        &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "acme/app"},
 		TokenTTL:      &api.TokenTTL{Amount: 30, Unit: "minutes"},
 		IdentityClaim: "sub",
 		Conditions:    []api.Condition{{Claim: "ref", Operator: "equals", Value: sp("refs/heads/main")}},
@@ -369,6 +370,8 @@ func TestFingerprintCoversWhatDecidesWhoGetsAToken(t *testing.T) {
 // TestFingerprintGolden pins the canonical form: if this fails, every approved fingerprint in
 // every deployment would stop matching. Change it only on purpose, with a migration story.
 func TestFingerprintGolden(t *testing.T) {
+	// A connection stored before owner_id was required: its fingerprint must not move when
+	// fields are added to the canonical form (they go at the end, omitted when empty).
 	spec := api.ConnectionInput{
 		Name: "deploy", ProviderType: "github",
 		GitHub:        &api.GitHubSettings{Owner: "acme", Repository: "acme/app"},
