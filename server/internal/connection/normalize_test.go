@@ -31,7 +31,9 @@ func validationFields(t *testing.T, err error) []string {
 	return out
 }
 
-func github(owner string) *api.GitHubSettings { return &api.GitHubSettings{OwnerID: "65", Owner: owner} }
+func github(owner string) *api.GitHubSettings {
+	return &api.GitHubSettings{OwnerID: "65", Owner: owner}
+}
 
 func genericPinned(extra ...api.Condition) []api.Condition {
 	return append([]api.Condition{

@@ -11,7 +11,9 @@ import (
 // review: a generic connection pointing at a shared issuer with only iss and aud pinned would
 // accept a token from any tenant of that service (the CI job picks its own aud).
 func TestGenericConnectionsOnSharedIssuersNeedThePresetsScope(t *testing.T) {
-	c := func(claim, op, v string) api.Condition { return api.Condition{Claim: claim, Operator: op, Value: sp(v)} }
+	c := func(claim, op, v string) api.Condition {
+		return api.Condition{Claim: claim, Operator: op, Value: sp(v)}
+	}
 	one := func(claim string, vs ...string) api.Condition {
 		return api.Condition{Claim: claim, Operator: api.OpOneOf, Values: vs}
 	}
