@@ -32,14 +32,32 @@ type connectionRow struct {
 	CreatedAt       dbTime `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt       dbTime `gorm:"column:updated_at;autoUpdateTime:false"`
 	ActivatedAt     nullTime
+	DeactivatedAt   nullTime
+	// Proposal is the JSON of proposalDoc, or NULL when there is none.
+	Proposal *string `gorm:"column:proposal"`
 }
 
 func (connectionRow) TableName() string { return "connections" }
+
+// proposalDoc is how a pending proposal is stored in the proposal column.
+type proposalDoc struct {
+	Spec       api.ConnectionInput `json:"spec"`
+	ProposedBy string              `json:"proposed_by"`
+	ProposedAt time.Time           `json:"proposed_at"`
+}
 
 func toConnectionRow(c *connection.Connection) (connectionRow, error) {
 	spec, err := json.Marshal(c.Spec)
 	if err != nil {
 		return connectionRow{}, fmt.Errorf("encode connection spec: %w", err)
+	}
+	var proposal *string
+	if p := c.Proposal; p != nil {
+		b, err := json.Marshal(proposalDoc{Spec: p.Spec, ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt})
+		if err != nil {
+			return connectionRow{}, fmt.Errorf("encode connection proposal: %w", err)
+		}
+		proposal = ptr(string(b))
 	}
 	return connectionRow{
 		ID:              c.ID,
@@ -56,6 +74,8 @@ func toConnectionRow(c *connection.Connection) (connectionRow, error) {
 		CreatedAt:       newDBTime(c.CreatedAt),
 		UpdatedAt:       newDBTime(c.UpdatedAt),
 		ActivatedAt:     newNullTime(c.ActivatedAt),
+		DeactivatedAt:   newNullTime(c.DeactivatedAt),
+		Proposal:        proposal,
 	}, nil
 }
 
@@ -72,9 +92,17 @@ func (r connectionRow) toConnection() (connection.Connection, error) {
 		CreatedAt:       r.CreatedAt.Time,
 		UpdatedAt:       r.UpdatedAt.Time,
 		ActivatedAt:     r.ActivatedAt.Ptr(),
+		DeactivatedAt:   r.DeactivatedAt.Ptr(),
 	}
 	if err := json.Unmarshal([]byte(r.Spec), &c.Spec); err != nil {
 		return c, fmt.Errorf("decode spec of connection %s: %w", r.ID, err)
+	}
+	if r.Proposal != nil {
+		var p proposalDoc
+		if err := json.Unmarshal([]byte(*r.Proposal), &p); err != nil {
+			return c, fmt.Errorf("decode proposal of connection %s: %w", r.ID, err)
+		}
+		c.Proposal = &connection.Proposal{Spec: p.Spec, ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt.UTC()}
 	}
 	return c, nil
 }
@@ -93,6 +121,8 @@ func (r connectionRow) updateColumns() map[string]any {
 		"activated_by":      r.ActivatedBy,
 		"updated_at":        r.UpdatedAt,
 		"activated_at":      r.ActivatedAt,
+		"deactivated_at":    r.DeactivatedAt,
+		"proposal":          r.Proposal,
 	}
 }
 
@@ -351,8 +381,15 @@ func (s *Store) ChangeCounter(ctx context.Context) (int64, error) {
 func normaliseTimes(c *connection.Connection) {
 	c.CreatedAt = c.CreatedAt.UTC().Truncate(time.Microsecond)
 	c.UpdatedAt = c.UpdatedAt.UTC().Truncate(time.Microsecond)
-	if c.ActivatedAt != nil {
-		t := c.ActivatedAt.UTC().Truncate(time.Microsecond)
-		c.ActivatedAt = &t
+	for _, p := range []**time.Time{&c.ActivatedAt, &c.DeactivatedAt} {
+		if *p != nil {
+			t := (*p).UTC().Truncate(time.Microsecond)
+			*p = &t
+		}
+	}
+	if c.Proposal != nil {
+		p := *c.Proposal
+		p.ProposedAt = p.ProposedAt.UTC().Truncate(time.Microsecond)
+		c.Proposal = &p
 	}
 }

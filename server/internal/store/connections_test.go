@@ -434,3 +434,51 @@ func TestChangeCounterMovesOnlyOnConnectionChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestProposalAndDeactivationRoundTrip: a pending proposal and the latest deactivation time are
+// stored with the connection, read back equal (also through ConnectionsByID, which replicas' caches
+// use), and cleared when the proposal is approved or discarded.
+func TestProposalAndDeactivationRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := ctxT(t)
+	c := newConnection("cc", api.ProviderGitHub, api.StatusInactive)
+	if err := s.CreateConnection(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	proposed := c.Spec
+	proposed.Description = "proposed words"
+	proposed.Conditions = append([]api.Condition{{Claim: "environment", Operator: api.OpEquals, Value: strp("prod")}}, c.Spec.Conditions...)
+	off := time.Date(2026, 12, 3, 9, 8, 7, 654321000, time.FixedZone("x", 3600))
+	next := *c
+	next.Proposal = &connection.Proposal{Spec: proposed, ProposedBy: "dev-dan", ProposedAt: off.Add(time.Minute)}
+	next.DeactivatedAt = &off
+	if err := s.UpdateConnection(ctx, &next, c.Revision, auditFor(&next, api.ActionConnectionPropose)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetConnection(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertConnectionEqual(t, got, &next)
+	if got.Proposal == nil || got.Proposal.ProposedBy != "dev-dan" || !connection.SameConfig(got.Proposal.Spec, proposed) ||
+		!got.Proposal.ProposedAt.Equal(off.Add(time.Minute)) || got.DeactivatedAt == nil || !got.DeactivatedAt.Equal(off) {
+		t.Fatalf("read back proposal %+v deactivated_at %v", got.Proposal, got.DeactivatedAt)
+	}
+	if connection.SameConfig(got.Spec, proposed) {
+		t.Fatal("the proposal leaked into the live configuration")
+	}
+	byID, err := s.ConnectionsByID(ctx, []string{c.ID})
+	if err != nil || len(byID) != 1 || byID[0].Proposal == nil || byID[0].DeactivatedAt == nil {
+		t.Fatalf("ConnectionsByID = %+v, %v", byID, err)
+	}
+
+	cleared := *got
+	cleared.Proposal = nil
+	if err := s.UpdateConnection(ctx, &cleared, got.Revision, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetConnection(ctx, c.ID); err != nil || got.Proposal != nil || got.DeactivatedAt == nil {
+		t.Fatalf("after clearing: proposal %+v deactivated_at %v (%v)", got.Proposal, got.DeactivatedAt, err)
+	}
+}

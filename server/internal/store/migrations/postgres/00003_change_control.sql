@@ -1,0 +1,12 @@
+-- Change control (CONTRACT.md §1): an activated connection's pending proposal, as JSON
+-- {"spec": <connection input>, "proposed_by": "...", "proposed_at": "<time>"}, NULL when none; and
+-- the time of its latest deactivation, which retires every access token issued until then.
+-- Adding nullable columns without a default is a catalog-only change: no table rewrite.
+
+-- +goose Up
+ALTER TABLE connections ADD COLUMN proposal TEXT;
+ALTER TABLE connections ADD COLUMN deactivated_at TIMESTAMPTZ;
+
+-- +goose Down
+ALTER TABLE connections DROP COLUMN deactivated_at;
+ALTER TABLE connections DROP COLUMN proposal;
