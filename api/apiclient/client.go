@@ -172,6 +172,8 @@ func (c *Client) ListAllConnections(ctx context.Context, o ListOptions) ([]api.C
 }
 
 // PatchConnection applies patch (marshalled as a JSON merge patch). ifMatch > 0 sends If-Match.
+// On a connection that has been activated the server stores the result as the connection's
+// proposal (202) and the live fields stay as they were: the answer's Proposal says what is pending.
 func (c *Client) PatchConnection(ctx context.Context, ref string, patch any, ifMatch int64) (*api.Connection, error) {
 	var out api.Connection
 	return &out, c.do(ctx, http.MethodPatch, connPath(ref), nil, patch, ifMatch, "application/merge-patch+json", &out)
@@ -188,10 +190,32 @@ func (c *Client) SetStatus(ctx context.Context, ref string, req api.StatusChange
 	return &out, c.do(ctx, http.MethodPut, connPath(ref)+"/status", nil, req, ifMatch, "", &out)
 }
 
+// ApproveProposal makes the connection's pending proposal live; approvedFingerprint must be the
+// proposal's fingerprint, and the caller a security admin who did not write it. ifMatch > 0 sends
+// If-Match.
+func (c *Client) ApproveProposal(ctx context.Context, ref, approvedFingerprint string, ifMatch int64) (*api.Connection, error) {
+	var out api.Connection
+	return &out, c.do(ctx, http.MethodPost, connPath(ref)+"/proposal/approve", nil,
+		api.ProposalApproval{ApprovedFingerprint: approvedFingerprint}, ifMatch, "", &out)
+}
+
+// DiscardProposal drops the connection's pending proposal. ifMatch > 0 sends If-Match.
+func (c *Client) DiscardProposal(ctx context.Context, ref string, ifMatch int64) error {
+	return c.do(ctx, http.MethodDelete, connPath(ref)+"/proposal", nil, nil, ifMatch, "", nil)
+}
+
 // TestToken evaluates a CI token against a connection in any status; nothing is issued.
 func (c *Client) TestToken(ctx context.Context, ref, token string) (*api.TestResult, error) {
 	var out api.TestResult
 	return &out, c.do(ctx, http.MethodPost, connPath(ref)+"/test", nil, api.TestRequest{Token: token}, 0, "", &out)
+}
+
+// TestProposal evaluates a CI token against the connection's pending proposal (404 when there is
+// none); nothing is issued.
+func (c *Client) TestProposal(ctx context.Context, ref, token string) (*api.TestResult, error) {
+	var out api.TestResult
+	q := url.Values{"config": {"proposal"}}
+	return &out, c.do(ctx, http.MethodPost, connPath(ref)+"/test", q, api.TestRequest{Token: token}, 0, "", &out)
 }
 
 // ListAuditEvents reads one page of audit events, newest first.
