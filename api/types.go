@@ -34,10 +34,15 @@ const (
 	OpStartsWith = "starts_with"
 	OpExists     = "exists"
 	OpOneOf      = "one_of"
+	// OpNotEquals: the claim is present and does not equal value (an array: no element equals it).
+	OpNotEquals = "not_equals"
+	// OpGlob: a string claim matches the pattern value (`*` within a path segment, `**` across
+	// segments, `?` one character; CONTRACT.md §1).
+	OpGlob = "glob"
 )
 
 // Operators lists every condition operator.
-var Operators = []string{OpEquals, OpStartsWith, OpExists, OpOneOf}
+var Operators = []string{OpEquals, OpStartsWith, OpExists, OpOneOf, OpNotEquals, OpGlob}
 
 // Token TTL units.
 const (
@@ -67,6 +72,13 @@ const (
 	MaxTokenTTLSeconds = 24 * 60 * 60
 	MaxOneOfValues     = 50
 	DefaultIdentity    = "sub"
+	// claim_mappings: at most this many entries, each named by ClaimMappingNamePattern.
+	MaxClaimMappings        = 20
+	ClaimMappingNamePattern = `^[a-z][a-z0-9_]{0,63}$`
+	// token_audience: 1 to this many entries.
+	MaxTokenAudiences = 10
+	// jwks (inline keys): at most this many bytes of JSON.
+	MaxInlineJWKSBytes = 64 << 10
 )
 
 // TokenTTL is the lifetime of issued access tokens, stored exactly as given.
@@ -139,6 +151,19 @@ type ConnectionInput struct {
 	TokenTTL      *TokenTTL            `json:"token_ttl,omitempty"`
 	IdentityClaim string               `json:"identity_claim,omitempty"`
 	Conditions    []Condition          `json:"conditions,omitempty"`
+	// IssuerURL (generic only, instead of jwks_url): OIDC discovery of the key source; implies the
+	// condition iss equals IssuerURL.
+	IssuerURL string `json:"issuer_url,omitempty"`
+	// JWKS is an inline JWKS document (public keys only, at most MaxInlineJWKSBytes), for issuers
+	// the server cannot reach. At most one of JWKSURL, IssuerURL and JWKS is set.
+	JWKS string `json:"jwks,omitempty"`
+	// ClaimMappings: access-token claim name → source claim (a name or a JSON pointer), copied into
+	// the issued token's "claims" object.
+	ClaimMappings map[string]string `json:"claim_mappings,omitempty"`
+	// TokenAudience lists the allowed aud values of issued tokens (default: the public URL alone).
+	TokenAudience []string `json:"token_audience,omitempty"`
+	// SingleUse: each CI token is exchanged at most once through this connection.
+	SingleUse bool `json:"single_use,omitempty"`
 }
 
 // Connection is a workload connection as the API returns it.
@@ -157,6 +182,11 @@ type Connection struct {
 	IdentityClaim       string               `json:"identity_claim"`
 	Conditions          []Condition          `json:"conditions"`
 	EffectiveConditions []Condition          `json:"effective_conditions"`
+	IssuerURL           string               `json:"issuer_url"`
+	JWKS                string               `json:"jwks"`
+	ClaimMappings       map[string]string    `json:"claim_mappings"`
+	TokenAudience       []string             `json:"token_audience"`
+	SingleUse           bool                 `json:"single_use"`
 	Status              string               `json:"status"`
 	Revision            int64                `json:"revision"`
 	Fingerprint         string               `json:"fingerprint"`
@@ -231,6 +261,10 @@ const (
 	ActionConnectionPropose = "connection.propose"
 	ActionConnectionApprove = "connection.approve"
 	ActionConnectionDiscard = "connection.discard"
+	// Key lifecycle and evidence (CONTRACT.md §2–§4).
+	ActionTokenRevoke     = "token.revoke"
+	ActionKeyRotate       = "key.rotate"
+	ActionAuditCheckpoint = "audit.checkpoint"
 
 	OutcomeSuccess = "success"
 	OutcomeDenied  = "denied"
@@ -250,6 +284,12 @@ type AuditEvent struct {
 	RequestID      string         `json:"request_id"`
 	RemoteAddr     string         `json:"remote_addr"`
 	Detail         map[string]any `json:"detail"`
+	// Tamper evidence (CONTRACT.md §3, audit at scale): the hash chain of the server process that
+	// wrote the event, its place in it, and sha256 hashes linking it to the previous event.
+	Chain    string `json:"chain,omitempty"`
+	Seq      int64  `json:"seq,omitempty"`
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 }
 
 // AuditEventList is a page of audit events, newest first.
@@ -267,6 +307,8 @@ type Whoami struct {
 	Connection   string     `json:"connection,omitempty"`
 	ConnectionID string     `json:"connection_id,omitempty"`
 	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
+	// Claims are the access token's mapped claims (claim_mappings), when it has any.
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 // Problem is an RFC 9457 problem detail.
@@ -311,6 +353,55 @@ type TokenRequest struct {
 	SubjectToken     string `json:"subject_token" form:"subject_token"`
 	SubjectTokenType string `json:"subject_token_type" form:"subject_token_type"`
 	Connection       string `json:"connection" form:"connection"`
+	// Audience (RFC 8693) asks for one of the connection's token_audience entries as the issued
+	// token's aud.
+	Audience string `json:"audience" form:"audience"`
+}
+
+// RevokeRequest is the body of POST /v1/revoke (RFC 7009; form-encoded or JSON).
+type RevokeRequest struct {
+	Token         string `json:"token" form:"token"`
+	TokenTypeHint string `json:"token_type_hint,omitempty" form:"token_type_hint"`
+}
+
+// Sighting is one workload seen on a connection (CONTRACT.md §3, workload sightings).
+type Sighting struct {
+	Identity  string         `json:"identity"`
+	Outcome   string         `json:"outcome"`
+	FirstSeen time.Time      `json:"first_seen"`
+	LastSeen  time.Time      `json:"last_seen"`
+	Exchanges int64          `json:"exchanges"`
+	Claims    map[string]any `json:"claims"`
+}
+
+// SightingList is a page of sightings, newest first.
+type SightingList struct {
+	Items      []Sighting `json:"items"`
+	NextCursor string     `json:"next_cursor"`
+}
+
+// ImpactWorkload is a workload whose outcome a proposed configuration would change.
+// FailingCheck names the first check it fails: under the proposed configuration for a newly
+// refused workload, under the live one for a newly admitted one.
+type ImpactWorkload struct {
+	Identity     string    `json:"identity"`
+	FirstSeen    time.Time `json:"first_seen"`
+	LastSeen     time.Time `json:"last_seen"`
+	Exchanges    int64     `json:"exchanges"`
+	FailingCheck string    `json:"failing_check"`
+}
+
+// ImpactReport is the answer of POST /v1/workload-connections/{ref}/impact.
+type ImpactReport struct {
+	Window        string           `json:"window"`
+	Sightings     int              `json:"sightings"`
+	NewlyRefused  []ImpactWorkload `json:"newly_refused"`
+	NewlyAdmitted []ImpactWorkload `json:"newly_admitted"`
+	StillGranted  int              `json:"still_granted"`
+	StillRefused  int              `json:"still_refused"`
+	// Caveats says what the claims of past tokens cannot tell (a changed key source, TTL or
+	// audience), so that nobody reads "no impact" into them.
+	Caveats []string `json:"caveats,omitempty"`
 }
 
 // TokenResponse is a successful token exchange.
@@ -347,6 +438,8 @@ type Introspection struct {
 	TokenType    string `json:"token_type,omitempty"`
 	Connection   string `json:"connection,omitempty"`
 	ConnectionID string `json:"connection_id,omitempty"`
+	// Claims are the access token's mapped claims (claim_mappings), when it has any.
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 // TTLUnitSeconds is the length of one token TTL unit in seconds, or 0 for an unknown unit. With

@@ -145,6 +145,24 @@ func checkShape(v any, t reflect.Type, path string, fe *fieldErrors) {
 			}
 			checkShape(obj[k], f.Type, sub, fe)
 		}
+	case reflect.Map:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			fe.add(name, "must be an object; got %s", jsonKind(v))
+			return
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if obj[k] == nil {
+				fe.add(path+"."+k, "must not be null; leave the entry out instead")
+				continue
+			}
+			checkShape(obj[k], t.Elem(), path+"."+k, fe)
+		}
 	case reflect.Slice:
 		arr, ok := v.([]any)
 		if !ok {
