@@ -81,7 +81,7 @@ func BenchmarkExchangeGranted(b *testing.B) {
 	}
 	req := api.TokenRequest{GrantType: api.GrantTypeTokenExchange, SubjectToken: tok,
 		SubjectTokenType: api.TokenTypeIDToken, Connection: "bench"}
-	m := Meta{RequestID: "bench", RemoteAddr: "192.0.2.1"}
+	m := audit.Meta{RequestID: "bench", RemoteAddr: "192.0.2.1"}
 	if _, err := br.Exchange(ctx, req, m); err != nil {
 		b.Fatalf("the benchmark exchange must be granted: %v", err)
 	}
