@@ -3,6 +3,16 @@
 // (pure Go, the binary builds with CGO_ENABLED=0) and PostgreSQL through GORM, and runs embedded,
 // versioned goose migrations at Open. Several processes may share one PostgreSQL database: every
 // method is safe against concurrent replicas.
+//
+// # The boundary
+//
+// Nothing above the use cases imports this package. The use cases declare what they need and
+// *Store implements it: admin.Storer (connections, audit trail), broker.Source (the catalog's
+// reads), principal.Storer (API keys), audit.Sink (the group-commit writer), httpapi.Pinger
+// (/readyz) and, through server/app's adapter, signing.KeyStore. It speaks their types — the
+// domain's connection.Connection, connection.Filter, principal.Principal, api.AuditEvent — and
+// reports outcomes with the sentinel errors of package storeerr (re-exported here), which each use
+// case translates into its own errors. server/app is where the two meet.
 package store
 
 import (
