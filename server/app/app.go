@@ -1,5 +1,10 @@
 // Package app wires a Trustgate server together from its configuration: store, signing keys,
-// connection catalog, audit writer, services and router, and runs it with graceful shutdown.
+// connection catalog, audit writer, use cases and router, and runs it with graceful shutdown.
+//
+// It is the one place where the concrete types meet the interfaces the packages declare for what
+// they need: *store.Store is admin.Storer, broker.Source, principal.Storer, audit.Sink and
+// httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer is admin.Recorder
+// and broker.Recorder. The assertions below keep that true at compile time.
 package app
 
 import (
@@ -24,6 +29,16 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
+)
+
+var (
+	_ admin.Storer     = (*store.Store)(nil)
+	_ broker.Source    = (*store.Store)(nil)
+	_ principal.Storer = (*store.Store)(nil)
+	_ audit.Sink       = (*store.Store)(nil)
+	_ httpapi.Pinger   = (*store.Store)(nil)
+	_ admin.Recorder   = (*audit.Writer)(nil)
+	_ broker.Recorder  = (*audit.Writer)(nil)
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -55,8 +70,10 @@ type App struct {
 	Catalog *broker.Catalog
 	Keys    *signing.KeyRing
 	Audit   *audit.Writer
-	Opts    connection.Options
-	Config  Config
+	// Principals runs the API-key use cases (CreateKey; the router authenticates through it).
+	Principals *principal.Service
+	Opts       connection.Options
+	Config     Config
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -98,7 +115,8 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	}
 	aw := audit.NewWriter(st, auditOptions(st.Dialect()))
 	runCtx, stop := context.WithCancel(context.Background())
-	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Opts: opts, Config: cfg, stop: stop}
+	principals := &principal.Service{Store: st}
+	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Principals: principals, Opts: opts, Config: cfg, stop: stop}
 
 	refresh := func() {
 		if err := catalog.Refresh(runCtx); err != nil {
@@ -112,8 +130,8 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
 	}
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		Store: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b},
-		Broker: b, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
+		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b},
+		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
 
@@ -213,29 +231,8 @@ func Open(ctx context.Context, dsn string, cfg Config) (*App, error) {
 	return a, nil
 }
 
-// CreateKey creates a principal with the role and returns its API key, shown only here.
+// CreateKey creates a principal with the role and returns its API key, shown only here (see
+// principal.Service.Create).
 func (a *App) CreateKey(ctx context.Context, name, role string) (string, error) {
-	return CreateKeyIn(ctx, a.Store, name, role)
-}
-
-// CreateKeyIn creates a principal with the role in st and returns its API key, shown only here.
-// The `trustgate keys` commands use it on a database a server may be running on.
-func CreateKeyIn(ctx context.Context, st *store.Store, name, role string) (string, error) {
-	if err := principal.ValidateName(name); err != nil {
-		return "", err
-	}
-	if err := principal.ValidateRole(role); err != nil {
-		return "", err
-	}
-	key, hash, err := principal.NewKey()
-	if err != nil {
-		return "", err
-	}
-	if err := st.CreatePrincipal(ctx, principal.Principal{Name: name, Role: role, KeyHash: hash}); err != nil {
-		if errors.Is(err, store.ErrDuplicateName) {
-			return "", fmt.Errorf("a key named %q already exists: pick another name or revoke it first (`trustgate keys revoke %s`)", name, name)
-		}
-		return "", err
-	}
-	return key, nil
+	return a.Principals.Create(ctx, name, role)
 }

@@ -20,31 +20,66 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/app"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
 const defaultDatabase = "sqlite://trustgate.db"
 
+// serveConfig is `trustgate serve`'s configuration: each setting from its flag, else from its
+// TRUSTGATE_* variable, else the default. parseServeConfig builds and validates it; run serves.
+type serveConfig struct {
+	listen   string
+	database string
+	// publicURL is the issuer of access tokens; empty means http://<the listener's address>.
+	publicURL string
+	audience  string
+	// kek is the key-encryption key from --kek-file or TRUSTGATE_KEK; nil only with dev, whose
+	// key run reads or creates beside the database.
+	kek               []byte
+	dev               bool
+	allowInsecureJWKS bool
+	logLevel          slog.Level
+	logFormat         string
+	ratePerConnection float64
+	ratePerClient     float64
+	rateBurst         int
+	trustedProxies    []string
+	pprof             string
+}
+
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseServeConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	return c.run(ctx, stdout, stderr)
+}
+
+// parseServeConfig reads serve's flags and environment, and refuses what cannot work: an unknown
+// log level or format, an unreadable or malformed key-encryption key, or none outside --dev.
+func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	var kekFile, logLevel, trustedProxies string
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (TRUSTGATE_LISTEN)")
-	database := fs.String("database", defaultDatabase, "sqlite://PATH or postgres://… (TRUSTGATE_DATABASE)")
-	publicURL := fs.String("public-url", "", "issuer of access tokens (TRUSTGATE_PUBLIC_URL; default http://<listen>)")
-	audience := fs.String("audience", "", "default audience of the github and gitlab presets (TRUSTGATE_AUDIENCE; default the public URL)")
-	kekFile := fs.String("kek-file", "", "file holding the base64 32-byte key-encryption key (else TRUSTGATE_KEK)")
-	insecure := fs.Bool("allow-insecure-jwks", false, "allow http and loopback/private JWKS URLs, for tests and demos (TRUSTGATE_ALLOW_INSECURE_JWKS)")
-	dev := fs.Bool("dev", false, "first-run mode: SQLite in the working directory, generated KEK beside it, insecure JWKS allowed, bootstrap keys printed once")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error (TRUSTGATE_LOG_LEVEL)")
-	logFormat := fs.String("log-format", "text", "text or json (TRUSTGATE_LOG_FORMAT)")
-	ratePerConn := fs.Float64("rate-limit-connection", 0, "token requests per second per connection, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CONNECTION)")
-	ratePerClient := fs.Float64("rate-limit-client", 0, "token requests per second per client address, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CLIENT)")
-	rateBurst := fs.Int("rate-limit-burst", 20, "burst of the token rate limits (TRUSTGATE_RATE_LIMIT_BURST)")
-	trustedProxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client (TRUSTGATE_TRUSTED_PROXIES); none by default")
-	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Keep it on loopback")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to listen on (TRUSTGATE_LISTEN)")
+	fs.StringVar(&c.database, "database", defaultDatabase, "sqlite://PATH or postgres://… (TRUSTGATE_DATABASE)")
+	fs.StringVar(&c.publicURL, "public-url", "", "issuer of access tokens (TRUSTGATE_PUBLIC_URL; default http://<listen>)")
+	fs.StringVar(&c.audience, "audience", "", "default audience of the github and gitlab presets (TRUSTGATE_AUDIENCE; default the public URL)")
+	fs.StringVar(&kekFile, "kek-file", "", "file holding the base64 32-byte key-encryption key (else TRUSTGATE_KEK)")
+	fs.BoolVar(&c.allowInsecureJWKS, "allow-insecure-jwks", false, "allow http and loopback/private JWKS URLs, for tests and demos (TRUSTGATE_ALLOW_INSECURE_JWKS)")
+	fs.BoolVar(&c.dev, "dev", false, "first-run mode: SQLite in the working directory, generated KEK beside it, insecure JWKS allowed, bootstrap keys printed once")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (TRUSTGATE_LOG_LEVEL)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json (TRUSTGATE_LOG_FORMAT)")
+	fs.Float64Var(&c.ratePerConnection, "rate-limit-connection", 0, "token requests per second per connection, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CONNECTION)")
+	fs.Float64Var(&c.ratePerClient, "rate-limit-client", 0, "token requests per second per client address, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CLIENT)")
+	fs.IntVar(&c.rateBurst, "rate-limit-burst", 20, "burst of the token rate limits (TRUSTGATE_RATE_LIMIT_BURST)")
+	fs.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client (TRUSTGATE_TRUSTED_PROXIES); none by default")
+	fs.StringVar(&c.pprof, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Keep it on loopback")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return c, err
 	}
 	if err := envDefaults(fs, map[string]string{
 		"listen": "TRUSTGATE_LISTEN", "database": "TRUSTGATE_DATABASE", "public-url": "TRUSTGATE_PUBLIC_URL",
@@ -53,80 +88,102 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"rate-limit-connection": "TRUSTGATE_RATE_LIMIT_CONNECTION", "rate-limit-client": "TRUSTGATE_RATE_LIMIT_CLIENT",
 		"rate-limit-burst": "TRUSTGATE_RATE_LIMIT_BURST", "trusted-proxies": "TRUSTGATE_TRUSTED_PROXIES",
 	}); err != nil {
-		return err
+		return c, err
 	}
-	logger, err := newLogger(stderr, *logLevel, *logFormat)
-	if err != nil {
-		return err
+	if err := c.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return c, fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
 	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return c, fmt.Errorf("--log-format %q: use text or json", c.logFormat)
+	}
+	var err error
+	if c.kek, err = configuredKEK(kekFile, c.dev); err != nil {
+		return c, err
+	}
+	if c.dev {
+		c.allowInsecureJWKS = true
+	}
+	c.trustedProxies = splitList(trustedProxies)
+	return c, nil
+}
+
+// configuredKEK reads the key-encryption key from --kek-file, else from TRUSTGATE_KEK. Without
+// either it is an error, except in dev mode (nil: run finds or makes the dev key).
+func configuredKEK(kekFile string, dev bool) ([]byte, error) {
+	switch {
+	case kekFile != "":
+		b, err := os.ReadFile(kekFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --kek-file: %w", err)
+		}
+		kek, err := signing.ParseKEK(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("--kek-file %s: %w", kekFile, err)
+		}
+		return kek, nil
+	case os.Getenv("TRUSTGATE_KEK") != "":
+		kek, err := signing.ParseKEK(os.Getenv("TRUSTGATE_KEK"))
+		if err != nil {
+			return nil, fmt.Errorf("TRUSTGATE_KEK: %w", err)
+		}
+		return kek, nil
+	case dev:
+		return nil, nil
+	}
+	return nil, errors.New("no key-encryption key: set TRUSTGATE_KEK or --kek-file to a base64 32-byte key (make one with `openssl rand -base64 32`), or run with --dev for a first try")
+}
+
+// run serves until ctx ends: it listens, opens (and migrates) the database, bootstraps the dev
+// keys on a first --dev run, builds the server and serves, shutting down gracefully.
+func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
+	logger := newLogger(stderr, c.logLevel, c.logFormat)
 	slog.SetDefault(logger)
 	setGCDefault()
-
-	var kek []byte
-	switch {
-	case *kekFile != "":
-		b, err := os.ReadFile(*kekFile)
+	if c.kek == nil {
+		kek, err := devKEK(c.database)
 		if err != nil {
-			return fmt.Errorf("reading --kek-file: %w", err)
-		}
-		if kek, err = signing.ParseKEK(strings.TrimSpace(string(b))); err != nil {
-			return fmt.Errorf("--kek-file %s: %w", *kekFile, err)
-		}
-	case os.Getenv("TRUSTGATE_KEK") != "":
-		if kek, err = signing.ParseKEK(os.Getenv("TRUSTGATE_KEK")); err != nil {
-			return fmt.Errorf("TRUSTGATE_KEK: %w", err)
-		}
-	case *dev:
-		if kek, err = devKEK(*database); err != nil {
 			return err
 		}
-	default:
-		return errors.New("no key-encryption key: set TRUSTGATE_KEK or --kek-file to a base64 32-byte key (make one with `openssl rand -base64 32`), or run with --dev for a first try")
-	}
-	if *dev {
-		*insecure = true
+		c.kek = kek
 	}
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", *listen, err)
+		return fmt.Errorf("listening on %s: %w", c.listen, err)
 	}
-	if *publicURL == "" {
-		*publicURL = "http://" + ln.Addr().String()
+	if c.publicURL == "" {
+		c.publicURL = "http://" + ln.Addr().String()
 	}
-
-	st, err := store.Open(ctx, *database)
+	st, err := store.Open(ctx, c.database)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("opening the database: %w", err)
 	}
 	defer st.Close()
-
-	if *dev {
-		if err := bootstrapDevKeys(ctx, st, stdout); err != nil {
+	if c.dev {
+		if err := bootstrapDevKeys(ctx, &principal.Service{Store: st}, stdout); err != nil {
 			ln.Close()
 			return err
 		}
 	}
-
 	a, err := app.New(ctx, app.Config{
-		PublicURL: strings.TrimRight(*publicURL, "/"), Audience: *audience, KEK: kek, AllowInsecureJWKS: *insecure,
-		RatePerConnection: *ratePerConn, RatePerClient: *ratePerClient, RateBurst: *rateBurst, Logger: logger,
-		TrustedProxies: splitList(*trustedProxies),
+		PublicURL: strings.TrimRight(c.publicURL, "/"), Audience: c.audience, KEK: c.kek, AllowInsecureJWKS: c.allowInsecureJWKS,
+		RatePerConnection: c.ratePerConnection, RatePerClient: c.ratePerClient, RateBurst: c.rateBurst, Logger: logger,
+		TrustedProxies: c.trustedProxies,
 	}, st)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer a.Close()
-	if *pprofAddr != "" {
-		if err := servePprof(ctx, *pprofAddr, logger); err != nil {
+	if c.pprof != "" {
+		if err := servePprof(ctx, c.pprof, logger); err != nil {
 			ln.Close()
 			return err
 		}
 	}
-	logger.Info("trustgate serving", "listen", ln.Addr().String(), "public_url", *publicURL,
-		"database", st.Dialect(), "allow_insecure_jwks", *insecure, "version", version)
+	logger.Info("trustgate serving", "listen", ln.Addr().String(), "public_url", c.publicURL,
+		"database", st.Dialect(), "allow_insecure_jwks", c.allowInsecureJWKS, "version", version)
 	fmt.Fprintf(stdout, "trustgate listening on http://%s\n", ln.Addr().String())
 	err = a.Serve(ctx, ln)
 	logger.Info("trustgate stopped")
@@ -164,19 +221,13 @@ func splitList(v string) []string {
 	return out
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+// newLogger is the server's structured logger on w, in a format parseServeConfig has checked.
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // devKEK reads or creates the key-encryption key beside the SQLite file, readable by its owner only.
@@ -200,20 +251,17 @@ func devKEK(database string) ([]byte, error) {
 	return raw, nil
 }
 
-// bootstrapDevKeys creates one devops_admin and one security_admin key on an empty database and
-// prints them once; they are stored only as hashes.
-func bootstrapDevKeys(ctx context.Context, st *store.Store, stdout io.Writer) error {
-	n, err := st.CountPrincipals(ctx)
-	if err != nil || n > 0 {
+// bootstrapDevKeys creates one devops_admin and one security_admin key on a database that has never
+// had a key and prints them once; they are stored only as hashes.
+func bootstrapDevKeys(ctx context.Context, principals *principal.Service, stdout io.Writer) error {
+	first := []principal.Principal{{Name: "devops", Role: api.RoleDevOpsAdmin}, {Name: "security", Role: api.RoleSecurityAdmin}}
+	keys, err := principals.Bootstrap(ctx, first)
+	if err != nil || len(keys) == 0 {
 		return err
 	}
 	fmt.Fprintln(stdout, "First run: created two API keys. They are shown only now; store them safely.")
-	for _, p := range []struct{ name, role string }{{"devops", api.RoleDevOpsAdmin}, {"security", api.RoleSecurityAdmin}} {
-		key, err := app.CreateKeyIn(ctx, st, p.name, p.role)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "  %-16s %s=%s\n", p.role, strings.ToUpper("TRUSTGATE_"+p.name+"_KEY"), key)
+	for i, p := range first {
+		fmt.Fprintf(stdout, "  %-16s %s=%s\n", p.Role, strings.ToUpper("TRUSTGATE_"+p.Name+"_KEY"), keys[i])
 	}
 	return nil
 }

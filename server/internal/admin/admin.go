@@ -1,7 +1,18 @@
-// Package admin carries out the admin API's use cases on workload connections: it loads from the
-// store, asks the connection domain what is allowed, writes the change and its audit event in one
-// transaction, and records refusals. It knows nothing of HTTP; the httpapi handlers translate
-// requests into these calls and errors into problem+json.
+// Package admin carries out the admin API's use cases on workload connections: create, read, list,
+// update, delete, change status, test a CI token, and list the audit trail. It loads the current
+// state, asks the connection domain what is allowed, writes the change and its audit event in one
+// transaction, and records refusals. It knows nothing of HTTP: the httpapi handlers translate
+// requests into these calls and the returned errors into problem+json.
+//
+// # The boundary
+//
+// admin declares what it needs and nothing more: Storer, the connections and the audit trail as
+// stored (*store.Store implements it), and Recorder, the durable audit trail for refusals and
+// tests (*audit.Writer implements it). server/app wires the concrete types in; admin never
+// imports the store. It recognises what the store reports by the values of package storeerr and
+// translates them into *connection.Error here (errors.go), so that every error a use case returns
+// is either a domain refusal whose Kind says how to answer, or an internal failure (the database
+// is down, a bug).
 package admin
 
 import (
@@ -18,8 +29,37 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/broker"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
-	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
+
+// Storer is the storage of connections and their audit trail. Errors wrap the values of package
+// storeerr where the method says so; admin translates them (errors.go).
+type Storer interface {
+	// CreateConnection stores a new connection (filling in its id) and appends ev in the same
+	// transaction. storeerr.ErrDuplicateName when the name is taken.
+	CreateConnection(ctx context.Context, c *connection.Connection, ev *api.AuditEvent) error
+	// GetConnection reads a connection by id or name; storeerr.ErrNotFound when there is none.
+	GetConnection(ctx context.Context, ref string) (*connection.Connection, error)
+	// ListConnections reads a page and the cursor of the next ("" on the last page);
+	// storeerr.ErrBadCursor for a cursor it did not produce.
+	ListConnections(ctx context.Context, f connection.Filter) ([]connection.Connection, string, error)
+	// UpdateConnection writes c if the stored revision is still expectedRevision and appends ev
+	// in the same transaction: storeerr.ErrRevisionMismatch when it has moved on,
+	// storeerr.ErrNotFound when the connection is gone, storeerr.ErrDuplicateName on a clashing
+	// rename.
+	UpdateConnection(ctx context.Context, c *connection.Connection, expectedRevision int64, ev *api.AuditEvent) error
+	// DeleteConnection deletes the connection if its revision is still expectedRevision and
+	// appends ev in the same transaction; the same errors as UpdateConnection.
+	DeleteConnection(ctx context.Context, id string, expectedRevision int64, ev *api.AuditEvent) error
+	// ListAudit reads a page of audit events, newest first, and the cursor of the next;
+	// storeerr.ErrBadCursor for a cursor it did not produce.
+	ListAudit(ctx context.Context, f connection.AuditFilter) ([]api.AuditEvent, string, error)
+}
+
+// Recorder records an audit event durably: when Record returns nil the event is committed.
+// *audit.Writer implements it.
+type Recorder interface {
+	Record(ctx context.Context, ev api.AuditEvent) error
+}
 
 // Actor is the authenticated principal behind a request.
 type Actor struct {
@@ -27,18 +67,13 @@ type Actor struct {
 	Role string
 }
 
-// Meta is what the audit trail records about the request that caused an action.
-type Meta struct {
-	RequestID  string
-	RemoteAddr string
-}
-
 // Service runs the connection use cases.
 type Service struct {
-	Store *store.Store
+	Store Storer
 	Opts  connection.Options
-	// Audit records refusals (changes that succeed are audited inside their own transaction).
-	Audit *audit.Writer
+	// Audit records refusals and tests (changes that succeed are audited inside their own
+	// transaction, through Store).
+	Audit Recorder
 	// Changed is called after every committed change so this replica's caches catch up at once
 	// instead of waiting for the next poll.
 	Changed func()
@@ -60,24 +95,16 @@ func (s *Service) changed() {
 	}
 }
 
-// ErrPrecondition is returned when If-Match does not name the current revision.
-var ErrPrecondition = &connection.Error{Kind: connection.KindPrecondition,
-	Detail: "the connection has changed since you read it (If-Match does not match the current revision): read it again and retry"}
-
-// errConcurrent is returned when a change without If-Match lost a race with another change.
-var errConcurrent = &connection.Error{Kind: connection.KindConflict,
-	Detail: "the connection was changed by another request at the same time: read it again and retry"}
-
 // Create creates a draft connection.
-func (s *Service) Create(ctx context.Context, a Actor, in api.ConnectionInput, m Meta) (*connection.Connection, error) {
+func (s *Service) Create(ctx context.Context, a Actor, in api.ConnectionInput, m audit.Meta) (*connection.Connection, error) {
 	c, err := s.create(ctx, a, in, m)
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionCreate, &connection.Connection{Spec: in}, in.Name, m, err)
 	}
-	return c, err
+	return c, translate(err)
 }
 
-func (s *Service) create(ctx context.Context, a Actor, in api.ConnectionInput, m Meta) (*connection.Connection, error) {
+func (s *Service) create(ctx context.Context, a Actor, in api.ConnectionInput, m audit.Meta) (*connection.Connection, error) {
 	if err := connection.Authorize(a.Role, connection.ActionCreate, nil); err != nil {
 		return nil, err
 	}
@@ -103,32 +130,34 @@ func (s *Service) Get(ctx context.Context, a Actor, ref string) (*connection.Con
 	if err := connection.Authorize(a.Role, connection.ActionRead, nil); err != nil {
 		return nil, err
 	}
-	return s.Store.GetConnection(ctx, ref)
+	c, err := s.Store.GetConnection(ctx, ref)
+	return c, translate(err)
 }
 
 // List reads a page of connections.
-func (s *Service) List(ctx context.Context, a Actor, f store.ConnectionFilter) ([]connection.Connection, string, error) {
+func (s *Service) List(ctx context.Context, a Actor, f connection.Filter) ([]connection.Connection, string, error) {
 	if err := connection.Authorize(a.Role, connection.ActionRead, nil); err != nil {
 		return nil, "", err
 	}
-	return s.Store.ListConnections(ctx, f)
+	conns, next, err := s.Store.ListConnections(ctx, f)
+	return conns, next, translate(err)
 }
 
 // Update applies a JSON merge patch. ifMatch, when not nil, must equal the current revision.
-func (s *Service) Update(ctx context.Context, a Actor, ref string, patch []byte, ifMatch *int64, m Meta) (*connection.Connection, error) {
+func (s *Service) Update(ctx context.Context, a Actor, ref string, patch []byte, ifMatch *int64, m audit.Meta) (*connection.Connection, error) {
 	cur, err := s.Store.GetConnection(ctx, ref)
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionUpdate, nil, ref, m, err)
-		return nil, err
+		return nil, translate(err)
 	}
 	c, err := s.update(ctx, a, cur, patch, ifMatch, m)
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionUpdate, cur, ref, m, err)
 	}
-	return c, err
+	return c, translate(err)
 }
 
-func (s *Service) update(ctx context.Context, a Actor, cur *connection.Connection, patch []byte, ifMatch *int64, m Meta) (*connection.Connection, error) {
+func (s *Service) update(ctx context.Context, a Actor, cur *connection.Connection, patch []byte, ifMatch *int64, m audit.Meta) (*connection.Connection, error) {
 	if err := connection.Authorize(a.Role, connection.ActionUpdate, cur); err != nil {
 		return nil, err
 	}
@@ -158,27 +187,27 @@ func (s *Service) update(ctx context.Context, a Actor, cur *connection.Connectio
 		"previous_fingerprint": connection.Resolve(cur.Spec, s.Opts).Fingerprint,
 	})
 	if err := s.Store.UpdateConnection(ctx, &next, cur.Revision, ev); err != nil {
-		return nil, s.raced(err, ifMatch)
+		return nil, raced(err, ifMatch)
 	}
 	s.changed()
 	return &next, nil
 }
 
 // Delete removes a connection.
-func (s *Service) Delete(ctx context.Context, a Actor, ref string, ifMatch *int64, m Meta) error {
+func (s *Service) Delete(ctx context.Context, a Actor, ref string, ifMatch *int64, m audit.Meta) error {
 	cur, err := s.Store.GetConnection(ctx, ref)
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionDelete, nil, ref, m, err)
-		return err
+		return translate(err)
 	}
 	if err := s.delete(ctx, a, cur, ifMatch, m); err != nil {
 		s.refused(ctx, a, api.ActionConnectionDelete, cur, ref, m, err)
-		return err
+		return translate(err)
 	}
 	return nil
 }
 
-func (s *Service) delete(ctx context.Context, a Actor, cur *connection.Connection, ifMatch *int64, m Meta) error {
+func (s *Service) delete(ctx context.Context, a Actor, cur *connection.Connection, ifMatch *int64, m audit.Meta) error {
 	if err := connection.Authorize(a.Role, connection.ActionDelete, cur); err != nil {
 		return err
 	}
@@ -187,27 +216,27 @@ func (s *Service) delete(ctx context.Context, a Actor, cur *connection.Connectio
 	}
 	ev := s.event(a, api.ActionConnectionDelete, cur, m, map[string]any{"revision": cur.Revision, "status": cur.Status})
 	if err := s.Store.DeleteConnection(ctx, cur.ID, cur.Revision, ev); err != nil {
-		return s.raced(err, ifMatch)
+		return raced(err, ifMatch)
 	}
 	s.changed()
 	return nil
 }
 
 // SetStatus activates or deactivates a connection.
-func (s *Service) SetStatus(ctx context.Context, a Actor, ref string, req api.StatusChange, ifMatch *int64, m Meta) (*connection.Connection, error) {
+func (s *Service) SetStatus(ctx context.Context, a Actor, ref string, req api.StatusChange, ifMatch *int64, m audit.Meta) (*connection.Connection, error) {
 	cur, err := s.Store.GetConnection(ctx, ref)
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionStatus, nil, ref, m, err)
-		return nil, err
+		return nil, translate(err)
 	}
 	c, err := s.setStatus(ctx, a, cur, req, ifMatch, m)
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionStatus, cur, ref, m, err)
 	}
-	return c, err
+	return c, translate(err)
 }
 
-func (s *Service) setStatus(ctx context.Context, a Actor, cur *connection.Connection, req api.StatusChange, ifMatch *int64, m Meta) (*connection.Connection, error) {
+func (s *Service) setStatus(ctx context.Context, a Actor, cur *connection.Connection, req api.StatusChange, ifMatch *int64, m audit.Meta) (*connection.Connection, error) {
 	if err := connection.Authorize(a.Role, connection.ActionSetStatus, cur); err != nil {
 		return nil, err
 	}
@@ -233,7 +262,7 @@ func (s *Service) setStatus(ctx context.Context, a Actor, cur *connection.Connec
 		"from": cur.Status, "to": next.Status, "fingerprint": fp, "revision": next.Revision,
 	})
 	if err := s.Store.UpdateConnection(ctx, &next, cur.Revision, ev); err != nil {
-		return nil, s.raced(err, ifMatch)
+		return nil, raced(err, ifMatch)
 	}
 	s.changed()
 	return &next, nil
@@ -241,14 +270,14 @@ func (s *Service) setStatus(ctx context.Context, a Actor, cur *connection.Connec
 
 // Test evaluates a CI token against a connection in any status and issues nothing. The test is
 // audited (connection.test), and so is a refusal.
-func (s *Service) Test(ctx context.Context, a Actor, ref, token string, m Meta) (*api.TestResult, error) {
+func (s *Service) Test(ctx context.Context, a Actor, ref, token string, m audit.Meta) (*api.TestResult, error) {
 	cur, err := s.Store.GetConnection(ctx, ref)
 	if err == nil {
 		err = connection.Authorize(a.Role, connection.ActionTest, cur)
 	}
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionTest, cur, ref, m, err)
-		return nil, err
+		return nil, translate(err)
 	}
 	res := s.Broker.Test(ctx, broker.NewEntry(*cur, s.Opts), token)
 	ev := s.event(a, api.ActionConnectionTest, cur, m, map[string]any{"would_issue": res.WouldIssue, "revision": cur.Revision})
@@ -259,7 +288,7 @@ func (s *Service) Test(ctx context.Context, a Actor, ref, token string, m Meta) 
 }
 
 // ListAudit reads a page of audit events: a devops admin sees only their own actions.
-func (s *Service) ListAudit(ctx context.Context, a Actor, f store.AuditFilter) ([]api.AuditEvent, string, error) {
+func (s *Service) ListAudit(ctx context.Context, a Actor, f connection.AuditFilter) ([]api.AuditEvent, string, error) {
 	if err := connection.Authorize(a.Role, connection.ActionReadAudit, nil); err != nil {
 		return nil, "", err
 	}
@@ -268,21 +297,10 @@ func (s *Service) ListAudit(ctx context.Context, a Actor, f store.AuditFilter) (
 	if evs == nil {
 		evs = []api.AuditEvent{}
 	}
-	return evs, next, err
+	return evs, next, translate(err)
 }
 
-// raced turns a lost optimistic-concurrency race into the error the caller expects.
-func (s *Service) raced(err error, ifMatch *int64) error {
-	if errors.Is(err, store.ErrRevisionMismatch) {
-		if ifMatch != nil {
-			return ErrPrecondition
-		}
-		return errConcurrent
-	}
-	return err
-}
-
-func (s *Service) event(a Actor, action string, c *connection.Connection, m Meta, detail map[string]any) *api.AuditEvent {
+func (s *Service) event(a Actor, action string, c *connection.Connection, m audit.Meta, detail map[string]any) *api.AuditEvent {
 	return &api.AuditEvent{
 		ID: uuid.NewString(), Time: s.now(), Actor: a.Name, Action: action,
 		ConnectionID: c.ID, ConnectionName: c.Spec.Name, Outcome: api.OutcomeSuccess,
@@ -292,7 +310,7 @@ func (s *Service) event(a Actor, action string, c *connection.Connection, m Meta
 
 // refused audits a refused change. Auditing is best effort here: the refusal itself already
 // failed closed, and an audit-store outage must not turn a 403 into a 500.
-func (s *Service) refused(ctx context.Context, a Actor, action string, c *connection.Connection, ref string, m Meta, cause error) {
+func (s *Service) refused(ctx context.Context, a Actor, action string, c *connection.Connection, ref string, m audit.Meta, cause error) {
 	if s.Audit == nil {
 		return
 	}

@@ -1,4 +1,8 @@
 // Package audit records audit events durably without capping throughput: a group-commit writer.
+// It also defines Meta, the one description of a request that every audit event carries.
+//
+// The boundary: the writer stores through Sink, which it declares and *store.Store implements;
+// the use cases (admin, broker) record through interfaces of their own that *Writer implements.
 //
 // CONTRACT.md §3 requires a granted exchange's audit event to be durable before the token is returned.
 // Committing each event in its own transaction would bound exchanges per second by the database's

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store/storetest"
 )
@@ -85,7 +86,7 @@ func TestRecordCommitsQueuedEventsAsOneBatch(t *testing.T) {
 			t.Errorf("Record: %v", err)
 		}
 	}
-	stored, _, err := s.ListAudit(ctx, store.AuditFilter{Limit: 500})
+	stored, _, err := s.ListAudit(ctx, connection.AuditFilter{Limit: 500})
 	if err != nil || len(stored) != 101 {
 		t.Fatalf("stored %d events, %v; want 101", len(stored), err)
 	}
@@ -201,7 +202,7 @@ func TestRecordReturnsCommitErrorToEveryWaiter(t *testing.T) {
 			t.Errorf("waiter %d got %v, want the commit error", i, err)
 		}
 	}
-	if stored, _, _ := s.ListAudit(context.Background(), store.AuditFilter{}); len(stored) != 0 {
+	if stored, _, _ := s.ListAudit(context.Background(), connection.AuditFilter{}); len(stored) != 0 {
 		t.Errorf("%d events stored from failed commits", len(stored))
 	}
 }
@@ -252,7 +253,7 @@ func TestCloseFlushesQueuedEvents(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Errorf("%d Record calls failed", failed.Load())
 	}
-	if stored, _, _ := s.ListAudit(context.Background(), store.AuditFilter{}); len(stored) != n {
+	if stored, _, _ := s.ListAudit(context.Background(), connection.AuditFilter{}); len(stored) != n {
 		t.Errorf("stored %d events after Close, want %d", len(stored), n)
 	}
 	if err := w.Record(context.Background(), ev(99)); !errors.Is(err, ErrClosed) {
@@ -273,7 +274,7 @@ func TestRecordFillsTimeOrderedIDAndTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, _, err := s.ListAudit(context.Background(), store.AuditFilter{})
+	got, _, err := s.ListAudit(context.Background(), connection.AuditFilter{})
 	if err != nil || len(got) != 3 {
 		t.Fatalf("ListAudit: %d, %v", len(got), err)
 	}
@@ -340,7 +341,7 @@ func TestRecordConcurrentWritersAllStored(t *testing.T) {
 	wg.Wait()
 	w.Close()
 	var total int
-	f := store.AuditFilter{Limit: store.MaxLimit}
+	f := connection.AuditFilter{Limit: store.MaxLimit}
 	for {
 		page, next, err := s.ListAudit(context.Background(), f)
 		if err != nil {
@@ -410,7 +411,7 @@ func TestRecordStoresUnstorableTextCleanedWithoutFailingTheBatch(t *testing.T) {
 			t.Fatalf("event %d: %v", i, err)
 		}
 	}
-	got, _, err := st.ListAudit(ctx, store.AuditFilter{Limit: 100})
+	got, _, err := st.ListAudit(ctx, connection.AuditFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,15 @@
 // Package broker trades CI JWTs for Trustgate access tokens (CONTRACT.md §4). It joins the connection
-// catalog (which connection, is it active), the exchange verifier (is the JWT good and does it meet
-// the conditions), the signing key ring (mint) and the audit writer (a granted exchange is durable
+// catalog (which connection, is it active), the JWT verifier (is the JWT good and does it meet
+// the conditions), the signing key ring (mint) and the audit trail (a granted exchange is durable
 // before the token leaves). It knows nothing of HTTP.
+//
+// # The boundary
+//
+// broker declares the two interfaces it needs and nothing more: Source, what the Catalog reads
+// (*store.Store implements it), and Recorder, the durable audit trail (*audit.Writer implements
+// it). server/app wires the concrete types in; broker never imports the store. An exchange reads
+// no database: it looks its connection up in the Catalog's in-memory snapshot, and its one
+// interface call is Recorder.Record.
 package broker
 
 import (
@@ -18,21 +26,21 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 )
 
+// Recorder records an audit event durably: when Record returns nil the event is committed.
+// *audit.Writer implements it.
+type Recorder interface {
+	Record(ctx context.Context, ev api.AuditEvent) error
+}
+
 // Broker runs token exchanges.
 type Broker struct {
 	Catalog  *Catalog
 	Verifier *jwtverify.Verifier
 	Keys     *signing.KeyRing
-	Audit    *audit.Writer
+	Audit    Recorder
 	// PublicURL is the issuer and audience of access tokens.
 	PublicURL string
 	Now       func() time.Time
-}
-
-// Meta is what the audit trail records about the request.
-type Meta struct {
-	RequestID  string
-	RemoteAddr string
 }
 
 // Refusal is a failed exchange in RFC 6749 §5.2 terms. Description names the kind of check that
@@ -55,7 +63,7 @@ func (b *Broker) now() time.Time {
 }
 
 // Exchange validates req and, if every rule holds, returns a signed access token.
-func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*api.TokenResponse, error) {
+func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m audit.Meta) (*api.TokenResponse, error) {
 	refuse := func(code, desc string) *Refusal {
 		return &Refusal{Code: code, Description: fmt.Sprintf("%s (request %s)", desc, m.RequestID)}
 	}
@@ -125,7 +133,7 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*a
 	return &api.TokenResponse{AccessToken: token, IssuedTokenType: api.TokenTypeJWT, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second)}, nil
 }
 
-func auditDown(m Meta) *Refusal {
+func auditDown(m audit.Meta) *Refusal {
 	return &Refusal{Code: "temporarily_unavailable", Description: "the audit log cannot be written right now, so no token is issued; retry shortly (request " + m.RequestID + ")", Internal: true}
 }
 

@@ -10,8 +10,18 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
-	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
+
+// Source is what the Catalog reads: the change counter and the connections. *store.Store
+// implements it.
+type Source interface {
+	// ChangeCounter is a number that grows with every connection change.
+	ChangeCounter(ctx context.Context) (int64, error)
+	// ConnectionRevisions is the revision of every connection by id.
+	ConnectionRevisions(ctx context.Context) (map[string]int64, error)
+	// ConnectionsByID returns the connections with these ids; ids that do not exist are left out.
+	ConnectionsByID(ctx context.Context, ids []string) ([]connection.Connection, error)
+}
 
 // Entry is one connection as the hot path needs it, resolved once per change rather than per request.
 type Entry struct {
@@ -38,21 +48,21 @@ type snapshot struct {
 }
 
 // Catalog is this replica's read model of every connection, so that an exchange costs no database
-// read. It is rebuilt whenever the store's change counter moves: at once after a change made through
+// read. It is rebuilt whenever the Source's change counter moves: at once after a change made through
 // this replica (Refresh), and by polling for changes made through other replicas (Run), which is what
 // bounds how late a deactivation reaches every replica (CONTRACT.md §4: within 1 second).
 type Catalog struct {
-	store *store.Store
-	opts  connection.Options
-	snap  atomic.Pointer[snapshot]
-	mu    sync.Mutex // serialises rebuilds
+	src  Source
+	opts connection.Options
+	snap atomic.Pointer[snapshot]
+	mu   sync.Mutex // serialises rebuilds
 	// healthy is false while the last poll failed; exchanges keep using the last good snapshot.
 	healthy atomic.Bool
 }
 
 // NewCatalog loads every connection once.
-func NewCatalog(ctx context.Context, st *store.Store, opts connection.Options) (*Catalog, error) {
-	c := &Catalog{store: st, opts: opts}
+func NewCatalog(ctx context.Context, src Source, opts connection.Options) (*Catalog, error) {
+	c := &Catalog{src: src, opts: opts}
 	c.snap.Store(&snapshot{byName: map[string]*Entry{}, byID: map[string]*Entry{}, seq: -1})
 	if err := c.Refresh(ctx); err != nil {
 		return nil, err
@@ -70,7 +80,7 @@ func (c *Catalog) ByID(id string) *Entry { return c.snap.Load().byID[id] }
 func (c *Catalog) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	seq, err := c.store.ChangeCounter(ctx)
+	seq, err := c.src.ChangeCounter(ctx)
 	if err != nil {
 		c.healthy.Store(false)
 		return err
@@ -83,7 +93,7 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 	// connection's revision, so an unchanged revision means an unchanged row, and its resolved
 	// entry is kept. (A refresh after one change in a 500-connection apply reads two columns of
 	// every row and one whole row, not 500 whole rows.)
-	revs, err := c.store.ConnectionRevisions(ctx)
+	revs, err := c.src.ConnectionRevisions(ctx)
 	if err != nil {
 		c.healthy.Store(false)
 		return err
@@ -98,7 +108,7 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 			moved = append(moved, id)
 		}
 	}
-	changed, err := c.store.ConnectionsByID(ctx, moved)
+	changed, err := c.src.ConnectionsByID(ctx, moved)
 	if err != nil {
 		c.healthy.Store(false)
 		return err

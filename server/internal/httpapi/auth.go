@@ -8,8 +8,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
-	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
 const (
@@ -26,7 +26,7 @@ func bearer(c *gin.Context) string {
 }
 
 // isAPIKey tells API keys (tg_…) from access tokens (JWTs) without parsing either.
-func isAPIKey(s string) bool { return strings.HasPrefix(s, principal.KeyPrefix) }
+func isAPIKey(s string) bool { return principal.LooksLikeKey(s) }
 
 // authPrincipal requires an API key and puts its principal on the context.
 func (h *handlers) authPrincipal(c *gin.Context) {
@@ -41,9 +41,9 @@ func (h *handlers) authPrincipal(c *gin.Context) {
 		problem(c, http.StatusUnauthorized, "this endpoint needs an API key, not an access token")
 		return
 	}
-	p, err := h.Store.PrincipalByKeyHash(c.Request.Context(), principal.HashKey(key))
+	p, err := h.Principals.Authenticate(c.Request.Context(), key)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, principal.ErrUnknownKey) {
 			c.Header("WWW-Authenticate", `Bearer realm="trustgate", error="invalid_token"`)
 			problem(c, http.StatusUnauthorized, "unknown or revoked API key: check the key, or ask an operator for a new one")
 			return
@@ -60,6 +60,7 @@ func actorOf(c *gin.Context) admin.Actor {
 	return admin.Actor{Name: c.GetString(ctxPrincipalName), Role: c.GetString(ctxPrincipalRole)}
 }
 
-func metaOf(c *gin.Context) admin.Meta {
-	return admin.Meta{RequestID: requestIDOf(c), RemoteAddr: c.ClientIP()}
+// metaOf is what the audit trail records about the request.
+func metaOf(c *gin.Context) audit.Meta {
+	return audit.Meta{RequestID: requestIDOf(c), RemoteAddr: c.ClientIP()}
 }

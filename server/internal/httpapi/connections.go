@@ -10,7 +10,6 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
-	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
 func (h *handlers) writeConnection(c *gin.Context, status int, conn *connection.Connection) {
@@ -88,7 +87,7 @@ func (h *handlers) listConnections(c *gin.Context) {
 	if !ok {
 		return
 	}
-	f := store.ConnectionFilter{Status: c.Query("status"), ProviderType: c.Query("provider_type"),
+	f := connection.Filter{Status: c.Query("status"), ProviderType: c.Query("provider_type"),
 		NamePrefix: c.Query("name_prefix"), Limit: limit, Cursor: c.Query("cursor")}
 	if f.Status != "" && !oneOf(f.Status, api.Statuses) {
 		problem(c, http.StatusUnprocessableEntity, "status must be one of "+strings.Join(api.Statuses, ", "),
@@ -190,7 +189,7 @@ func (h *handlers) listAudit(c *gin.Context) {
 	if !ok {
 		return
 	}
-	f := store.AuditFilter{Connection: c.Query("connection"), Action: c.Query("action"), Limit: limit, Cursor: c.Query("cursor")}
+	f := connection.AuditFilter{Connection: c.Query("connection"), Action: c.Query("action"), Limit: limit, Cursor: c.Query("cursor")}
 	if s := c.Query("since"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
 )
 
 const readyTimeout = 2 * time.Second
@@ -90,7 +91,7 @@ func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRu
 // sees either.
 func (h *handlers) rejectUnstorable(c *gin.Context) {
 	if ref := c.Param("ref"); ref != "" && !storable(ref) {
-		problem(c, http.StatusNotFound, "no workload connection with this id or name: list them with GET /v1/workload-connections")
+		h.fail(c, admin.ErrNotFound)
 		return
 	}
 	for name, values := range c.Request.URL.Query() {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
-	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
 // problem writes an RFC 9457 problem+json answer whose type follows from the status code.
@@ -39,27 +38,21 @@ func typedProblem(c *gin.Context, status int, problemType, detail string, fields
 	c.Abort()
 }
 
-// fail translates a service error into a problem answer.
+// fail translates a use case's error into a problem answer. A domain refusal answers by its Kind
+// (the use cases have already turned what the store reports into one); anything else is the
+// server's fault: 503 when the database does not answer, 500 otherwise.
 func (h *handlers) fail(c *gin.Context, err error) {
 	var de *connection.Error
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &de):
 		typedProblem(c, kindStatus(de.Kind), de.Type, de.Detail, de.Fields...)
-	case errors.Is(err, store.ErrNotFound):
-		problem(c, http.StatusNotFound, "no workload connection with this id or name: list them with GET /v1/workload-connections")
-	case errors.Is(err, store.ErrDuplicateName):
-		problem(c, http.StatusConflict, "a workload connection with this name already exists: choose another name or import the existing one",
-			api.FieldError{Field: "name", Detail: "already taken"})
-	case errors.Is(err, store.ErrBadCursor):
-		problem(c, http.StatusUnprocessableEntity, "the cursor is not one this server issued: start again without it",
-			api.FieldError{Field: "cursor", Detail: "invalid"})
 	case errors.As(err, &mbe):
 		problem(c, http.StatusRequestEntityTooLarge, "the request body is larger than 1 MiB")
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 		defer cancel()
-		if pingErr := h.Store.Ping(ctx); pingErr != nil {
+		if pingErr := h.DB.Ping(ctx); pingErr != nil {
 			h.Logger.Error("database unavailable", "request_id", requestIDOf(c), "error", err)
 			problem(c, http.StatusServiceUnavailable, "the database is unavailable, nothing was changed; retry shortly")
 			return

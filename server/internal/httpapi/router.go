@@ -1,6 +1,15 @@
 // Package httpapi is the HTTP transport of Trustgate: the gin router, middleware (request ids,
 // logging, metrics, body limits, authentication) and handlers. Handlers translate between HTTP and
-// the admin and broker services; they never decide a rule of CONTRACT.md §1 or §4 themselves.
+// the use cases; they never decide a rule of CONTRACT.md §1 or §4 themselves.
+//
+// # The boundary
+//
+// httpapi talks to the use cases only — admin.Service (connections, audit trail), broker.Broker
+// (token exchange, introspection), principal.Service (API-key authentication) — and never to the
+// store: it does not import it. Errors come back as *connection.Error, whose Kind picks the status
+// (problem.go), or as the broker's and principal's own errors; anything else is an internal
+// failure. The database appears here only as a Pinger, for /readyz and to tell an outage (503)
+// from a bug (500).
 package httpapi
 
 import (
@@ -15,18 +24,26 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/broker"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
-	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
 // MaxBodyBytes caps every request body (CONTRACT.md §3: larger bodies get 413).
 const MaxBodyBytes = 1 << 20
 
+// Pinger checks that the database answers (*store.Store implements it).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Deps is everything the router needs.
 type Deps struct {
-	Store     *store.Store
-	Admin     *admin.Service
-	Broker    *broker.Broker
+	// DB is pinged by /readyz, and after an internal error to tell an outage from a bug.
+	DB         Pinger
+	Admin      *admin.Service
+	Broker     *broker.Broker
+	Principals *principal.Service
+	// Keys is the access-token signing key ring whose public keys /.well-known/jwks.json serves.
 	Keys      *signing.KeyRing
 	Opts      connection.Options
 	PublicURL string
@@ -105,7 +122,7 @@ func NewRouter(d Deps) *gin.Engine {
 func (h *handlers) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
-	if err := h.Store.Ping(ctx); err != nil {
+	if err := h.DB.Ping(ctx); err != nil {
 		// The cause goes to the log, not to this unauthenticated answer (it may name hosts).
 		h.Logger.Warn("readiness check failed", "request_id", requestIDOf(c), "error", err)
 		problem(c, http.StatusServiceUnavailable, "the database is not reachable; the server log says why")

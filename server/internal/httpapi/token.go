@@ -64,7 +64,7 @@ func (h *handlers) token(c *gin.Context) {
 	if !h.limitConnection(c, req.Connection) {
 		return
 	}
-	resp, err := h.Broker.Exchange(c.Request.Context(), req, broker.Meta{RequestID: requestIDOf(c), RemoteAddr: c.ClientIP()})
+	resp, err := h.Broker.Exchange(c.Request.Context(), req, metaOf(c))
 	if err != nil {
 		var r *broker.Refusal
 		if errors.As(err, &r) {

@@ -1,5 +1,15 @@
-// Package principal holds the API-key principals of the admin API: their names, roles and the
-// hashes of their keys. Keys are shown once at creation and stored only as hashes (CONTRACT.md §2).
+// Package principal holds the API-key principals of the admin API — their names, roles and the
+// hashes of their keys — and the use cases on them (service.go): authenticate a bearer key,
+// create, list and revoke keys. Keys are shown once at creation and stored only as hashes
+// (CONTRACT.md §2).
+//
+// # The boundary
+//
+// The Service declares Storer, what it needs from storage (*store.Store implements it; the store
+// in turn uses this package's Principal as its model). It recognises what the store reports by the
+// values of package storeerr and translates them into this package's errors (ErrUnknownKey,
+// ErrNameTaken, ErrNoSuchPrincipal), so neither the HTTP layer nor the `trustgate keys` command
+// sees a store error.
 package principal
 
 import (

@@ -138,24 +138,9 @@ func (s *Store) AppendAudit(ctx context.Context, evs []api.AuditEvent) error {
 	})
 }
 
-// AuditFilter selects a page of audit events, newest first. Empty fields do not filter.
-type AuditFilter struct {
-	// Connection is a connection id (UUID-shaped) or a name.
-	Connection string
-	Action     string
-	// Actor keeps the actions of this principal (token exchanges, whose actor is a workload, never).
-	Actor string
-	// Since keeps events at or after this time.
-	Since time.Time
-	// Limit is the page size: DefaultLimit when ≤ 0, at most MaxLimit.
-	Limit int
-	// Cursor is the next cursor of the previous page ("" for the first page).
-	Cursor string
-}
-
 // ListAudit returns one page of audit events, newest first (by insertion order), and the cursor of
 // the next page ("" when this is the last). A cursor this store did not produce gives ErrBadCursor.
-func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]api.AuditEvent, string, error) {
+func (s *Store) ListAudit(ctx context.Context, f connection.AuditFilter) ([]api.AuditEvent, string, error) {
 	limit := clampLimit(f.Limit)
 	q, err := auditQuery(s.rdb.WithContext(ctx), f)
 	if err != nil {
@@ -188,7 +173,7 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]api.AuditEvent,
 const notExchange = "action <> '" + api.ActionTokenExchange + "'"
 
 // auditQuery applies f's filters (not the order or the limit) to db.
-func auditQuery(db *gorm.DB, f AuditFilter) (*gorm.DB, error) {
+func auditQuery(db *gorm.DB, f connection.AuditFilter) (*gorm.DB, error) {
 	q := db.Model(&auditRow{})
 	if f.Connection != "" {
 		// Names never have the shape of an id (connection.Normalize refuses it), so the two

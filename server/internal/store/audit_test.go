@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store/storetest"
 )
@@ -43,7 +44,7 @@ func TestAppendAuditRoundTripsEveryField(t *testing.T) {
 	if err := s.AppendAudit(ctx, []api.AuditEvent{ev}); err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
-	got, next, err := s.ListAudit(ctx, store.AuditFilter{})
+	got, next, err := s.ListAudit(ctx, connection.AuditFilter{})
 	if err != nil || next != "" || len(got) != 1 {
 		t.Fatalf("ListAudit = %d events, %q, %v", len(got), next, err)
 	}
@@ -62,7 +63,7 @@ func TestAppendAuditFillsIDAndTime(t *testing.T) {
 	if err := s.AppendAudit(ctx, []api.AuditEvent{{Action: api.ActionConnectionTest}, {Action: api.ActionConnectionTest}}); err != nil {
 		t.Fatal(err)
 	}
-	got, _, err := s.ListAudit(ctx, store.AuditFilter{})
+	got, _, err := s.ListAudit(ctx, connection.AuditFilter{})
 	if err != nil || len(got) != 2 {
 		t.Fatalf("ListAudit: %d, %v", len(got), err)
 	}
@@ -105,19 +106,19 @@ func TestListAuditNewestFirstWithFiltersAndPages(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		filter store.AuditFilter
+		filter connection.AuditFilter
 		match  func(i int) bool
 	}{
-		{"all", store.AuditFilter{}, func(int) bool { return true }},
-		{"connection by id", store.AuditFilter{Connection: "00000000-0000-4000-8000-000000000001"}, func(i int) bool { return i%4 == 1 }},
-		{"connection by name", store.AuditFilter{Connection: "name-2"}, func(i int) bool { return i%4 == 2 }},
-		{"action", store.AuditFilter{Action: api.ActionTokenExchange}, func(i int) bool { return i%3 == 0 }},
+		{"all", connection.AuditFilter{}, func(int) bool { return true }},
+		{"connection by id", connection.AuditFilter{Connection: "00000000-0000-4000-8000-000000000001"}, func(i int) bool { return i%4 == 1 }},
+		{"connection by name", connection.AuditFilter{Connection: "name-2"}, func(i int) bool { return i%4 == 2 }},
+		{"action", connection.AuditFilter{Action: api.ActionTokenExchange}, func(i int) bool { return i%3 == 0 }},
 		// A principal's own actions never include token exchanges, whose actor is a workload subject
 		// that may happen to equal a principal's name.
-		{"actor", store.AuditFilter{Actor: "bob"}, func(i int) bool { return i%2 == 1 && i%3 != 0 }},
-		{"since is inclusive", store.AuditFilter{Since: base.Add(20 * time.Minute)}, func(i int) bool { return i >= 20 }},
-		{"since in another zone", store.AuditFilter{Since: base.Add(25 * time.Minute).In(time.FixedZone("Y", 5*3600))}, func(i int) bool { return i >= 25 }},
-		{"combined", store.AuditFilter{Actor: "alice", Action: api.ActionConnectionUpdate, Since: base.Add(5 * time.Minute)}, func(i int) bool {
+		{"actor", connection.AuditFilter{Actor: "bob"}, func(i int) bool { return i%2 == 1 && i%3 != 0 }},
+		{"since is inclusive", connection.AuditFilter{Since: base.Add(20 * time.Minute)}, func(i int) bool { return i >= 20 }},
+		{"since in another zone", connection.AuditFilter{Since: base.Add(25 * time.Minute).In(time.FixedZone("Y", 5*3600))}, func(i int) bool { return i >= 25 }},
+		{"combined", connection.AuditFilter{Actor: "alice", Action: api.ActionConnectionUpdate, Since: base.Add(5 * time.Minute)}, func(i int) bool {
 			return i%2 == 0 && i%3 == 1 && i >= 5
 		}},
 	}
@@ -170,7 +171,7 @@ func TestAppendAuditIsAllOrNothing(t *testing.T) {
 	if err == nil {
 		t.Fatal("AppendAudit with a repeated id succeeded")
 	}
-	if got, _, _ := s.ListAudit(ctx, store.AuditFilter{}); len(got) != 0 {
+	if got, _, _ := s.ListAudit(ctx, connection.AuditFilter{}); len(got) != 0 {
 		t.Errorf("%d events stored from a failed batch, want 0", len(got))
 	}
 }
@@ -186,7 +187,7 @@ func TestAppendAuditLargeBatch(t *testing.T) {
 	if err := s.AppendAudit(ctx, evs); err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
-	page, _, err := s.ListAudit(ctx, store.AuditFilter{Limit: 1000})
+	page, _, err := s.ListAudit(ctx, connection.AuditFilter{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,10 +197,10 @@ func TestAppendAuditLargeBatch(t *testing.T) {
 	if page[0].Detail["i"] != float64(len(evs)-1) {
 		t.Errorf("newest event = %v, want the last appended", page[0].Detail)
 	}
-	if page, _, _ := s.ListAudit(ctx, store.AuditFilter{}); len(page) != store.DefaultLimit {
+	if page, _, _ := s.ListAudit(ctx, connection.AuditFilter{}); len(page) != store.DefaultLimit {
 		t.Errorf("default page of %d, want %d", len(page), store.DefaultLimit)
 	}
-	if _, _, err := s.ListAudit(ctx, store.AuditFilter{Cursor: "x"}); !errors.Is(err, store.ErrBadCursor) {
+	if _, _, err := s.ListAudit(ctx, connection.AuditFilter{Cursor: "x"}); !errors.Is(err, store.ErrBadCursor) {
 		t.Errorf("bad cursor: %v", err)
 	}
 }
@@ -218,7 +219,7 @@ func TestAppendAuditSpanningInsertsIsAllOrNothing(t *testing.T) {
 	if err := s.AppendAudit(ctx, evs); err == nil {
 		t.Fatal("AppendAudit with a repeated id in its second INSERT succeeded")
 	}
-	if got, _, _ := s.ListAudit(ctx, store.AuditFilter{}); len(got) != 0 {
+	if got, _, _ := s.ListAudit(ctx, connection.AuditFilter{}); len(got) != 0 {
 		t.Errorf("%d events stored from a failed batch, want 0", len(got))
 	}
 }
@@ -241,7 +242,7 @@ func TestAppendAuditKeepsOrderAcrossInsertsWithTimeOrderedIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []api.AuditEvent
-	f := store.AuditFilter{Limit: store.MaxLimit}
+	f := connection.AuditFilter{Limit: store.MaxLimit}
 	for {
 		page, next, err := s.ListAudit(ctx, f)
 		if err != nil {
@@ -277,7 +278,7 @@ func TestAuditActorFilterUsesTheAdminActorIndex(t *testing.T) {
 	t.Parallel()
 	s := storetest.New(t)
 	ctx := ctxT(t)
-	plan, err := s.AuditPlan(ctx, store.AuditFilter{Actor: "alice"})
+	plan, err := s.AuditPlan(ctx, connection.AuditFilter{Actor: "alice"})
 	if err != nil {
 		t.Fatalf("AuditPlan: %v", err)
 	}
@@ -330,11 +331,11 @@ func TestUpgradeFromSchemaV1KeepsAuditAndActorFilter(t *testing.T) {
 	if !slices.Contains(idx, "audit_events_admin_actor_idx") || slices.Contains(idx, "audit_events_actor_idx") {
 		t.Errorf("indexes after the upgrade = %v, want audit_events_admin_actor_idx instead of audit_events_actor_idx", idx)
 	}
-	all, _, err := s.ListAudit(ctx, store.AuditFilter{})
+	all, _, err := s.ListAudit(ctx, connection.AuditFilter{})
 	if err != nil || len(all) != len(evs) {
 		t.Fatalf("ListAudit after the upgrade = %d events, %v; want %d", len(all), err, len(evs))
 	}
-	mine, _, err := s.ListAudit(ctx, store.AuditFilter{Actor: "alice"})
+	mine, _, err := s.ListAudit(ctx, connection.AuditFilter{Actor: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/glebarez/sqlite"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 )
 
 // fastWAL is defaultWALPolicy scaled down so that tests see several cycles in a second.
@@ -109,7 +110,7 @@ func TestWALStaysBoundedUnderWriteLoop(t *testing.T) {
 						return
 					default:
 					}
-					if _, _, err := s.ListAudit(context.Background(), AuditFilter{Limit: 5}); err != nil {
+					if _, _, err := s.ListAudit(context.Background(), connection.AuditFilter{Limit: 5}); err != nil {
 						t.Errorf("ListAudit: %v", err)
 						return
 					}
@@ -219,7 +220,7 @@ func TestCloseLeavesNoWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if got, _, err := s2.ListAudit(context.Background(), AuditFilter{Limit: MaxLimit}); err != nil || len(got) != MaxLimit {
+	if got, _, err := s2.ListAudit(context.Background(), connection.AuditFilter{Limit: MaxLimit}); err != nil || len(got) != MaxLimit {
 		t.Errorf("after reopening: %d events, %v; want a full page", len(got), err)
 	}
 }

@@ -186,21 +186,9 @@ func (s *Store) GetConnection(ctx context.Context, ref string) (*connection.Conn
 	return &c, nil
 }
 
-// ConnectionFilter selects a page of connections, ordered by name. Empty fields do not filter.
-type ConnectionFilter struct {
-	Status       string
-	ProviderType string
-	// NamePrefix matches literally and case-sensitively (wildcards such as % and _ are plain characters).
-	NamePrefix string
-	// Limit is the page size: DefaultLimit when ≤ 0, at most MaxLimit.
-	Limit int
-	// Cursor is the next cursor of the previous page ("" for the first page).
-	Cursor string
-}
-
 // ListConnections returns one page of connections ordered by name and the cursor of the next page
 // ("" when this is the last). A cursor this store did not produce gives ErrBadCursor.
-func (s *Store) ListConnections(ctx context.Context, f ConnectionFilter) ([]connection.Connection, string, error) {
+func (s *Store) ListConnections(ctx context.Context, f connection.Filter) ([]connection.Connection, string, error) {
 	limit := clampLimit(f.Limit)
 	q := s.rdb.WithContext(ctx).Model(&connectionRow{})
 	if f.Status != "" {

@@ -183,7 +183,7 @@ func TestUpdateConnection(t *testing.T) {
 		if v, _ := s.ChangeCounter(ctx); v != 3 {
 			t.Errorf("ChangeCounter = %d, want 3", v)
 		}
-		evs, _, _ := s.ListAudit(ctx, store.AuditFilter{})
+		evs, _, _ := s.ListAudit(ctx, connection.AuditFilter{})
 		if len(evs) != 2 || evs[0].Action != api.ActionConnectionStatus {
 			t.Errorf("audit = %+v, want the status event newest", evs)
 		}
@@ -218,7 +218,7 @@ func TestDeleteConnection(t *testing.T) {
 	if err := s.DeleteConnection(ctx, c.ID, 1, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second delete: %v, want ErrNotFound", err)
 	}
-	evs, _, _ := s.ListAudit(ctx, store.AuditFilter{Connection: c.ID})
+	evs, _, _ := s.ListAudit(ctx, connection.AuditFilter{Connection: c.ID})
 	if len(evs) != 2 || evs[0].Action != api.ActionConnectionDelete {
 		t.Errorf("audit for deleted connection = %+v", evs)
 	}
@@ -237,7 +237,7 @@ func assertUnchanged(t *testing.T, s *store.Store, c *connection.Connection, cou
 	if v, err := s.ChangeCounter(ctx); err != nil || v != counter {
 		t.Errorf("ChangeCounter = %d, %v; want %d", v, err, counter)
 	}
-	if evs, _, err := s.ListAudit(ctx, store.AuditFilter{}); err != nil || len(evs) != events {
+	if evs, _, err := s.ListAudit(ctx, connection.AuditFilter{}); err != nil || len(evs) != events {
 		t.Errorf("audit events = %d, %v; want %d", len(evs), err, events)
 	}
 }
@@ -261,17 +261,17 @@ func TestListConnectionsPagesCoverEveryMatchOnce(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		filter store.ConnectionFilter
+		filter connection.Filter
 		match  func(c connection.Connection) bool
 	}{
-		{"everything", store.ConnectionFilter{}, func(connection.Connection) bool { return true }},
-		{"status", store.ConnectionFilter{Status: api.StatusActive}, func(c connection.Connection) bool { return c.Status == api.StatusActive }},
-		{"provider type", store.ConnectionFilter{ProviderType: api.ProviderGitLab}, func(c connection.Connection) bool { return c.Spec.ProviderType == api.ProviderGitLab }},
-		{"name prefix", store.ConnectionFilter{NamePrefix: "ap"}, func(c connection.Connection) bool { return strings.HasPrefix(c.Spec.Name, "ap") }},
-		{"all filters", store.ConnectionFilter{NamePrefix: "app", Status: api.StatusDraft, ProviderType: api.ProviderGitHub}, func(c connection.Connection) bool {
+		{"everything", connection.Filter{}, func(connection.Connection) bool { return true }},
+		{"status", connection.Filter{Status: api.StatusActive}, func(c connection.Connection) bool { return c.Status == api.StatusActive }},
+		{"provider type", connection.Filter{ProviderType: api.ProviderGitLab}, func(c connection.Connection) bool { return c.Spec.ProviderType == api.ProviderGitLab }},
+		{"name prefix", connection.Filter{NamePrefix: "ap"}, func(c connection.Connection) bool { return strings.HasPrefix(c.Spec.Name, "ap") }},
+		{"all filters", connection.Filter{NamePrefix: "app", Status: api.StatusDraft, ProviderType: api.ProviderGitHub}, func(c connection.Connection) bool {
 			return strings.HasPrefix(c.Spec.Name, "app") && c.Status == api.StatusDraft && c.Spec.ProviderType == api.ProviderGitHub
 		}},
-		{"no match", store.ConnectionFilter{Status: "nope"}, func(connection.Connection) bool { return false }},
+		{"no match", connection.Filter{Status: "nope"}, func(connection.Connection) bool { return false }},
 	}
 	for _, tt := range tests {
 		var want []string
@@ -362,7 +362,7 @@ func TestListConnectionsNamePrefixIsLiteral(t *testing.T) {
 		{"é", nil},
 	}
 	for _, tt := range tests {
-		page, _, err := s.ListConnections(ctx, store.ConnectionFilter{NamePrefix: tt.prefix})
+		page, _, err := s.ListConnections(ctx, connection.Filter{NamePrefix: tt.prefix})
 		if err != nil {
 			t.Fatalf("ListConnections(%q): %v", tt.prefix, err)
 		}
@@ -388,21 +388,21 @@ func TestListConnectionsRejectsForeignCursors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, auditCursor, err := s.ListAudit(ctx, store.AuditFilter{Limit: 1})
+	_, auditCursor, err := s.ListAudit(ctx, connection.AuditFilter{Limit: 1})
 	if err != nil || auditCursor == "" {
 		t.Fatalf("ListAudit: %q, %v", auditCursor, err)
 	}
-	_, connCursor, err := s.ListConnections(ctx, store.ConnectionFilter{Limit: 1})
+	_, connCursor, err := s.ListConnections(ctx, connection.Filter{Limit: 1})
 	if err != nil || connCursor == "" {
 		t.Fatalf("ListConnections: %q, %v", connCursor, err)
 	}
 	for _, bad := range []string{"!!!", "bm90IGpzb24", "e30", auditCursor} {
-		if _, _, err := s.ListConnections(ctx, store.ConnectionFilter{Cursor: bad}); !errors.Is(err, store.ErrBadCursor) {
+		if _, _, err := s.ListConnections(ctx, connection.Filter{Cursor: bad}); !errors.Is(err, store.ErrBadCursor) {
 			t.Errorf("ListConnections(cursor %q) error = %v, want ErrBadCursor", bad, err)
 		}
 	}
 	for _, bad := range []string{"!!!", "e30", connCursor} {
-		if _, _, err := s.ListAudit(ctx, store.AuditFilter{Cursor: bad}); !errors.Is(err, store.ErrBadCursor) {
+		if _, _, err := s.ListAudit(ctx, connection.AuditFilter{Cursor: bad}); !errors.Is(err, store.ErrBadCursor) {
 			t.Errorf("ListAudit(cursor %q) error = %v, want ErrBadCursor", bad, err)
 		}
 	}

@@ -6,6 +6,21 @@ import (
 
 	sqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/store/storeerr"
+)
+
+// The store's sentinel errors: the values of package storeerr, where the use cases recognise them
+// without importing the store. Methods wrap them with context; test with errors.Is.
+var (
+	// ErrNotFound: no such connection, principal (or the principal is revoked), ...
+	ErrNotFound = storeerr.ErrNotFound
+	// ErrDuplicateName: the name is already taken.
+	ErrDuplicateName = storeerr.ErrDuplicateName
+	// ErrRevisionMismatch: the row changed since the caller read it (optimistic concurrency).
+	ErrRevisionMismatch = storeerr.ErrRevisionMismatch
+	// ErrBadCursor: a pagination cursor that this store did not produce.
+	ErrBadCursor = storeerr.ErrBadCursor
 )
 
 // uniqueViolation reports whether err is a unique-constraint violation of the named constraint.

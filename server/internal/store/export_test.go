@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"gorm.io/gorm"
 )
 
@@ -28,7 +29,7 @@ func (s *Store) AuditIndexes(ctx context.Context) ([]string, error) {
 // AuditPlan is the database's query plan for ListAudit(f), as text. On PostgreSQL sequential scans
 // are disabled for the EXPLAIN, so that the plan on a test-sized table shows which index the query
 // can use rather than the table scan the planner rightly prefers for a handful of rows.
-func (s *Store) AuditPlan(ctx context.Context, f AuditFilter) (string, error) {
+func (s *Store) AuditPlan(ctx context.Context, f connection.AuditFilter) (string, error) {
 	var rows []auditRow
 	q, err := auditQuery(s.rdb.WithContext(ctx).Session(&gorm.Session{DryRun: true}), f)
 	if err != nil {

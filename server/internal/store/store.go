@@ -3,6 +3,16 @@
 // (pure Go, the binary builds with CGO_ENABLED=0) and PostgreSQL through GORM, and runs embedded,
 // versioned goose migrations at Open. Several processes may share one PostgreSQL database: every
 // method is safe against concurrent replicas.
+//
+// # The boundary
+//
+// Nothing above the use cases imports this package. The use cases declare what they need and
+// *Store implements it: admin.Storer (connections, audit trail), broker.Source (the catalog's
+// reads), principal.Storer (API keys), audit.Sink (the group-commit writer), httpapi.Pinger
+// (/readyz) and, through server/app's adapter, signing.KeyStore. It speaks their types — the
+// domain's connection.Connection, connection.Filter, principal.Principal, api.AuditEvent — and
+// reports outcomes with the sentinel errors of package storeerr (re-exported here), which each use
+// case translates into its own errors. server/app is where the two meet.
 package store
 
 import (
@@ -30,18 +40,6 @@ import (
 const (
 	DialectSQLite   = "sqlite"
 	DialectPostgres = "postgres"
-)
-
-// Sentinel errors. Methods wrap them with context; test with errors.Is.
-var (
-	// ErrNotFound: no such connection, principal (or the principal is revoked), ...
-	ErrNotFound = errors.New("not found")
-	// ErrDuplicateName: the name is already taken.
-	ErrDuplicateName = errors.New("name already exists")
-	// ErrRevisionMismatch: the row changed since the caller read it (optimistic concurrency).
-	ErrRevisionMismatch = errors.New("revision mismatch")
-	// ErrBadCursor: a pagination cursor that this store did not produce.
-	ErrBadCursor = errors.New("invalid cursor")
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -94,76 +92,22 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-
-	gcfg := func() *gorm.Config {
-		return &gorm.Config{
-			// Every write that needs a transaction opens one explicitly.
-			SkipDefaultTransaction: true,
-			Logger: logger.New(slogWriter{o.logger}, logger.Config{
-				SlowThreshold:             500 * time.Millisecond,
-				LogLevel:                  logger.Warn,
-				IgnoreRecordNotFoundError: true,
-				// Never print bound values: they include key hashes and sealed keys.
-				ParameterizedQueries: true,
-			}),
-			NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		}
-	}
-
-	s := &Store{log: o.logger}
+	var (
+		s   *Store
+		err error
+	)
+	sqlitePath, isSQLite := strings.CutPrefix(dsn, "sqlite://")
 	switch {
-	case strings.HasPrefix(dsn, "sqlite://"):
-		path := strings.TrimPrefix(dsn, "sqlite://")
-		if path == "" {
-			return nil, errors.New("open store: sqlite:// needs a file path, as in sqlite://trustgate.db")
-		}
-		s.dialect = DialectSQLite
-		// SQLite has one writer at a time. Writes go through a pool of one connection, so writers
-		// queue in Go (first come, first served) rather than in SQLite's busy handler, whose sleeps
-		// grow to 100 ms and starve unlucky writers. Reads use a pool of their own: in WAL mode
-		// readers never wait for the writer, so an authentication lookup does not queue behind an
-		// audit commit. Other processes on the same file (`trustgate keys`) still meet the busy
-		// timeout.
-		w, err := openSQLite(ctx, sqliteDSN(path, sqliteWriter, o.wal))
-		if err != nil {
-			return nil, err
-		}
-		w.SetMaxOpenConns(1)
-		if s.db, err = gorm.Open(&sqlite.Dialector{Conn: w}, gcfg()); err != nil {
-			_ = w.Close()
-			return nil, fmt.Errorf("open store (sqlite): %w", err)
-		}
-		s.sqlDB = w
-		r, err := openSQLite(ctx, sqliteDSN(path, sqliteReader, o.wal))
-		if err != nil {
-			_ = w.Close()
-			return nil, err
-		}
-		r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-		if s.rdb, err = gorm.Open(&sqlite.Dialector{Conn: r}, gcfg()); err != nil {
-			_ = w.Close()
-			_ = r.Close()
-			return nil, fmt.Errorf("open store (sqlite): %w", err)
-		}
-		s.readSQLDB = r
+	case isSQLite:
+		s, err = openSQLite(ctx, sqlitePath, o)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		s.dialect = DialectPostgres
-		db, err := gorm.Open(postgres.Open(dsn), gcfg())
-		if err != nil {
-			return nil, fmt.Errorf("open store (postgres): %w", err)
-		}
-		sqlDB, err := db.DB()
-		if err != nil {
-			return nil, fmt.Errorf("open store (postgres): %w", err)
-		}
-		sqlDB.SetMaxOpenConns(20)
-		sqlDB.SetMaxIdleConns(10)
-		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-		s.db, s.rdb, s.sqlDB = db, db, sqlDB
+		s, err = openPostgres(dsn, o)
 	default:
-		return nil, fmt.Errorf("open store: unsupported database %q: use sqlite://PATH or postgres://…", redactDSN(dsn))
+		err = fmt.Errorf("open store: unsupported database %q: use sqlite://PATH or postgres://…", redactDSN(dsn))
 	}
-
+	if err != nil {
+		return nil, err
+	}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open store (%s): %w", s.dialect, err)
@@ -172,23 +116,101 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	if s.dialect == DialectSQLite {
-		c, err := openSQLite(ctx, sqliteDSN(strings.TrimPrefix(dsn, "sqlite://"), sqliteCheckpointer, o.wal))
-		if err != nil {
+	if isSQLite {
+		if err := s.startCheckpoints(ctx, sqlitePath, o); err != nil {
 			_ = s.Close()
 			return nil, err
 		}
-		c.SetMaxOpenConns(1)
-		s.ckpt = startCheckpointer(c, s.sqlDB, o.wal, o.logger)
 	}
 	return s, nil
 }
 
-// openSQLite opens the pool and its first connection. Processes that open a new file at the same
+// gormConfig is the GORM configuration of every pool.
+func gormConfig(o options) *gorm.Config {
+	return &gorm.Config{
+		// Every write that needs a transaction opens one explicitly.
+		SkipDefaultTransaction: true,
+		Logger: logger.New(slogWriter{o.logger}, logger.Config{
+			SlowThreshold:             500 * time.Millisecond,
+			LogLevel:                  logger.Warn,
+			IgnoreRecordNotFoundError: true,
+			// Never print bound values: they include key hashes and sealed keys.
+			ParameterizedQueries: true,
+		}),
+		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+	}
+}
+
+// openSQLite opens the SQLite file's write and read pools (not yet migrated).
+//
+// SQLite has one writer at a time. Writes go through a pool of one connection, so writers queue in
+// Go (first come, first served) rather than in SQLite's busy handler, whose sleeps grow to 100 ms
+// and starve unlucky writers. Reads use a pool of their own: in WAL mode readers never wait for the
+// writer, so an authentication lookup does not queue behind an audit commit. Other processes on
+// the same file (`trustgate keys`) still meet the busy timeout.
+func openSQLite(ctx context.Context, path string, o options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open store: sqlite:// needs a file path, as in sqlite://trustgate.db")
+	}
+	s := &Store{log: o.logger, dialect: DialectSQLite}
+	w, err := openSQLitePool(ctx, sqliteDSN(path, sqliteWriter, o.wal))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	if s.db, err = gorm.Open(&sqlite.Dialector{Conn: w}, gormConfig(o)); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open store (sqlite): %w", err)
+	}
+	s.sqlDB = w
+	r, err := openSQLitePool(ctx, sqliteDSN(path, sqliteReader, o.wal))
+	if err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	if s.rdb, err = gorm.Open(&sqlite.Dialector{Conn: r}, gormConfig(o)); err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		return nil, fmt.Errorf("open store (sqlite): %w", err)
+	}
+	s.readSQLDB = r
+	return s, nil
+}
+
+// startCheckpoints starts the SQLite file's background WAL checkpoints on a connection of their
+// own (checkpoint.go).
+func (s *Store) startCheckpoints(ctx context.Context, path string, o options) error {
+	c, err := openSQLitePool(ctx, sqliteDSN(path, sqliteCheckpointer, o.wal))
+	if err != nil {
+		return err
+	}
+	c.SetMaxOpenConns(1)
+	s.ckpt = startCheckpointer(c, s.sqlDB, o.wal, o.logger)
+	return nil
+}
+
+// openPostgres opens the PostgreSQL pool (not yet migrated). One pool serves reads and writes.
+func openPostgres(dsn string, o options) (*Store, error) {
+	db, err := gorm.Open(postgres.Open(dsn), gormConfig(o))
+	if err != nil {
+		return nil, fmt.Errorf("open store (postgres): %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open store (postgres): %w", err)
+	}
+	sqlDB.SetMaxOpenConns(20)
+	sqlDB.SetMaxIdleConns(10)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	return &Store{log: o.logger, dialect: DialectPostgres, db: db, rdb: db, sqlDB: sqlDB}, nil
+}
+
+// openSQLitePool opens a pool and its first connection. Processes that open a new file at the same
 // moment race to switch it to WAL, which needs an exclusive lock and can fail with SQLITE_BUSY
 // without waiting for the busy timeout; once the file is in WAL mode (persistent) the pragma is a
 // no-op. So the first connection is retried for a while.
-func openSQLite(ctx context.Context, dsn string) (*sql.DB, error) {
+func openSQLitePool(ctx context.Context, dsn string) (*sql.DB, error) {
 	db, err := sql.Open(sqlite.DriverName, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store (sqlite): %w", err)

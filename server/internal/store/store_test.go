@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/testdb"
 
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store/storetest"
 )
@@ -55,7 +56,7 @@ func TestOpenMigratesEmptyDatabase(t *testing.T) {
 		"principals":   func() (int, error) { p, err := s.ListPrincipals(ctx); return len(p), err },
 		"signing keys": func() (int, error) { k, err := s.SigningKeys(ctx); return len(k), err },
 		"audit events": func() (int, error) {
-			e, _, err := s.ListAudit(ctx, store.AuditFilter{})
+			e, _, err := s.ListAudit(ctx, connection.AuditFilter{})
 			return len(e), err
 		},
 	} {
@@ -127,7 +128,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if ks, err := s2.SigningKeys(ctx); err != nil || len(ks) != 1 || ks[0].KID != "k1" {
 		t.Errorf("signing keys after reopen = %+v, %v", ks, err)
 	}
-	if evs, _, err := s2.ListAudit(ctx, store.AuditFilter{}); err != nil || len(evs) != 1 {
+	if evs, _, err := s2.ListAudit(ctx, connection.AuditFilter{}); err != nil || len(evs) != 1 {
 		t.Errorf("audit after reopen = %d events, %v; want 1", len(evs), err)
 	}
 	if v, err := s2.ChangeCounter(ctx); err != nil || v != 1 {
