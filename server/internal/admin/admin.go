@@ -19,8 +19,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
-	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -143,54 +143,159 @@ func (s *Service) List(ctx context.Context, a Actor, f connection.Filter) ([]con
 	return conns, next, translate(err)
 }
 
-// Update applies a JSON merge patch. ifMatch, when not nil, must equal the current revision.
-func (s *Service) Update(ctx context.Context, a Actor, ref string, patch []byte, ifMatch *int64, m audit.Meta) (*connection.Connection, error) {
+// Update applies a JSON merge patch (CONTRACT.md §1, change control). Before the connection's
+// first activation the patch changes it in place; afterwards the result is stored as the
+// connection's proposal and nothing live changes (proposed is true: the API answers 202), or,
+// when the result equals the live configuration, the pending proposal is discarded. ifMatch, when
+// not nil, must equal the current revision.
+func (s *Service) Update(ctx context.Context, a Actor, ref string, patch []byte, ifMatch *int64, m audit.Meta) (c *connection.Connection, proposed bool, err error) {
 	cur, err := s.Store.GetConnection(ctx, ref)
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionUpdate, nil, ref, m, err)
+		return nil, false, translate(err)
+	}
+	c, proposed, err = s.update(ctx, a, cur, patch, ifMatch, m)
+	if err != nil {
+		s.refused(ctx, a, patchAuditAction(cur), cur, ref, m, err)
+	}
+	return c, proposed, translate(err)
+}
+
+// patchAuditAction is the audit action of a PATCH of c: an update of a draft, a proposal after.
+func patchAuditAction(c *connection.Connection) string {
+	if connection.PatchAction(c) == connection.ActionPropose {
+		return api.ActionConnectionPropose
+	}
+	return api.ActionConnectionUpdate
+}
+
+func (s *Service) update(ctx context.Context, a Actor, cur *connection.Connection, patch []byte, ifMatch *int64, m audit.Meta) (*connection.Connection, bool, error) {
+	if err := connection.Authorize(a.Role, connection.PatchAction(cur), cur); err != nil {
+		return nil, false, err
+	}
+	if ifMatch != nil && *ifMatch != cur.Revision {
+		return nil, false, ErrPrecondition
+	}
+	plan, err := connection.PlanPatch(cur, patch, s.Opts)
+	if err != nil {
+		return nil, false, err
+	}
+	if plan.Kind == connection.PatchNoop {
+		return cur, cur.Proposal != nil && connection.SameConfig(plan.Spec, cur.Proposal.Spec), nil
+	}
+	now := s.now()
+	next := *cur
+	next.Revision = cur.Revision + 1
+	next.UpdatedBy, next.UpdatedAt = a.Name, now
+	liveFP := connection.Resolve(cur.Spec, s.Opts).Fingerprint
+	var ev *api.AuditEvent
+	switch plan.Kind {
+	case connection.PatchLive:
+		next.Spec = plan.Spec
+		if connection.ConfigChanged(cur.Spec, plan.Spec, s.Opts) {
+			next.ConfigChangedBy = a.Name
+		}
+		ev = s.event(a, api.ActionConnectionUpdate, &next, m, map[string]any{
+			"revision": next.Revision, "fingerprint": connection.Resolve(plan.Spec, s.Opts).Fingerprint,
+			"previous_fingerprint": liveFP,
+		})
+	case connection.PatchPropose:
+		next.Proposal = &connection.Proposal{Spec: plan.Spec, ProposedBy: a.Name, ProposedAt: now}
+		ev = s.event(a, api.ActionConnectionPropose, &next, m, map[string]any{
+			"revision": next.Revision, "fingerprint": connection.Resolve(plan.Spec, s.Opts).Fingerprint,
+			"live_fingerprint": liveFP,
+		})
+	case connection.PatchDiscard:
+		next.Proposal = nil
+		ev = s.event(a, api.ActionConnectionDiscard, &next, m, map[string]any{
+			"revision": next.Revision, "fingerprint": connection.Resolve(cur.Proposal.Spec, s.Opts).Fingerprint,
+			"proposed_by": cur.Proposal.ProposedBy, "reason": "a change back to the live configuration",
+		})
+	}
+	if err := s.Store.UpdateConnection(ctx, &next, cur.Revision, ev); err != nil {
+		return nil, false, raced(err, ifMatch)
+	}
+	s.changed()
+	return &next, plan.Kind == connection.PatchPropose, nil
+}
+
+// ApproveProposal makes the pending proposal of an activated connection live: a security admin
+// who did not write it, naming its fingerprint (CONTRACT.md §1). The status stays as it is.
+func (s *Service) ApproveProposal(ctx context.Context, a Actor, ref string, req api.ProposalApproval, ifMatch *int64, m audit.Meta) (*connection.Connection, error) {
+	cur, err := s.Store.GetConnection(ctx, ref)
+	if err != nil {
+		s.refused(ctx, a, api.ActionConnectionApprove, nil, ref, m, err)
 		return nil, translate(err)
 	}
-	c, err := s.update(ctx, a, cur, patch, ifMatch, m)
+	c, err := s.approve(ctx, a, cur, req, ifMatch, m)
 	if err != nil {
-		s.refused(ctx, a, api.ActionConnectionUpdate, cur, ref, m, err)
+		s.refused(ctx, a, api.ActionConnectionApprove, cur, ref, m, err)
 	}
 	return c, translate(err)
 }
 
-func (s *Service) update(ctx context.Context, a Actor, cur *connection.Connection, patch []byte, ifMatch *int64, m audit.Meta) (*connection.Connection, error) {
-	if err := connection.Authorize(a.Role, connection.ActionUpdate, cur); err != nil {
+func (s *Service) approve(ctx context.Context, a Actor, cur *connection.Connection, req api.ProposalApproval, ifMatch *int64, m audit.Meta) (*connection.Connection, error) {
+	if err := connection.Authorize(a.Role, connection.ActionApprove, cur); err != nil {
 		return nil, err
 	}
 	if ifMatch != nil && *ifMatch != cur.Revision {
 		return nil, ErrPrecondition
 	}
-	merged, err := connection.ApplyMergePatch(cur.Spec, patch)
-	if err != nil {
+	if err := connection.CheckApprove(cur, a.Name, req.ApprovedFingerprint, s.Opts); err != nil {
 		return nil, err
 	}
-	spec, err := connection.Normalize(merged, s.Opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := connection.CheckUpdate(cur, spec); err != nil {
-		return nil, err
-	}
-	if reflect.DeepEqual(spec, cur.Spec) {
-		return cur, nil // nothing changed: no new revision, no audit noise
-	}
-	next := *cur
-	next.Spec = spec
-	next.Revision = cur.Revision + 1
-	next.UpdatedBy, next.ConfigChangedBy, next.UpdatedAt = a.Name, a.Name, s.now()
-	ev := s.event(a, api.ActionConnectionUpdate, &next, m, map[string]any{
-		"revision": next.Revision, "fingerprint": connection.Resolve(spec, s.Opts).Fingerprint,
+	next := connection.Approve(cur, a.Name, s.now(), s.Opts)
+	ev := s.event(a, api.ActionConnectionApprove, &next, m, map[string]any{
+		"revision": next.Revision, "fingerprint": req.ApprovedFingerprint,
 		"previous_fingerprint": connection.Resolve(cur.Spec, s.Opts).Fingerprint,
+		"proposed_by":          cur.Proposal.ProposedBy, "status": next.Status,
 	})
+	// The write is conditional on the revision that was checked: a proposal replaced in between
+	// makes it fail (409 or 412), so an approval applies exactly what was reviewed or nothing.
 	if err := s.Store.UpdateConnection(ctx, &next, cur.Revision, ev); err != nil {
 		return nil, raced(err, ifMatch)
 	}
 	s.changed()
 	return &next, nil
+}
+
+// DiscardProposal drops the pending proposal: its author, or any security admin.
+func (s *Service) DiscardProposal(ctx context.Context, a Actor, ref string, ifMatch *int64, m audit.Meta) error {
+	cur, err := s.Store.GetConnection(ctx, ref)
+	if err != nil {
+		s.refused(ctx, a, api.ActionConnectionDiscard, nil, ref, m, err)
+		return translate(err)
+	}
+	if err := s.discard(ctx, a, cur, ifMatch, m); err != nil {
+		s.refused(ctx, a, api.ActionConnectionDiscard, cur, ref, m, err)
+		return translate(err)
+	}
+	return nil
+}
+
+func (s *Service) discard(ctx context.Context, a Actor, cur *connection.Connection, ifMatch *int64, m audit.Meta) error {
+	if err := connection.Authorize(a.Role, connection.ActionDiscard, cur); err != nil {
+		return err
+	}
+	if ifMatch != nil && *ifMatch != cur.Revision {
+		return ErrPrecondition
+	}
+	if err := connection.CheckDiscard(cur, a.Role, a.Name); err != nil {
+		return err
+	}
+	next := *cur
+	next.Proposal = nil
+	next.Revision = cur.Revision + 1
+	next.UpdatedBy, next.UpdatedAt = a.Name, s.now()
+	ev := s.event(a, api.ActionConnectionDiscard, &next, m, map[string]any{
+		"revision": next.Revision, "fingerprint": connection.Resolve(cur.Proposal.Spec, s.Opts).Fingerprint,
+		"proposed_by": cur.Proposal.ProposedBy,
+	})
+	if err := s.Store.UpdateConnection(ctx, &next, cur.Revision, ev); err != nil {
+		return raced(err, ifMatch)
+	}
+	s.changed()
+	return nil
 }
 
 // Delete removes a connection.
@@ -248,16 +353,7 @@ func (s *Service) setStatus(ctx context.Context, a Actor, cur *connection.Connec
 	if err != nil || !changed {
 		return cur, err
 	}
-	now := s.now()
-	next := *cur
-	next.Status = req.Status
-	next.Revision = cur.Revision + 1
-	next.UpdatedBy, next.UpdatedAt = a.Name, now
-	if req.Status == api.StatusActive {
-		next.EverActivated = true
-		next.ActivatedBy = a.Name
-		next.ActivatedAt = &now
-	}
+	next := connection.WithStatus(cur, a.Name, req.Status, s.now())
 	ev := s.event(a, api.ActionConnectionStatus, &next, m, map[string]any{
 		"from": cur.Status, "to": next.Status, "fingerprint": fp, "revision": next.Revision,
 	})
@@ -268,19 +364,33 @@ func (s *Service) setStatus(ctx context.Context, a Actor, cur *connection.Connec
 	return &next, nil
 }
 
-// Test evaluates a CI token against a connection in any status and issues nothing. The test is
-// audited (connection.test), and so is a refusal.
-func (s *Service) Test(ctx context.Context, a Actor, ref, token string, m audit.Meta) (*api.TestResult, error) {
+// Test evaluates a CI token against a connection in any status, or against its pending proposal
+// when proposal is true (404 when there is none), and issues nothing. The test is audited
+// (connection.test), and so is a refusal.
+func (s *Service) Test(ctx context.Context, a Actor, ref, token string, proposal bool, m audit.Meta) (*api.TestResult, error) {
 	cur, err := s.Store.GetConnection(ctx, ref)
 	if err == nil {
 		err = connection.Authorize(a.Role, connection.ActionTest, cur)
+	}
+	var spec api.ConnectionInput
+	if err == nil {
+		var ok bool
+		if spec, ok = cur.Config(proposal); !ok {
+			err = connection.NotFound(fmt.Sprintf("connection %s has no pending proposal to test: test the live configuration without ?config=proposal", cur.Spec.Name))
+		}
 	}
 	if err != nil {
 		s.refused(ctx, a, api.ActionConnectionTest, cur, ref, m, err)
 		return nil, translate(err)
 	}
-	res := s.Broker.Test(ctx, broker.NewEntry(*cur, s.Opts), token)
-	ev := s.event(a, api.ActionConnectionTest, cur, m, map[string]any{"would_issue": res.WouldIssue, "revision": cur.Revision})
+	tested := *cur
+	tested.Spec = spec
+	res := s.Broker.Test(ctx, broker.NewEntry(tested, s.Opts), token)
+	detail := map[string]any{"would_issue": res.WouldIssue, "revision": cur.Revision}
+	if proposal {
+		detail["config"] = "proposal"
+	}
+	ev := s.event(a, api.ActionConnectionTest, cur, m, detail)
 	if err := s.Audit.Record(ctx, *ev); err != nil {
 		return nil, err
 	}

@@ -188,7 +188,7 @@ func TestUpdateMakesANewRevisionOnlyWhenSomethingChanged(t *testing.T) {
 	c := f.create(t, "deploy")
 	before := len(f.events(t))
 
-	same, err := f.svc.Update(ctx, dave, "deploy", []byte(`{}`), nil, meta)
+	same, _, err := f.svc.Update(ctx, dave, "deploy", []byte(`{}`), nil, meta)
 	if err != nil || same.Revision != 1 {
 		t.Fatalf("empty patch: revision %d, %v; want revision 1 and no error", same.Revision, err)
 	}
@@ -197,7 +197,7 @@ func TestUpdateMakesANewRevisionOnlyWhenSomethingChanged(t *testing.T) {
 	}
 
 	rev := c.Revision
-	next, err := f.svc.Update(ctx, dave, c.ID, []byte(`{"github":{"repository":"octo-org/other"}}`), &rev, meta)
+	next, _, err := f.svc.Update(ctx, dave, c.ID, []byte(`{"github":{"repository":"octo-org/other"}}`), &rev, meta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestIfMatchThatIsNotTheCurrentRevisionIsRefusedAndAudited(t *testing.T) {
 	c := f.create(t, "deploy")
 	stale := c.Revision + 1
 
-	_, err := f.svc.Update(ctx, dana, "deploy", []byte(`{"github":{"repository":"octo-org/other"}}`), &stale, meta)
+	_, _, err := f.svc.Update(ctx, dana, "deploy", []byte(`{"github":{"repository":"octo-org/other"}}`), &stale, meta)
 	if !errors.Is(err, admin.ErrPrecondition) {
 		t.Fatalf("update with a stale If-Match: %v, want ErrPrecondition", err)
 	}
@@ -278,7 +278,7 @@ func TestStatusFollowsFourEyesAndSplitDuty(t *testing.T) {
 	}
 
 	// Once activated, the devops admin has lost the connection to security.
-	_, err = f.svc.Update(ctx, dana, "deploy", []byte(`{"github":{"repository":"octo-org/other"}}`), nil, meta)
+	_, _, err = f.svc.Update(ctx, dana, "deploy", []byte(`{"github":{"repository":"octo-org/other"}}`), nil, meta)
 	if de := wantKind(t, err, connection.KindForbidden); de.Type != api.ProblemOwnedBySecurity {
 		t.Errorf("devops update of an activated connection refused with type %q, want %q", de.Type, api.ProblemOwnedBySecurity)
 	}

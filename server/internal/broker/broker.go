@@ -166,6 +166,10 @@ func (b *Broker) Test(ctx context.Context, e *Entry, token string) *api.TestResu
 	return &api.TestResult{WouldIssue: res.OK, Claims: claims, Checks: res.Checks}
 }
 
+// ErrRetired means an access token was issued before its connection's latest deactivation: it
+// never becomes valid again, also after a reactivation (CONTRACT.md §1).
+var ErrRetired = errors.New("the access token was issued before its connection was last deactivated")
+
 // ErrInactive means an access token is well signed but its connection no longer issues tokens.
 var ErrInactive = errors.New("the access token's connection is no longer active")
 
@@ -182,6 +186,9 @@ func (b *Broker) Workload(token string) (*signing.AccessClaims, error) {
 	e := b.Catalog.ByID(claims.ConnectionID)
 	if e == nil || !e.Active() {
 		return nil, ErrInactive
+	}
+	if e.Conn.RetiredToken(claims.IssuedAt) {
+		return nil, ErrRetired
 	}
 	return claims, nil
 }

@@ -120,12 +120,49 @@ func (h *handlers) patchConnection(c *gin.Context) {
 	if !ok {
 		return
 	}
-	conn, err := h.Admin.Update(c.Request.Context(), actorOf(c), c.Param("ref"), body, im, metaOf(c))
+	conn, proposed, err := h.Admin.Update(c.Request.Context(), actorOf(c), c.Param("ref"), body, im, metaOf(c))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	status := http.StatusOK
+	if proposed {
+		status = http.StatusAccepted // stored as a proposal; nothing live changed
+	}
+	h.writeConnection(c, status, conn)
+}
+
+func (h *handlers) approveProposal(c *gin.Context) {
+	im, ok := ifMatch(c)
+	if !ok {
+		return
+	}
+	body, ok := readBody(c, "application/json")
+	if !ok {
+		return
+	}
+	var req api.ProposalApproval
+	if !decodeStrict(c, body, &req) {
+		return
+	}
+	conn, err := h.Admin.ApproveProposal(c.Request.Context(), actorOf(c), c.Param("ref"), req, im, metaOf(c))
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	h.writeConnection(c, http.StatusOK, conn)
+}
+
+func (h *handlers) discardProposal(c *gin.Context) {
+	im, ok := ifMatch(c)
+	if !ok {
+		return
+	}
+	if err := h.Admin.DiscardProposal(c.Request.Context(), actorOf(c), c.Param("ref"), im, metaOf(c)); err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 func (h *handlers) deleteConnection(c *gin.Context) {
@@ -176,7 +213,17 @@ func (h *handlers) testToken(c *gin.Context) {
 			api.FieldError{Field: "token", Detail: "required"})
 		return
 	}
-	res, err := h.Admin.Test(c.Request.Context(), a, c.Param("ref"), req.Token, metaOf(c))
+	var proposal bool
+	switch cfg := c.Query("config"); cfg {
+	case "", "live":
+	case "proposal":
+		proposal = true
+	default:
+		problem(c, http.StatusUnprocessableEntity, "config must be \"proposal\" (test the pending proposal) or left out (test the live configuration)",
+			api.FieldError{Field: "config", Detail: "unknown value"})
+		return
+	}
+	res, err := h.Admin.Test(c.Request.Context(), a, c.Param("ref"), req.Token, proposal, metaOf(c))
 	if err != nil {
 		h.fail(c, err)
 		return

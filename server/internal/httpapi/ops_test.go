@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -98,7 +99,7 @@ func TestWhoami(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *w != (api.Whoami{Kind: "principal", Name: tc.name, Role: tc.role}) {
+			if !reflect.DeepEqual(*w, api.Whoami{Kind: "principal", Name: tc.name, Role: tc.role}) {
 				t.Errorf("whoami %+v", *w)
 			}
 		})

@@ -114,6 +114,8 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.PATCH("/workload-connections/:ref", h.patchConnection)
 	v1.DELETE("/workload-connections/:ref", h.deleteConnection)
 	v1.PUT("/workload-connections/:ref/status", h.setStatus)
+	v1.POST("/workload-connections/:ref/proposal/approve", h.approveProposal)
+	v1.DELETE("/workload-connections/:ref/proposal", h.discardProposal)
 	v1.POST("/workload-connections/:ref/test", h.testToken)
 	v1.GET("/audit-events", h.listAudit)
 	return r

@@ -131,8 +131,11 @@ func (h *handlers) whoami(c *gin.Context) {
 	if err != nil {
 		c.Header("WWW-Authenticate", `Bearer realm="trustgate", error="invalid_token"`)
 		detail := "the access token is expired, not issued by this server, or invalid: exchange a fresh CI token"
-		if errors.Is(err, broker.ErrInactive) {
+		switch {
+		case errors.Is(err, broker.ErrInactive):
 			detail = "the access token's workload connection is no longer active"
+		case errors.Is(err, broker.ErrRetired):
+			detail = "the access token was issued before its workload connection was last deactivated, so it is retired for good: exchange a fresh CI token"
 		}
 		problem(c, http.StatusUnauthorized, detail)
 		return
