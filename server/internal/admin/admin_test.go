@@ -326,7 +326,7 @@ func TestTestEvaluatesATokenInAnyStatusAndAuditsIt(t *testing.T) {
 		token string
 		want  bool
 	}{{good, true}, {other, false}} {
-		res, err := f.svc.Test(ctx, dave, "deploy", tc.token, meta)
+		res, err := f.svc.Test(ctx, dave, "deploy", tc.token, false, meta)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,7 +339,7 @@ func TestTestEvaluatesATokenInAnyStatusAndAuditsIt(t *testing.T) {
 		}
 	}
 
-	_, err = f.svc.Test(ctx, ada, "deploy", good, meta)
+	_, err = f.svc.Test(ctx, ada, "deploy", good, false, meta)
 	wantKind(t, err, connection.KindForbidden)
 	wantRefusalAudited(t, f.last(t), ada, api.ActionConnectionTest, "deploy")
 }
@@ -417,7 +417,7 @@ func TestAuditOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.svc.Test(ctx, dana, "deploy", tok, meta)
+	res, err := f.svc.Test(ctx, dana, "deploy", tok, false, meta)
 	if err == nil || res != nil || connection.KindOf(err) != 0 {
 		t.Fatalf("Test with the audit trail down = %+v, %v; want no result and an internal error", res, err)
 	}

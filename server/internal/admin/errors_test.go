@@ -74,7 +74,7 @@ func TestStoreOutcomesComeBackAsDomainRefusals(t *testing.T) {
 	}, {
 		name: "update of an unknown ref", kind: connection.KindNotFound, is: admin.ErrNotFound, audited: api.ActionConnectionUpdate,
 		run: func(t *testing.T, f *fixture) error {
-			_, err := f.svc.Update(ctx, dana, "nope", patch, nil, meta)
+			_, _, err := f.svc.Update(ctx, dana, "nope", patch, nil, meta)
 			return err
 		},
 	}, {
@@ -102,7 +102,7 @@ func TestStoreOutcomesComeBackAsDomainRefusals(t *testing.T) {
 		name: "rename onto a taken name", kind: connection.KindConflict, field: "name", audited: api.ActionConnectionUpdate,
 		run: func(t *testing.T, f *fixture) error {
 			f.create(t, "other")
-			_, err := f.svc.Update(ctx, dana, "other", []byte(`{"name":"deploy"}`), nil, meta)
+			_, _, err := f.svc.Update(ctx, dana, "other", []byte(`{"name":"deploy"}`), nil, meta)
 			return err
 		},
 	}, {
@@ -128,7 +128,7 @@ func TestStoreOutcomesComeBackAsDomainRefusals(t *testing.T) {
 		run: func(t *testing.T, f *fixture) error {
 			c, _ := f.svc.Get(ctx, ada, "deploy")
 			f.bumpFirst(t, c)
-			_, err := f.svc.Update(ctx, dana, "deploy", patch, &c.Revision, meta)
+			_, _, err := f.svc.Update(ctx, dana, "deploy", patch, &c.Revision, meta)
 			return err
 		},
 	}, {
@@ -136,7 +136,7 @@ func TestStoreOutcomesComeBackAsDomainRefusals(t *testing.T) {
 		run: func(t *testing.T, f *fixture) error {
 			c, _ := f.svc.Get(ctx, ada, "deploy")
 			f.bumpFirst(t, c)
-			_, err := f.svc.Update(ctx, dana, "deploy", patch, nil, meta)
+			_, _, err := f.svc.Update(ctx, dana, "deploy", patch, nil, meta)
 			return err
 		},
 	}, {
@@ -161,7 +161,7 @@ func TestStoreOutcomesComeBackAsDomainRefusals(t *testing.T) {
 		run: func(t *testing.T, f *fixture) error {
 			c, _ := f.svc.Get(ctx, ada, "deploy")
 			f.deleteFirst(t, c)
-			_, err := f.svc.Update(ctx, dana, "deploy", patch, nil, meta)
+			_, _, err := f.svc.Update(ctx, dana, "deploy", patch, nil, meta)
 			return err
 		},
 	}}
