@@ -89,7 +89,7 @@ func TestStoreOutcomesComeBackAsDomainRefusals(t *testing.T) {
 	}, {
 		name: "test against an unknown ref", kind: connection.KindNotFound, is: admin.ErrNotFound, audited: api.ActionConnectionTest,
 		run: func(t *testing.T, f *fixture) error {
-			_, err := f.svc.Test(ctx, dana, "nope", "x.y.z", meta)
+			_, err := f.svc.Test(ctx, dana, "nope", "x.y.z", false, meta)
 			return err
 		},
 	}, {
