@@ -79,7 +79,7 @@ func (s *server) activeConnection(ctx context.Context, jwksURL string) (*api.Con
 	c, err := devops.CreateConnection(ctx, api.ConnectionInput{
 		Name:        BenchConnection,
 		Description: "trustgate-bench: github preset, JWKS from trustgate dev-issuer",
-		GitHub:      &api.GitHubSettings{Owner: "octo-org", Repository: "octo-org/octo-repo", Audience: Audience},
+		GitHub:      &api.GitHubSettings{OwnerID: "65", Owner: "octo-org", Repository: "octo-org/octo-repo", Audience: Audience},
 		JWKSURL:     jwksURL,
 		TokenTTL:    &api.TokenTTL{Amount: 15, Unit: api.UnitMinutes},
 		Conditions:  []api.Condition{{Claim: "ref", Operator: api.OpEquals, Value: &ref}},

@@ -69,7 +69,7 @@ func newFixture(t *testing.T) *fixture {
 // input is a valid github connection for the dev issuer's github-shaped tokens.
 func (f *fixture) input(name string) api.ConnectionInput {
 	return api.ConnectionInput{Name: name, ProviderType: api.ProviderGitHub, JWKSURL: f.jwksURL,
-		GitHub: &api.GitHubSettings{Owner: "octo-org", Repository: "octo-org/octo-repo", Audience: "https://github.com/octo-org"}}
+		GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "octo-org", Repository: "octo-org/octo-repo", Audience: "https://github.com/octo-org"}}
 }
 
 func (f *fixture) create(t *testing.T, name string) *connection.Connection {
@@ -277,10 +277,21 @@ func TestStatusFollowsFourEyesAndSplitDuty(t *testing.T) {
 		t.Fatalf("re-activation: revision %d, %v, %d new events; want a silent no-op", again.Revision, err, len(f.events(t))-n)
 	}
 
-	// Once activated, the devops admin has lost the connection to security.
-	_, _, err = f.svc.Update(ctx, dana, "deploy", []byte(`{"github":{"repository":"octo-org/other"}}`), nil, meta)
+	// Once activated, the devops admin has lost the connection to security: a change is only a
+	// proposal (nothing live moves), and its status and existence are out of reach.
+	proposed, isProposal, err := f.svc.Update(ctx, dana, "deploy", []byte(`{"github":{"repository":"octo-org/other"}}`), nil, meta)
+	if err != nil || !isProposal || proposed.Proposal == nil || proposed.Proposal.ProposedBy != "dana" ||
+		proposed.Spec.GitHub.Repository != active.Spec.GitHub.Repository || proposed.Revision != active.Revision+1 {
+		t.Fatalf("devops change of an activated connection: %+v, proposal %v, %v; want a proposal and the live spec untouched", proposed, isProposal, err)
+	}
+	if ev := f.last(t); ev.Action != api.ActionConnectionPropose || ev.Actor != "dana" || ev.Outcome != api.OutcomeSuccess {
+		t.Fatalf("proposal audited as %+v", ev)
+	}
+	_, err = f.svc.SetStatus(ctx, dana, "deploy", api.StatusChange{Status: api.StatusInactive}, nil, meta)
+	wantKind(t, err, connection.KindForbidden)
+	err = f.svc.Delete(ctx, dana, "deploy", nil, meta)
 	if de := wantKind(t, err, connection.KindForbidden); de.Type != api.ProblemOwnedBySecurity {
-		t.Errorf("devops update of an activated connection refused with type %q, want %q", de.Type, api.ProblemOwnedBySecurity)
+		t.Errorf("devops delete of an activated connection refused with type %q, want %q", de.Type, api.ProblemOwnedBySecurity)
 	}
 }
 

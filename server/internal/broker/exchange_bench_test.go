@@ -38,7 +38,7 @@ func BenchmarkExchangeGranted(b *testing.B) {
 	opts := connection.Options{DefaultAudience: "https://trustgate.example", AllowInsecureJWKS: true}
 	spec, err := connection.Normalize(api.ConnectionInput{
 		Name: "bench", ProviderType: api.ProviderGitHub,
-		GitHub:  &api.GitHubSettings{Owner: "octo-org", Ref: "refs/heads/main", Audience: "https://github.com/octo-org"},
+		GitHub:  &api.GitHubSettings{OwnerID: "65", Owner: "octo-org", Ref: "refs/heads/main", Audience: "https://github.com/octo-org"},
 		JWKSURL: jwks.URL + "/.well-known/jwks.json",
 	}, opts)
 	if err != nil {

@@ -18,7 +18,7 @@ func githubBench(b *testing.B) (*fixture, string) {
 	res := connection.Resolve(api.ConnectionInput{
 		Name:         "bench",
 		ProviderType: api.ProviderGitHub,
-		GitHub:       &api.GitHubSettings{Owner: "octo-org", Ref: "refs/heads/main", Audience: "https://github.com/octo-org"},
+		GitHub:       &api.GitHubSettings{OwnerID: "65", Owner: "octo-org", Ref: "refs/heads/main", Audience: "https://github.com/octo-org"},
 		JWKSURL:      f.server.URL,
 	}, connection.Options{DefaultAudience: "https://trustgate.example", AllowInsecureJWKS: true})
 	f.policy = Policy{JWKSURL: res.JWKSURL, Conditions: res.EffectiveConditions}

@@ -40,7 +40,7 @@ func newConnection(name, providerType, status string) *connection.Connection {
 	}
 	switch providerType {
 	case api.ProviderGitHub:
-		c.Spec.GitHub = &api.GitHubSettings{Owner: "acme", Repository: "acme/" + name}
+		c.Spec.GitHub = &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "acme/" + name}
 	case api.ProviderGitLab:
 		c.Spec.GitLab = &api.GitLabSettings{Domain: "gitlab.com", Group: "acme"}
 	case api.ProviderGeneric:
