@@ -41,8 +41,8 @@ func RunWithTrustgate(m *testing.M) int {
 	return m.Run()
 }
 
-// TrustgateBinary is the path of the binary RunWithTrustgate built.
-func TrustgateBinary(t testing.TB) string {
+// trustgatePath is the path of the binary RunWithTrustgate built.
+func trustgatePath(t testing.TB) string {
 	t.Helper()
 	if trustgateBinary == "" {
 		t.Fatal("no trustgate binary: the package's TestMain must call testkit.RunWithTrustgate")
@@ -54,7 +54,7 @@ func TrustgateBinary(t testing.TB) string {
 // returns what it printed.
 func RunTrustgate(t testing.TB, dir string, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(TrustgateBinary(t), args...)
+	cmd := exec.Command(trustgatePath(t), args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
@@ -78,8 +78,9 @@ type Proc struct {
 
 	t         testing.TB
 	cmd       *exec.Cmd
-	stdout    syncBuffer
-	stderr    syncBuffer
+	logPath   string // its standard error
+	mu        sync.Mutex
+	stdout    []string // lines so far
 	listening chan string
 	exited    chan struct{}
 	exitErr   error // set before exited is closed
@@ -113,10 +114,15 @@ func Launch(t testing.TB, o ServeOptions) *Proc {
 	}
 	p := &Proc{Name: o.Name, t: t, listening: make(chan string, 1), exited: make(chan struct{})}
 	p.PublicURL = publicURLOf(o)
-	p.cmd = exec.Command(TrustgateBinary(t), args...)
+	p.cmd = exec.Command(trustgatePath(t), args...)
 	p.cmd.Dir = o.Dir
 	p.cmd.Env = append(os.Environ(), o.Env...)
-	p.cmd.Stderr = &p.stderr
+	logFile, err := os.CreateTemp(t.TempDir(), "trustgate-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = logFile.Close() }() // the process has its own descriptor
+	p.logPath, p.cmd.Stderr = logFile.Name(), logFile
 	pipe, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +133,9 @@ func Launch(t testing.TB, o ServeOptions) *Proc {
 	go func() {
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
-			p.stdout.Write([]byte(sc.Text() + "\n"))
+			p.mu.Lock()
+			p.stdout = append(p.stdout, sc.Text())
+			p.mu.Unlock()
 			if u, ok := strings.CutPrefix(sc.Text(), "trustgate listening on "); ok {
 				select {
 				case p.listening <- u:
@@ -206,15 +214,22 @@ func (p *Proc) WaitListening(t testing.TB) {
 }
 
 // Stdout is everything the process printed on its standard output so far.
-func (p *Proc) Stdout() string { return p.stdout.String() }
+func (p *Proc) Stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.stdout) == 0 {
+		return ""
+	}
+	return strings.Join(p.stdout, "\n") + "\n"
+}
 
 // Stderr is the last 4000 bytes of its log (standard error).
 func (p *Proc) Stderr() string {
-	s := p.stderr.String()
-	if len(s) > 4000 {
-		s = s[len(s)-4000:]
+	b, _ := os.ReadFile(p.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
 	}
-	return s
+	return string(b)
 }
 
 // Signal sends sig to the process.
@@ -276,22 +291,4 @@ func (p *Proc) Stop() {
 	if p.t.Failed() {
 		p.t.Logf("log of %s:\n%s", p.Name, p.Stderr())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -68,6 +68,9 @@ func (e Endpoint) Do(t testing.TB, r Request) Response {
 	t.Helper()
 	var body io.Reader
 	ct := r.ContentType
+	if b, ok := r.Body.([]byte); ok && b == nil {
+		r.Body = nil // a nil []byte is no body
+	}
 	if r.Body != nil {
 		switch b := r.Body.(type) {
 		case []byte:

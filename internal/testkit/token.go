@@ -112,19 +112,27 @@ func (e Endpoint) PostToken(contentType string, body []byte, header http.Header)
 		return r
 	}
 	if resp.StatusCode == http.StatusOK {
-		if err := strictJSON(b, &r.OK); err != nil {
+		if err := decodeStrict(b, &r.OK); err != nil {
 			r.DecodeErr = fmt.Errorf("the token response is not the documented JSON: %w", err)
 		}
-	} else if err := strictJSON(b, &r.Refusal); err != nil {
+	} else if err := decodeStrict(b, &r.Refusal); err != nil {
 		r.DecodeErr = fmt.Errorf("the error response is not RFC 6749 §5.2 JSON: %w", err)
 	}
 	return r
 }
 
-func strictJSON(b []byte, v any) error {
+// decodeStrict fills v from b as far as it can and says whether b is exactly v's JSON.
+func decodeStrict(b []byte, v any) error {
+	_ = json.Unmarshal(b, v)
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
-	return d.Decode(v)
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return fmt.Errorf("more than one JSON value")
+	}
+	return nil
 }
 
 // MustGrant fails unless r is a 200 with the documented response for a connection whose TTL is

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"testing"
@@ -15,11 +14,6 @@ import (
 // way a relying party would, and verifies an access token with the keys found there.
 func TestDiscoveryLeadsToTheKeysThatVerifyAccessTokens(t *testing.T) {
 	e := newEnv(t)
-	resp, err := http.Get(e.URL + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var doc struct {
 		Issuer                string   `json:"issuer"`
 		JWKSURI               string   `json:"jwks_uri"`
@@ -27,9 +21,7 @@ func TestDiscoveryLeadsToTheKeysThatVerifyAccessTokens(t *testing.T) {
 		IntrospectionEndpoint string   `json:"introspection_endpoint"`
 		GrantTypesSupported   []string `json:"grant_types_supported"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("openid-configuration: %d %v", resp.StatusCode, err)
-	}
+	e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/.well-known/openid-configuration"}).WantStatus(t, http.StatusOK).Decode(t, &doc)
 	if doc.Issuer != e.URL || doc.JWKSURI != e.URL+"/.well-known/jwks.json" || doc.TokenEndpoint != e.URL+"/v1/token" ||
 		doc.IntrospectionEndpoint != e.URL+"/v1/introspect" || !slices.Contains(doc.GrantTypesSupported, api.GrantTypeTokenExchange) {
 		t.Errorf("openid-configuration = %+v", doc)

@@ -349,9 +349,12 @@ func TestJWKSWaitingCallerHonoursItsContext(t *testing.T) {
 	if _, err := f.cache.Key(ctx, f.server.URL, f.issuer.KID()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
-	// The shared fetch itself completes for the next caller.
-	time.Sleep(400 * time.Millisecond)
+	// The shared fetch itself goes on for the next caller, who joins it (or finds its result
+	// cached): no second fetch.
 	if _, err := f.cache.Key(context.Background(), f.server.URL, f.issuer.KID()); err != nil {
-		t.Fatalf("after the fetch finished: %v", err)
+		t.Fatalf("the next caller: %v", err)
+	}
+	if got := f.server.JWKSHits(); got != 1 {
+		t.Errorf("%d JWKS fetches, want 1: the abandoned fetch was not the one the next caller got", got)
 	}
 }
