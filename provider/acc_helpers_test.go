@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
@@ -125,5 +126,35 @@ func (c namedSkipBelow) CheckTerraformVersion(ctx context.Context, req tfversion
 	if resp.Skip != "" {
 		resp.Skip = fmt.Sprintf("%s skipped: it needs Terraform ≥ %s (%s) and this is Terraform %s",
 			c.t.Name(), minTerraform, c.why, req.TerraformVersion)
+	}
+}
+
+// On a Terraform older than the minimum (.ci/run's 1.5.7 fallback), a test that needs it skips
+// and the reason names the test, what needs the minimum and the Terraform found; from the minimum
+// on, it runs.
+func TestNeedsMinTerraformNamesTheSkippedTest(t *testing.T) {
+	check := needsMinTerraform(t, "the ephemeral resource trustgate_access_token")
+	for _, tc := range []struct {
+		req  tfversion.CheckTerraformVersionRequest
+		skip bool
+	}{
+		{tfversion.CheckTerraformVersionRequest{TerraformVersion: tfversion.Version1_5_0}, true},
+		{tfversion.CheckTerraformVersionRequest{TerraformVersion: tfversion.Version1_9_0}, true},
+		{tfversion.CheckTerraformVersionRequest{TerraformVersion: minTerraform}, false},
+		{tfversion.CheckTerraformVersionRequest{TerraformVersion: tfversion.Version1_11_0}, false},
+	} {
+		var resp tfversion.CheckTerraformVersionResponse
+		check.CheckTerraformVersion(context.Background(), tc.req, &resp)
+		if !tc.skip {
+			if resp.Skip != "" {
+				t.Errorf("Terraform %s: skipped (%s), want it to run", tc.req.TerraformVersion, resp.Skip)
+			}
+			continue
+		}
+		for _, want := range []string{t.Name(), "Terraform ≥ 1.10.0", "ephemeral resource", "Terraform " + tc.req.TerraformVersion.String()} {
+			if !strings.Contains(resp.Skip, want) {
+				t.Errorf("Terraform %s: skip reason %q does not say %q", tc.req.TerraformVersion, resp.Skip, want)
+			}
+		}
 	}
 }
