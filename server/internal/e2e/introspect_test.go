@@ -38,11 +38,7 @@ func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 	}
 	whoami := func(t *testing.T, token string) (*api.Whoami, error) {
 		t.Helper()
-		c, err := apiclient.New(e.URL, token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Whoami(t.Context())
+		return e.Client(t, token).Whoami(t.Context())
 	}
 
 	// Access tokens the server did not issue for this connection, or that are no longer valid.
@@ -121,8 +117,7 @@ func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 	}
 
 	t.Run("introspection needs an API key", func(t *testing.T) {
-		c, _ := apiclient.New(e.URL, access)
-		if _, err := c.Introspect(t.Context(), access); apiclient.StatusCode(err) != http.StatusUnauthorized {
+		if _, err := e.Client(t, access).Introspect(t.Context(), access); apiclient.StatusCode(err) != http.StatusUnauthorized {
 			t.Errorf("introspect with an access token as credential: %v, want 401", err)
 		}
 	})
