@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -16,9 +14,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
-	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/internal/devissuer"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/ciissuer"
 )
 
 // tokenOutsideEcho is a state check: the echo resource holds the access token (that is how a test
@@ -69,28 +67,15 @@ func (c tokenOutsideEcho) CheckState(ctx context.Context, req statecheck.CheckSt
 
 func TestAccAccessToken_exchangesACIJWTAndKeepsTheTokenOutOfState(t *testing.T) {
 	s := accServer(t)
-	iss, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp := httptest.NewServer(iss.Handler())
-	t.Cleanup(idp.Close)
-	iss.SetIssuer(idp.URL)
-	jwt, err := iss.Mint("generic", map[string]any{"aud": "trustgate-acc", "sub": "workload:acc"}, 10*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	iss := ciissuer.Start(t, devissuer.Options{})
+	jwt := iss.MustMint(t, "generic", map[string]any{"aud": "trustgate-acc", "sub": "workload:acc"})
 
 	// The connection is set up through the API by both teams. (Aliased provider blocks with two
 	// keys do not work in-process: every alias reaches the same provider server.)
 	in := genericInput("acc-token")
-	in.JWKSURL = idp.URL + "/.well-known/jwks.json"
-	issuer := idp.URL
-	in.Conditions[0].Value = &issuer
-	mustCreate(t, s, in)
-	if _, err := s.Client(t, s.SecurityKey).SetStatus(context.Background(), "acc-token", api.StatusChange{Status: api.StatusActive}, 0); err != nil {
-		t.Fatal(err)
-	}
+	in.JWKSURL = iss.JWKSURL
+	in.Conditions[0].Value = &iss.URL
+	s.CreateActive(t, in)
 
 	// A CI run needs no API key for the exchange: only the endpoint.
 	cfg := fmt.Sprintf(`
@@ -111,7 +96,7 @@ resource "echo" "test" {}
 `, s.URL, jwt)
 
 	resource.Test(t, resource.TestCase{
-		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_10_0)},
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{needsMinTerraform(t, "the ephemeral resource trustgate_access_token")},
 		ProtoV6ProviderFactories: providerFactoriesWithEcho,
 		Steps: []resource.TestStep{
 			{

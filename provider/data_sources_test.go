@@ -14,13 +14,13 @@ import (
 
 func TestAccDataSources_readOneByNameOrIDAndListWithFilters(t *testing.T) {
 	s := accServer(t)
-	gh := mustCreate(t, s, api.ConnectionInput{
+	gh := s.CreateDraft(t, api.ConnectionInput{
 		Name: "ds-github", Description: "from acme/app",
 		GitHub:   &api.GitHubSettings{Owner: "acme", Repository: "acme/app"},
 		TokenTTL: &api.TokenTTL{Amount: 20, Unit: api.UnitMinutes},
 	})
-	mustCreate(t, s, genericInput("ds-generic"))
-	mustCreate(t, s, genericInput("other-generic"))
+	s.CreateDraft(t, genericInput("ds-generic"))
+	s.CreateDraft(t, genericInput("other-generic"))
 	if _, err := s.Client(t, s.SecurityKey).SetStatus(context.Background(), "ds-generic", api.StatusChange{Status: api.StatusActive}, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,11 @@ package provider
 import (
 	"bytes"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/internal/devissuer"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/ciissuer"
 )
 
 // The documentation examples (examples/provider, resources, data-sources, ephemeral-resources) are
@@ -40,7 +39,7 @@ func readExample(t *testing.T, rel string) string {
 func TestExamplesAreTerraformFmtClean(t *testing.T) {
 	tf, err := exec.LookPath("terraform")
 	if err != nil {
-		t.Skip("no terraform on PATH: install Terraform ≥ 1.10 to check the examples' formatting")
+		t.Skipf("no terraform on PATH: install Terraform ≥ %s to check the examples' formatting", minTerraform)
 	}
 	var files int
 	for _, d := range exampleDirs {
@@ -118,22 +117,12 @@ func TestAccExamples_securityWorkspaceAndCIExamplesApply(t *testing.T) {
 	s := accServer(t)
 	// The platform team's github-deploy, here a generic connection trusting a local dev issuer so
 	// that the CI example can really exchange a token with it.
-	iss, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp := httptest.NewServer(iss.Handler())
-	t.Cleanup(idp.Close)
-	iss.SetIssuer(idp.URL)
+	iss := ciissuer.Start(t, devissuer.Options{})
 	in := genericInput("github-deploy")
-	in.JWKSURL = idp.URL + "/.well-known/jwks.json"
-	issuer := idp.URL
-	in.Conditions[0].Value = &issuer
-	conn := mustCreate(t, s, in)
-	jwt, err := iss.Mint("generic", map[string]any{"aud": "trustgate-acc"}, 10*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in.JWKSURL = iss.JWKSURL
+	in.Conditions[0].Value = &iss.URL
+	conn := s.CreateDraft(t, in)
+	jwt := iss.MustMint(t, "generic", map[string]any{"aud": "trustgate-acc"})
 
 	provider := strings.Replace(readExample(t, "provider/provider.tf"), "https://trustgate.example.com", s.URL, 1)
 	security := provider + readExample(t, "resources/trustgate_workload_connection_activation/resource.tf")
@@ -163,7 +152,7 @@ resource "echo" "test" {}
 	}
 	act := "trustgate_workload_connection_activation.deploy"
 	resource.Test(t, resource.TestCase{
-		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_10_0)},
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{needsMinTerraform(t, "the CI example uses the ephemeral resource trustgate_access_token")},
 		ProtoV6ProviderFactories: providerFactoriesWithEcho,
 		CheckDestroy:             expectStatus(t, s, "github-deploy", api.StatusInactive),
 		Steps: []resource.TestStep{

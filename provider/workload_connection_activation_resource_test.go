@@ -49,7 +49,7 @@ func expectStatus(t *testing.T, s *testkit.Server, name, want string) resource.T
 
 func TestAccActivation_activatesImportsFollowsDriftAndDeactivatesOnDestroy(t *testing.T) {
 	s := accServer(t)
-	conn := mustCreate(t, s, genericInput("acc-act"))
+	conn := s.CreateDraft(t, genericInput("acc-act"))
 	approved := fmt.Sprintf("approved_fingerprint = %q", conn.Fingerprint)
 	cfg := activationConfig(s, s.SecurityKey, "acc-act", approved)
 	resource.Test(t, resource.TestCase{
@@ -117,7 +117,7 @@ func TestAccActivation_activatesImportsFollowsDriftAndDeactivatesOnDestroy(t *te
 
 func TestAccActivation_onDestroyDeleteDeletesTheConnection(t *testing.T) {
 	s := accServer(t)
-	mustCreate(t, s, genericInput("acc-act-delete"))
+	s.CreateDraft(t, genericInput("acc-act-delete"))
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: providerFactories,
 		CheckDestroy:             checkGone(s, "acc-act-delete"),
@@ -133,7 +133,7 @@ func TestAccActivation_onDestroyDeleteDeletesTheConnection(t *testing.T) {
 // Four eyes: the security admin who last changed the configuration may not activate it; another may.
 func TestAccActivation_fourEyesRefusesTheLastConfigChanger(t *testing.T) {
 	s := accServer(t)
-	mustCreate(t, s, genericInput("acc-four-eyes"))
+	s.CreateDraft(t, genericInput("acc-four-eyes"))
 	if _, err := s.Client(t, s.SecurityKey).PatchConnection(context.Background(), "acc-four-eyes",
 		map[string]any{"description": "tightened by security"}, 0); err != nil {
 		t.Fatalf("security admin's change through the API: %v", err)
@@ -166,7 +166,7 @@ func TestAccActivation_fourEyesRefusesTheLastConfigChanger(t *testing.T) {
 
 func TestAccActivation_mismatchedFingerprintIsRefusedAndChangesNothing(t *testing.T) {
 	s := accServer(t)
-	conn := mustCreate(t, s, genericInput("acc-fp"))
+	conn := s.CreateDraft(t, genericInput("acc-fp"))
 	wrong := "sha256:" + strings.Repeat("0", 64)
 	var newFingerprint string
 	resource.Test(t, resource.TestCase{

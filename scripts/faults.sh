@@ -31,7 +31,7 @@ out=$(mktemp /tmp/trustgate-faults-out.XXXXXX)
 if [ -n "$dsn" ]; then on="SQLite and PostgreSQL"; else on="SQLite only"; fi
 echo "== go test -v ./server/internal/faults/ ($on)"
 set +e
-TRUSTGATE_TEST_POSTGRES_URL="$dsn" go test -count=1 -v -timeout 10m -run . ./server/internal/faults/ 2>&1 | tee "$out"
+TRUSTGATE_FAULTS=1 TRUSTGATE_TEST_POSTGRES_URL="$dsn" go test -count=1 -v -timeout 10m -run . ./server/internal/faults/ 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 echo

@@ -123,13 +123,12 @@ func runCLI(t *testing.T, env map[string]string, args ...string) result {
 	return result{stdout: stdout.String(), stderr: stderr.String(), err: err}
 }
 
-// noMetadata is a GCE_METADATA_HOST where nothing listens, so tests never reach a real one.
+// noMetadata is a GCE_METADATA_HOST where nothing listens, so tests never reach a real one: port 0,
+// which no server can listen on, so connecting is refused (unlike a port freed by a closed test
+// server, which another process may take meanwhile).
 func noMetadata(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	host := srv.Listener.Addr().String()
-	srv.Close()
-	return host
+	return "127.0.0.1:0"
 }
 
 // assertNoSecret fails when the CI token shows up in anything the command printed.

@@ -1,7 +1,3 @@
-// Package testkit is the one kit of test fixtures that the server's tests, the end-to-end and
-// fault suites and the provider's acceptance tests share: a real Trustgate server (router,
-// services and store) on a real socket, fresh databases (SQLite or PostgreSQL), a fake CI issuer
-// with real keys, connection bodies, token exchanges and access-token verification.
 package testkit
 
 import (
@@ -15,14 +11,15 @@ import (
 	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
-	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/testdb"
 	"github.com/trustgate/terraform-provider-trustgate/server/app"
 )
 
-// Server is a running test server with three principals.
+// Server is a running test server with three principals. Endpoint holds its URL (also its public
+// URL) and what a client does with it; Admins the principals' clients.
 type Server struct {
-	URL         string
+	Endpoint
+	Admins
 	App         *app.App
 	DSN         string // the database it runs on
 	DevOpsKey   string // principal "devops", role devops_admin
@@ -37,6 +34,10 @@ type Option func(*app.Config)
 
 // WithConfig lets a test change any configuration field.
 func WithConfig(f func(*app.Config)) Option { return Option(f) }
+
+// WithClock makes now the server's token-exchange clock (app.Config.Now), e.g. a ciissuer.Clock's
+// Now, so that a test moves time forward instead of waiting for it.
+func WithClock(now func() time.Time) Option { return func(c *app.Config) { c.Now = now } }
 
 // Start starts a server on a fresh database and stops it when the test ends. Insecure JWKS URLs are
 // allowed (the CI issuer of a test listens on loopback http) and the default audience is the
@@ -54,6 +55,7 @@ func StartOn(t testing.TB, dsn string, opts ...Option) *Server {
 	s.DevOpsKey = s.ensureKey(t, "devops", api.RoleDevOpsAdmin)
 	s.SecurityKey = s.ensureKey(t, "security", api.RoleSecurityAdmin)
 	s.AuditorKey = s.ensureKey(t, "auditor", api.RoleAuditor)
+	s.Admins = NewAdmins(t, s.URL, s.DevOpsKey, s.SecurityKey, s.AuditorKey)
 	return s
 }
 
@@ -69,6 +71,7 @@ func (s *Server) Restart(t testing.TB, opts ...Option) *Server {
 	keep := func(c *app.Config) { c.KEK, c.Audience = kek, audience }
 	n := start(t, s.DSN, append([]Option{keep}, opts...)...)
 	n.DevOpsKey, n.SecurityKey, n.AuditorKey = s.DevOpsKey, s.SecurityKey, s.AuditorKey
+	n.Admins = NewAdmins(t, n.URL, n.DevOpsKey, n.SecurityKey, n.AuditorKey)
 	return n
 }
 
@@ -98,7 +101,7 @@ func start(t testing.TB, dsn string, opts ...Option) *Server {
 	}
 	srv.Config.Handler = a.Handler
 	srv.Start()
-	s := &Server{URL: url, App: a, DSN: dsn, srv: srv}
+	s := &Server{Endpoint: Endpoint{URL: url, PublicURL: a.Config.PublicURL}, App: a, DSN: dsn, srv: srv}
 	t.Cleanup(s.stop)
 	return s
 }
@@ -116,16 +119,6 @@ func (s *Server) NewKey(t testing.TB, name, role string) string {
 		t.Fatalf("creating principal %s: %v", name, err)
 	}
 	return key
-}
-
-// Client returns an API client using key.
-func (s *Server) Client(t testing.TB, key string) *apiclient.Client {
-	t.Helper()
-	c, err := apiclient.New(s.URL, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // ensureKey creates a principal named name, or, when a server that ran on the same database

@@ -61,6 +61,9 @@ type Config struct {
 	// client; empty trusts none (the client address is the TCP peer).
 	TrustedProxies []string
 	Logger         *slog.Logger
+	// Now is the token exchange's clock: CI-token time checks, the JWKS cache's ages and refresh
+	// cool-down, access-token lifetimes (default time.Now). Tests move it instead of waiting.
+	Now func() time.Time
 }
 
 // App is a running server's parts.
@@ -123,8 +126,9 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 			cfg.Logger.Warn("connection catalog refresh after a change failed; the poller will retry", "error", err)
 		}
 	}
-	verifier := jwtverify.NewVerifier(jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS}), jwtverify.VerifierOptions{})
-	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, PublicURL: cfg.PublicURL}
+	verifier := jwtverify.NewVerifier(jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS, Now: cfg.Now}),
+		jwtverify.VerifierOptions{Now: cfg.Now})
+	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, PublicURL: cfg.PublicURL, Now: cfg.Now}
 	var limiter *httpapi.RateLimiter
 	if cfg.RatePerConnection > 0 || cfg.RatePerClient > 0 {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)

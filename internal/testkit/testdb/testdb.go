@@ -46,15 +46,22 @@ func DSN(t testing.TB) string {
 	return postgresDSN(t, base)
 }
 
+// SQLite returns the DSN of a fresh, empty SQLite database in t.TempDir(), whatever the
+// environment says (for tests that run on both databases in one pass).
+func SQLite(t testing.TB) string {
+	t.Helper()
+	return "sqlite://" + filepath.Join(t.TempDir(), "trustgate.db")
+}
+
 // RequirePostgres returns the DSN of a fresh PostgreSQL database, or skips the test saying why when
 // EnvPostgresURL is not set. With TRUSTGATE_REQUIRE_POSTGRES set it fails instead (CI).
 func RequirePostgres(t testing.TB) string {
 	t.Helper()
 	if PostgresURL() == "" {
 		if os.Getenv("TRUSTGATE_REQUIRE_POSTGRES") != "" {
-			t.Fatalf("%s is not set but TRUSTGATE_REQUIRE_POSTGRES is: run the tests through make test", EnvPostgresURL)
+			t.Fatalf("%s is not set but TRUSTGATE_REQUIRE_POSTGRES is: run the tests through make test (or make test-faults)", EnvPostgresURL)
 		}
-		t.Skipf("needs PostgreSQL: set %s (make test does)", EnvPostgresURL)
+		t.Skipf("needs PostgreSQL: set %s (make test and make test-faults do)", EnvPostgresURL)
 	}
 	return postgresDSN(t, PostgresURL())
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 // TestExchangesAreAudited checks that a granted and a denied exchange each leave one token.exchange
@@ -16,25 +17,23 @@ import (
 // and actual values (which the response withholds).
 func TestExchangesAreAudited(t *testing.T) {
 	e := newEnv(t)
-	conn := e.createActive(t, api.ConnectionInput{Name: "audited", JWKSURL: e.iss.JWKSURL, Conditions: []api.Condition{
-		{Claim: "iss", Operator: api.OpEquals, Value: ptr(e.iss.URL)},
-		{Claim: "aud", Operator: api.OpEquals, Value: ptr(e.s.URL)},
-		{Claim: "sub", Operator: api.OpEquals, Value: ptr("workload:example")},
-	}})
-	send := func(requestID, token string) tokenResult {
+	in := e.generic("audited")
+	in.Conditions = append(in.Conditions, api.Condition{Claim: "sub", Operator: api.OpEquals, Value: ptr("workload:example")})
+	conn := e.CreateActive(t, in)
+	send := func(requestID, token string) testkit.TokenResult {
 		h := http.Header{}
 		if requestID != "" {
 			h.Set("X-Request-Id", requestID)
 		}
-		return e.postToken(t, "application/x-www-form-urlencoded", []byte(exchangeForm(conn.Name, token).Encode()), h)
+		return e.PostForm(testkit.ExchangeForm(conn.Name, token), h)
 	}
 
-	granted := send("e2e-granted-1", e.iss.mint(t, "generic", map[string]any{"aud": e.s.URL}))
-	access := mustGrant(t, granted, time.Hour)
-	denied := send("e2e-denied-1", e.iss.mint(t, "generic", map[string]any{"aud": e.s.URL, "sub": "workload:intruder"}))
-	mustRefuse(t, denied, api.ErrInvalidGrant, "condition", "workload:example")
-	generated := send("", e.iss.mint(t, "generic", map[string]any{"aud": e.s.URL, "exp": unix(-time.Hour), "iat": unix(-2 * time.Hour), "nbf": unix(-2 * time.Hour)}))
-	mustRefuse(t, generated, api.ErrInvalidGrant, "expired")
+	granted := send("e2e-granted-1", e.token(t, nil))
+	access := testkit.MustGrant(t, granted, time.Hour)
+	denied := send("e2e-denied-1", e.token(t, map[string]any{"sub": "workload:intruder"}))
+	testkit.MustRefuse(t, denied, api.ErrInvalidGrant, "condition", "workload:example")
+	generated := send("", e.token(t, map[string]any{"exp": unix(-time.Hour), "iat": unix(-2 * time.Hour), "nbf": unix(-2 * time.Hour)}))
+	testkit.MustRefuse(t, generated, api.ErrInvalidGrant, "expired")
 
 	if granted.RequestID != "e2e-granted-1" || denied.RequestID != "e2e-denied-1" {
 		t.Errorf("X-Request-Id not echoed: %q, %q", granted.RequestID, denied.RequestID)
@@ -48,7 +47,7 @@ func TestExchangesAreAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	events := e.auditByRequest(t, conn.ID)
+	events := e.ExchangeEvents(t, conn.ID)
 	if len(events) != 3 {
 		t.Errorf("%d token.exchange events for the connection, want 3", len(events))
 	}
@@ -98,7 +97,7 @@ func TestExchangesAreAudited(t *testing.T) {
 		}
 	})
 	t.Run("auditors read them", func(t *testing.T) {
-		page, err := e.auditor.ListAuditEvents(ctx(t), apiclient.AuditOptions{Connection: conn.Name, Action: api.ActionTokenExchange})
+		page, err := e.Auditor.ListAuditEvents(t.Context(), apiclient.AuditOptions{Connection: conn.Name, Action: api.ActionTokenExchange})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,5 +3,6 @@
 // on a real socket, real CI-shaped tokens signed by a dev issuer whose keys are fetched from a real
 // JWKS endpoint, and access tokens checked against the server's published JWKS.
 //
-// The package has no non-test code: run it with `go test ./server/e2e/`.
+// The package has no non-test code: run it with `go test ./server/internal/e2e/`. Its
+// fixtures (server, issuer, token exchanges, access-token checks) come from internal/testkit.
 package e2e

@@ -12,6 +12,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 )
 
@@ -20,18 +21,16 @@ import (
 // tokens that are expired or were not signed by this server.
 func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 	e := newEnv(t)
-	conn := e.createActive(t, api.ConnectionInput{Name: "introspected", JWKSURL: e.iss.JWKSURL,
-		TokenTTL: &api.TokenTTL{Amount: 5, Unit: api.UnitMinutes},
-		Conditions: []api.Condition{
-			{Claim: "iss", Operator: api.OpEquals, Value: ptr(e.iss.URL)},
-			{Claim: "aud", Operator: api.OpEquals, Value: ptr(e.s.URL)},
-		}})
-	access := mustGrant(t, e.exchange(t, conn.Name, e.iss.mint(t, "generic", map[string]any{"aud": e.s.URL})), 5*time.Minute)
-	claims := e.verifyAccess(t, access, conn, "workload:example", e.iss.URL, 5*time.Minute)
+	in := e.generic("introspected")
+	in.TokenTTL = &api.TokenTTL{Amount: 5, Unit: api.UnitMinutes}
+	conn := e.CreateActive(t, in)
+	access := testkit.MustGrant(t, e.Exchange(conn.Name, e.token(t, nil)), 5*time.Minute)
+	claims := e.VerifyAccess(t, access)
+	claims.Expect(t, conn, "workload:example", e.iss.URL, 5*time.Minute)
 
 	introspect := func(t *testing.T, token string) *api.Introspection {
 		t.Helper()
-		got, err := e.auditor.Introspect(ctx(t), token) // any API key may introspect
+		got, err := e.Auditor.Introspect(t.Context(), token) // any API key may introspect
 		if err != nil {
 			t.Fatalf("introspect: %v", err)
 		}
@@ -39,16 +38,12 @@ func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 	}
 	whoami := func(t *testing.T, token string) (*api.Whoami, error) {
 		t.Helper()
-		c, err := apiclient.New(e.s.URL, token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Whoami(ctx(t))
+		return e.Client(t, token).Whoami(t.Context())
 	}
 
 	// Access tokens the server did not issue for this connection, or that are no longer valid.
 	past := time.Now().Add(-10 * time.Minute)
-	expired, err := e.s.App.Keys.Mint(signing.AccessClaims{Subject: "workload:example", IssuedAt: past, NotBefore: past,
+	expired, err := e.App.Keys.Mint(signing.AccessClaims{Subject: "workload:example", IssuedAt: past, NotBefore: past,
 		Expiry: past.Add(5 * time.Minute), Connection: conn.Name, ConnectionID: conn.ID, SourceIssuer: e.iss.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +59,7 @@ func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ring.Issuer, ring.Audience = e.s.URL, e.s.URL
+		ring.Issuer, ring.Audience = e.URL, e.URL
 		return ring
 	}()
 	now := time.Now()
@@ -76,20 +71,20 @@ func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 	}
 	// A forgery under the server's own kid, signed with an attacker's P-256 key.
 	attackerKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	forged := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": e.s.URL, "aud": e.s.URL, "sub": "workload:example",
+	forged := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": e.URL, "aud": e.URL, "sub": "workload:example",
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": "forged",
 		"connection": conn.Name, "connection_id": conn.ID, "source_iss": e.iss.URL})
-	forged.Header["kid"] = e.s.App.Keys.KID()
+	forged.Header["kid"] = e.App.Keys.KID()
 	forgedToken, err := forged.SignedString(attackerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ciToken := e.iss.mint(t, "generic", map[string]any{"aud": e.s.URL})
+	ciToken := e.token(t, nil)
 
 	t.Run("a fresh token is active", func(t *testing.T) {
 		got := introspect(t, access)
 		if !got.Active || got.Sub != "workload:example" || got.Connection != conn.Name || got.ConnectionID != conn.ID ||
-			got.Iss != e.s.URL || got.Exp != claims.ExpiresAt.Unix() || got.Jti != claims.ID {
+			got.Iss != e.URL || got.Exp != claims.ExpiresAt.Unix() || got.Jti != claims.ID {
 			t.Errorf("introspection = %+v, want active with the token's claims", got)
 		}
 		who, err := whoami(t, access)
@@ -122,28 +117,27 @@ func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 	}
 
 	t.Run("introspection needs an API key", func(t *testing.T) {
-		c, _ := apiclient.New(e.s.URL, access)
-		if _, err := c.Introspect(ctx(t), access); apiclient.StatusCode(err) != http.StatusUnauthorized {
+		if _, err := e.Client(t, access).Introspect(t.Context(), access); apiclient.StatusCode(err) != http.StatusUnauthorized {
 			t.Errorf("introspect with an access token as credential: %v, want 401", err)
 		}
 	})
 
 	t.Run("right after deactivation", func(t *testing.T) {
-		e.setStatus(t, conn, api.StatusInactive)
+		e.SetStatus(t, conn, api.StatusInactive)
 		if got := introspect(t, access); got.Active {
 			t.Errorf("introspection right after deactivation = %+v, want active:false", got)
 		}
 		if _, err := whoami(t, access); apiclient.StatusCode(err) != http.StatusUnauthorized {
 			t.Errorf("whoami after deactivation: %v, want 401", err)
 		}
-		mustRefuse(t, e.exchange(t, conn.Name, e.iss.mint(t, "generic", map[string]any{"aud": e.s.URL})), api.ErrInvalidTarget, "")
+		testkit.MustRefuse(t, e.Exchange(conn.Name, e.token(t, nil)), api.ErrInvalidTarget, "")
 	})
 
 	t.Run("a reused connection name does not revive the token", func(t *testing.T) {
-		if err := e.security.DeleteConnection(ctx(t), conn.ID, 0); err != nil {
+		if err := e.Security.DeleteConnection(t.Context(), conn.ID, 0); err != nil {
 			t.Fatalf("deleting the inactive connection: %v", err)
 		}
-		again := e.createActive(t, apiGeneric(e, conn.Name))
+		again := e.CreateActive(t, e.generic(conn.Name))
 		if again.ID == conn.ID {
 			t.Fatalf("the new connection reuses the id %s", conn.ID)
 		}
@@ -156,7 +150,7 @@ func TestIntrospectionAndWhoamiFollowTheConnection(t *testing.T) {
 	})
 
 	t.Run("whoami with an API key is the principal", func(t *testing.T) {
-		who, err := e.devops.Whoami(ctx(t))
+		who, err := e.DevOps.Whoami(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,12 +1,14 @@
 package e2e_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 // presetCase is one provider type: the connection to create, the token shape and claims that
@@ -44,14 +46,14 @@ func presetCases() []presetCase {
 			name:  "github",
 			shape: "github",
 			input: func(e *env) api.ConnectionInput {
-				return api.ConnectionInput{Name: "gh-deploy", ProviderType: api.ProviderGitHub, JWKSURL: e.iss.JWKSURL,
-					GitHub: &api.GitHubSettings{Owner: "octo-org", OwnerID: "65", Repository: "octo-org/octo-repo",
-						Ref: "refs/heads/main", Environment: "prod"},
-					TokenTTL: &api.TokenTTL{Amount: 10, Unit: api.UnitMinutes}}
+				in := testkit.GitHubInput("gh-deploy", e.iss.JWKSURL)
+				in.GitHub.Environment = "prod"
+				in.TokenTTL = &api.TokenTTL{Amount: 10, Unit: api.UnitMinutes}
+				return in
 			},
 			// The GitHub shape carries iss https://token.actions.githubusercontent.com already;
 			// the audience defaults to the server's.
-			claims:    func(e *env) map[string]any { return map[string]any{"aud": e.s.URL} },
+			claims:    func(e *env) map[string]any { return map[string]any{"aud": e.URL} },
 			sub:       "repo:octo-org/octo-repo:environment:prod",
 			sourceIss: "https://token.actions.githubusercontent.com",
 			scope: []scopeMutation{
@@ -78,7 +80,7 @@ func presetCases() []presetCase {
 					},
 					TokenTTL: &api.TokenTTL{Amount: 1, Unit: api.UnitHours}}
 			},
-			claims:    func(e *env) map[string]any { return map[string]any{"aud": e.s.URL} },
+			claims:    func(e *env) map[string]any { return map[string]any{"aud": e.URL} },
 			sub:       "project_path:my-group/my-project:ref_type:branch:ref:main",
 			sourceIss: "https://gitlab.example.com",
 			scope: []scopeMutation{
@@ -153,12 +155,12 @@ func presetCases() []presetCase {
 				return api.ConnectionInput{Name: "generic-deploy", ProviderType: api.ProviderGeneric, JWKSURL: e.iss.JWKSURL,
 					Conditions: []api.Condition{
 						{Claim: "iss", Operator: api.OpEquals, Value: ptr(e.iss.URL)},
-						{Claim: "aud", Operator: api.OpOneOf, Values: []string{"https://a.example.com", e.s.URL}},
+						{Claim: "aud", Operator: api.OpOneOf, Values: []string{"https://a.example.com", e.URL}},
 						{Claim: "sub", Operator: api.OpStartsWith, Value: ptr("workload:")},
 						{Claim: "team", Operator: api.OpExists},
 					}}
 			},
-			claims:    func(e *env) map[string]any { return map[string]any{"aud": e.s.URL, "team": "payments"} },
+			claims:    func(e *env) map[string]any { return map[string]any{"aud": e.URL, "team": "payments"} },
 			sub:       "workload:example",
 			sourceIss: "", // filled from the issuer URL
 			scope: []scopeMutation{
@@ -179,30 +181,30 @@ func TestPresetExchangeEndToEnd(t *testing.T) {
 	for _, pc := range presetCases() {
 		t.Run(pc.name, func(t *testing.T) {
 			in := pc.input(e)
-			conn := e.createActive(t, in)
+			conn := e.CreateActive(t, in)
 			ttl := ttlOf(in.TokenTTL)
 			sourceIss := pc.sourceIss
 			if sourceIss == "" {
 				sourceIss = e.iss.URL
 			}
 
-			good := e.iss.mint(t, pc.shape, pc.claims(e))
-			access := mustGrant(t, e.exchange(t, conn.Name, good), ttl)
-			e.verifyAccess(t, access, conn, pc.sub, sourceIss, ttl)
+			good := e.iss.MustMint(t, pc.shape, pc.claims(e))
+			access := testkit.MustGrant(t, e.Exchange(conn.Name, good), ttl)
+			e.VerifyAccess(t, access).Expect(t, conn, pc.sub, sourceIss, ttl)
 
 			// The same kind of token as JSON, and with the id_token subject type.
-			access = mustGrant(t, e.exchangeJSON(t, conn.Name, e.iss.mint(t, pc.shape, pc.claims(e))), ttl)
-			e.verifyAccess(t, access, conn, pc.sub, sourceIss, ttl)
-			form := exchangeForm(conn.Name, e.iss.mint(t, pc.shape, pc.claims(e)))
+			access = testkit.MustGrant(t, e.ExchangeJSON(conn.Name, e.iss.MustMint(t, pc.shape, pc.claims(e))), ttl)
+			e.VerifyAccess(t, access).Expect(t, conn, pc.sub, sourceIss, ttl)
+			form := testkit.ExchangeForm(conn.Name, e.iss.MustMint(t, pc.shape, pc.claims(e)))
 			form.Set("subject_token_type", api.TokenTypeIDToken)
-			mustGrant(t, e.postForm(t, form), ttl)
+			testkit.MustGrant(t, e.PostForm(form, nil), ttl)
 
 			for _, m := range pc.scope {
 				t.Run(fmt.Sprintf("%s=%v is refused", m.claim, m.value), func(t *testing.T) {
 					claims := pc.claims(e)
 					claims[m.claim] = m.value
-					r := e.exchange(t, conn.Name, e.iss.mint(t, pc.shape, claims))
-					mustRefuse(t, r, api.ErrInvalidGrant, "condition", m.secret)
+					r := e.Exchange(conn.Name, e.iss.MustMint(t, pc.shape, claims))
+					testkit.MustRefuse(t, r, api.ErrInvalidGrant, "condition", m.secret)
 				})
 			}
 		})
@@ -230,7 +232,7 @@ func TestPresetTokensMatchFixtures(t *testing.T) {
 			}
 			b, _ := json.Marshal(claims)
 			var decoded map[string]any
-			d := json.NewDecoder(bytesReader(b))
+			d := json.NewDecoder(bytes.NewReader(b))
 			d.UseNumber()
 			if err := d.Decode(&decoded); err != nil {
 				t.Fatal(err)

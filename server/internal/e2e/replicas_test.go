@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -9,60 +10,60 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/app"
 )
 
-// TestDeactivationReachesEveryReplicaWithinOneSecond runs two servers on one database (same
-// key-encryption key, as replicas are deployed): a token issued by one verifies on the other's
-// JWKS, and a deactivation made through one stops exchanges and introspection on the other within
-// 1 second (CONTRACT.md §4).
-func TestDeactivationReachesEveryReplicaWithinOneSecond(t *testing.T) {
-	a := newEnv(t)
-	replica := testkit.StartOn(t, a.s.DSN, testkit.WithConfig(func(c *app.Config) {
-		c.KEK = a.s.App.Config.KEK
-		c.PublicURL = a.s.URL // one public URL for the deployment
-		c.CatalogPoll = 250 * time.Millisecond
-	}))
-	b := &env{s: replica, iss: a.iss, devops: replica.Client(t, replica.DevOpsKey),
-		security: replica.Client(t, replica.SecurityKey), auditor: replica.Client(t, replica.AuditorKey)}
-
-	conn := a.createActive(t, api.ConnectionInput{Name: "replicated", JWKSURL: a.iss.JWKSURL, Conditions: []api.Condition{
-		{Claim: "iss", Operator: api.OpEquals, Value: ptr(a.iss.URL)},
-		{Claim: "aud", Operator: api.OpEquals, Value: ptr(a.s.URL)},
-	}})
-	mint := func() string { return a.iss.mint(t, "generic", map[string]any{"aud": a.s.URL}) }
-
-	// The replica sees the activation made through the first server.
-	var access string
-	deadline := time.Now().Add(time.Second)
-	for {
-		r := b.exchange(t, conn.Name, mint())
-		if r.Status == 200 {
-			access = mustGrant(t, r, time.Hour)
-			break
+// TestDeactivationReachesEveryReplicaAtItsNextCatalogPoll runs two servers on one database (same
+// key-encryption key and public URL, as replicas are deployed): a token issued by one verifies
+// on the other's JWKS, and a change made through one reaches the other at its next catalog poll,
+// the refresh that CONTRACT.md §4's "within 1 second" rests on. The polls are triggered here
+// (Catalog.Refresh) rather than waited for, so the test does not depend on the machine's
+// scheduling; server/internal/faults measures the delay between real processes.
+func TestDeactivationReachesEveryReplicaAtItsNextCatalogPoll(t *testing.T) {
+	noPolling := func(c *app.Config) { c.CatalogPoll = time.Hour } // polls happen when the test says
+	a := newEnv(t, testkit.WithConfig(noPolling))
+	b := &env{iss: a.iss, Server: testkit.StartOn(t, a.DSN, testkit.WithConfig(func(c *app.Config) {
+		noPolling(c)
+		c.KEK = a.App.Config.KEK
+		c.PublicURL = a.URL // one public URL for the deployment
+	}))}
+	poll := func(t *testing.T, s *env) {
+		t.Helper()
+		if err := s.App.Catalog.Refresh(t.Context()); err != nil {
+			t.Fatalf("catalog poll: %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica still refuses 1 s after the activation: %s", r)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	// Both servers publish the same keys: the replica's token verifies against the first's JWKS.
-	a.verifyAccess(t, access, conn, "workload:example", a.iss.URL, time.Hour)
 
-	// Deactivate through the replica; the first server must follow within 1 s.
-	b.setStatus(t, conn, api.StatusInactive)
-	changed := time.Now()
-	for {
-		r := a.exchange(t, conn.Name, mint())
-		in, err := a.auditor.Introspect(ctx(t), access)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Status != 200 && !in.Active {
-			mustRefuse(t, r, api.ErrInvalidTarget, "")
-			t.Logf("deactivation reached the other replica after %s", time.Since(changed).Round(time.Millisecond))
-			break
-		}
-		if time.Since(changed) > time.Second {
-			t.Fatalf("1 s after deactivation the other replica still answers exchange %d, introspection active=%v", r.Status, in.Active)
-		}
-		time.Sleep(50 * time.Millisecond)
+	conn := a.CreateActive(t, a.generic("replicated"))
+	mint := func() string { return a.token(t, nil) }
+
+	// The replica sees the activation made through the first server at its next poll.
+	if r := b.Exchange(conn.Name, mint()).Answered(t); r.Status == http.StatusOK {
+		t.Fatalf("test setup: the replica granted before its catalog poll, so the poll is not what this test shows")
+	}
+	poll(t, b)
+	access := testkit.MustGrant(t, b.Exchange(conn.Name, mint()), time.Hour)
+	// Both servers publish the same keys: the replica's token verifies against the first's JWKS.
+	a.VerifyAccess(t, access).Expect(t, conn, "workload:example", a.iss.URL, time.Hour)
+	if in, err := a.Auditor.Introspect(t.Context(), access); err != nil || !in.Active {
+		t.Fatalf("the first server introspects the replica's token as %+v, %v; want active", in, err)
+	}
+
+	// Deactivate through the replica; the first server follows at its next poll.
+	b.SetStatus(t, conn, api.StatusInactive)
+	poll(t, a)
+	testkit.MustRefuse(t, a.Exchange(conn.Name, mint()), api.ErrInvalidTarget, "")
+	in, err := a.Auditor.Introspect(t.Context(), access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Active {
+		t.Errorf("after its catalog poll the first server still introspects the token of a deactivated connection as active")
+	}
+}
+
+// TestCatalogPollsOftenEnoughForTheOneSecondPromise: a server polls for other replicas' changes
+// at least once a second unless configured otherwise (CONTRACT.md §4).
+func TestCatalogPollsOftenEnoughForTheOneSecondPromise(t *testing.T) {
+	s := testkit.Start(t, testkit.WithConfig(func(c *app.Config) { c.CatalogPoll = 0 })) // 0: the default
+	if got := s.App.Config.CatalogPoll; got <= 0 || got > time.Second {
+		t.Errorf("default catalog poll interval %s, want at most 1 s", got)
 	}
 }

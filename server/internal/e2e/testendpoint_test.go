@@ -7,28 +7,25 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/devissuer"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/ciissuer"
 )
 
 // TestTestEndpointReportsEveryCheckAndIssuesNothing exercises POST /v1/workload-connections/{ref}/test
 // on a draft: the full per-check report, would_issue, no token and no exchange event.
 func TestTestEndpointReportsEveryCheckAndIssuesNothing(t *testing.T) {
 	e := newEnv(t)
-	conn := e.createDraft(t, api.ConnectionInput{Name: "gh-draft", JWKSURL: e.iss.JWKSURL,
-		GitHub: &api.GitHubSettings{Owner: "octo-org", OwnerID: "65", Repository: "octo-org/octo-repo", Ref: "refs/heads/main"},
-		Conditions: []api.Condition{
-			{Claim: "run_attempt", Operator: api.OpOneOf, Values: []string{"1", "2"}},
-			{Claim: "job_workflow_ref", Operator: api.OpStartsWith, Value: ptr("octo-org/octo-automation/")},
-		}})
+	in := testkit.GitHubInput("gh-draft", e.iss.JWKSURL)
+	in.Conditions = []api.Condition{
+		{Claim: "run_attempt", Operator: api.OpOneOf, Values: []string{"1", "2"}},
+		{Claim: "job_workflow_ref", Operator: api.OpStartsWith, Value: ptr("octo-org/octo-automation/")},
+	}
+	conn := e.CreateDraft(t, in)
 	if len(conn.EffectiveConditions) != 8 {
 		t.Fatalf("effective conditions = %d, want 6 preset + 2 user: %+v", len(conn.EffectiveConditions), conn.EffectiveConditions)
 	}
-	claims := func(extra map[string]any) map[string]any {
-		m := map[string]any{"aud": e.s.URL}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
+	claims := func(extra map[string]any) map[string]any { return withAudience(e.URL, extra) }
 	fixed := []string{"size", "format", "algorithm", "key", "signature", "exp", "nbf", "iat", "lifetime"}
 
 	// wantReport checks names and order, and that every condition reports expected and actual.
@@ -73,12 +70,12 @@ func TestTestEndpointReportsEveryCheckAndIssuesNothing(t *testing.T) {
 	}
 
 	t.Run("a token that would be accepted", func(t *testing.T) {
-		tok := e.iss.mint(t, "github", claims(nil))
+		tok := e.iss.MustMint(t, "github", claims(nil))
 		full, err := e.iss.Claims("github", claims(nil), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := e.devops.TestToken(ctx(t), conn.Name, tok)
+		res, err := e.DevOps.TestToken(t.Context(), conn.Name, tok)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,9 +90,9 @@ func TestTestEndpointReportsEveryCheckAndIssuesNothing(t *testing.T) {
 
 	t.Run("a token that differs in one scope claim", func(t *testing.T) {
 		extra := map[string]any{"ref": "refs/heads/feature"}
-		tok := e.iss.mint(t, "github", claims(extra))
+		tok := e.iss.MustMint(t, "github", claims(extra))
 		full, _ := e.iss.Claims("github", claims(extra), 0)
-		res, err := e.security.TestToken(ctx(t), conn.ID, tok)
+		res, err := e.Security.TestToken(t.Context(), conn.ID, tok)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,8 +103,8 @@ func TestTestEndpointReportsEveryCheckAndIssuesNothing(t *testing.T) {
 	})
 
 	t.Run("a token signed by another key stops at the signature", func(t *testing.T) {
-		other := startIssuer(t, issuerOptsSameKID(e.iss.KID()))
-		res, err := e.devops.TestToken(ctx(t), conn.Name, other.mint(t, "github", claims(nil)))
+		other := ciissuer.Start(t, devissuer.Options{KID: e.iss.KID()}) // a fresh key under the kid of e's issuer
+		res, err := e.DevOps.TestToken(t.Context(), conn.Name, other.MustMint(t, "github", claims(nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,17 +115,17 @@ func TestTestEndpointReportsEveryCheckAndIssuesNothing(t *testing.T) {
 	})
 
 	t.Run("auditors may not test", func(t *testing.T) {
-		_, err := e.auditor.TestToken(ctx(t), conn.Name, e.iss.mint(t, "github", claims(nil)))
+		_, err := e.Auditor.TestToken(t.Context(), conn.Name, e.iss.MustMint(t, "github", claims(nil)))
 		if apiclient.StatusCode(err) != http.StatusForbidden {
 			t.Errorf("auditor test: %v, want 403", err)
 		}
 	})
 
 	t.Run("nothing was issued", func(t *testing.T) {
-		if n := len(e.auditByRequest(t, conn.ID)); n != 0 {
+		if n := len(e.ExchangeEvents(t, conn.ID)); n != 0 {
 			t.Errorf("%d token.exchange events after tests only, want 0", n)
 		}
-		page, err := e.security.ListAuditEvents(ctx(t), apiclient.AuditOptions{Connection: conn.ID, Action: api.ActionConnectionTest})
+		page, err := e.Security.ListAuditEvents(t.Context(), apiclient.AuditOptions{Connection: conn.ID, Action: api.ActionConnectionTest})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,14 +136,14 @@ func TestTestEndpointReportsEveryCheckAndIssuesNothing(t *testing.T) {
 		if outcomes[api.OutcomeSuccess] != 3 || outcomes[api.OutcomeDenied] != 1 || len(page.Items) != 4 {
 			t.Errorf("connection.test events by outcome %v, want 3 success and 1 denied (the auditor's refused test)", outcomes)
 		}
-		got, err := e.devops.GetConnection(ctx(t), conn.ID)
+		got, err := e.DevOps.GetConnection(t.Context(), conn.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got.Status != api.StatusDraft || got.Revision != conn.Revision {
 			t.Errorf("testing changed the connection: status %q revision %d", got.Status, got.Revision)
 		}
-		mustRefuse(t, e.exchange(t, conn.Name, e.iss.mint(t, "github", claims(nil))), api.ErrInvalidTarget, "")
+		testkit.MustRefuse(t, e.Exchange(conn.Name, e.iss.MustMint(t, "github", claims(nil))), api.ErrInvalidTarget, "")
 	})
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/testdb"
 )
 
 // TestCrashDuringExchangeLoad kills a server with SIGKILL while clients exchange tokens, restarts it
@@ -24,7 +26,7 @@ func TestCrashDuringExchangeLoad(t *testing.T) {
 	for _, db := range []struct {
 		name string
 		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", requirePostgres}} {
+	}{{"sqlite", func(t *testing.T) string { return testdb.SQLite(t) }}, {"postgres", func(t *testing.T) string { return testdb.RequirePostgres(t) }}} {
 		t.Run(db.name, func(t *testing.T) { crashUnderLoad(t, db.name, db.dsn(t)) })
 	}
 }
@@ -33,12 +35,13 @@ func crashUnderLoad(t *testing.T, dbName, dsn string) {
 	d := newDeployment(t, dsn)
 	iss := startIssuer(t)
 	s := startServer(t, "crash-"+dbName, d)
-	createActive(t, s, iss.connectionInput("crash"))
-	tok := iss.token(t)
-	kidBefore := kids(t, s.jwks(t))
+	s.admins(t).CreateActive(t, connectionInput(iss, "crash"))
+	tok := ciToken(t, iss)
+	kidBefore := testkit.KIDs(t, s.JWKS(t))
 
 	const workers = 8
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	load := s.Endpoint
+	load.HTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 	var (
 		mu         sync.Mutex
 		received   []string
@@ -51,18 +54,16 @@ func crashUnderLoad(t *testing.T, dbName, dsn string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			form := "grant_type=" + api.GrantTypeTokenExchange + "&subject_token=" + tok +
-				"&subject_token_type=" + api.TokenTypeJWT + "&connection=crash"
 			for {
 				sent.Add(1)
-				r := postToken(hc, s.URL, "application/x-www-form-urlencoded", []byte(form), nil)
+				r := load.Exchange("crash", tok)
 				switch {
-				case r.Err != nil && s.killed.Load():
+				case r.TransportErr != nil && s.Killed():
 					cutOff.Add(1)
 					return
-				case r.Status == http.StatusOK && r.Token != "":
+				case r.Status == http.StatusOK && r.OK.AccessToken != "":
 					mu.Lock()
-					received = append(received, r.Token)
+					received = append(received, r.OK.AccessToken)
 					mu.Unlock()
 				default:
 					mu.Lock()
@@ -84,7 +85,7 @@ func crashUnderLoad(t *testing.T, dbName, dsn string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	s.kill9(t)
+	s.Kill9(t)
 	wg.Wait()
 	for _, u := range unexpected {
 		t.Errorf("exchange under load before the kill: %s", u)
@@ -95,15 +96,15 @@ func crashUnderLoad(t *testing.T, dbName, dsn string) {
 
 	// Restart on the same database: it opens, migrates and serves again.
 	s2 := startServer(t, "crash-"+dbName+"-restarted", d)
-	if r := rawDo(t, http.MethodGet, s2.URL+"/readyz", "", "", nil, nil); r.Status != http.StatusOK {
+	if r := s2.Do(t, testkit.Request{Method: http.MethodGet, Path: "/readyz"}); r.Status != http.StatusOK {
 		t.Fatalf("/readyz after the restart: %d %s", r.Status, r.Body)
 	}
-	jwksAfter := s2.jwks(t)
-	if kidAfter := kids(t, jwksAfter); strings.Join(kidAfter, ",") != strings.Join(kidBefore, ",") {
+	jwksAfter := s2.JWKS(t)
+	if kidAfter := testkit.KIDs(t, jwksAfter); strings.Join(kidAfter, ",") != strings.Join(kidBefore, ",") {
 		t.Fatalf("the restarted server publishes keys %v, before the crash %v", kidAfter, kidBefore)
 	}
 
-	events := allAuditEvents(t, s2.security(t), apiclient.AuditOptions{Connection: "crash", Action: api.ActionTokenExchange})
+	events := testkit.AuditEvents(t, s2.admins(t).Security, apiclient.AuditOptions{Connection: "crash", Action: api.ActionTokenExchange})
 	granted := map[string]int{}
 	for _, ev := range events {
 		if ev.Outcome != api.OutcomeGranted {
@@ -118,8 +119,7 @@ func crashUnderLoad(t *testing.T, dbName, dsn string) {
 	}
 	missing := 0
 	for _, token := range received {
-		claims := verifyAccessToken(t, jwksAfter, token)
-		jti, _ := claims["jti"].(string)
+		jti := testkit.VerifyAccessToken(t, jwksAfter, token, publicURL).ID
 		switch granted[jti] {
 		case 1:
 		case 0:
@@ -140,14 +140,14 @@ func crashUnderLoad(t *testing.T, dbName, dsn string) {
 	}
 
 	// Issuing continues, with the same key.
-	r := exchange(s2.URL, "crash", tok, nil)
+	r := s2.Exchange("crash", tok)
 	if r.Status != http.StatusOK {
 		t.Fatalf("exchange after the restart: %s", r)
 	}
-	if kid := unverifiedPart(t, r.Token, 0)["kid"]; kid != kidBefore[0] {
-		t.Fatalf("the restarted server signs with kid %v, before the crash %s", kid, kidBefore[0])
+	if header, _, _ := testkit.Segments(t, r.OK.AccessToken); header["kid"] != kidBefore[0] {
+		t.Fatalf("the restarted server signs with kid %v, before the crash %s", header["kid"], kidBefore[0])
 	}
-	verifyAccessToken(t, jwksAfter, r.Token)
+	testkit.VerifyAccessToken(t, jwksAfter, r.OK.AccessToken, publicURL)
 
 	summary(t, "crash %s: kill -9 under %d-worker load after %d requests; %d tokens received, %d requests cut off; %d/%d tokens have their granted audit event (%d granted events in all); same kid after restart",
 		dbName, workers, sent.Load(), len(received), cutOff.Load(), len(received)-missing, len(received), len(granted))

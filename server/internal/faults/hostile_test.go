@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/testdb"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
@@ -46,8 +47,8 @@ type snapshot struct {
 
 func takeSnapshot(t *testing.T, s *server) snapshot {
 	t.Helper()
-	evs := allAuditEvents(t, s.security(t), apiclient.AuditOptions{})
-	sn := snapshot{connections: connectionsJSON(t, s.auditor(t)), ids: map[string]bool{}}
+	evs := testkit.AuditEvents(t, s.admins(t).Security, apiclient.AuditOptions{})
+	sn := snapshot{connections: connectionsJSON(t, s.admins(t).Auditor), ids: map[string]bool{}}
 	for _, ev := range evs {
 		sn.ids[ev.ID] = true
 		if ev.Outcome != api.OutcomeDenied {
@@ -104,13 +105,13 @@ func TestHostileAdminInput(t *testing.T) {
 	t.Parallel()
 	dbs := []struct {
 		name string
-		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}}
+		dsn  func(testing.TB) string
+	}{{"sqlite", testdb.SQLite}}
 	if testdb.PostgresURL() != "" {
 		dbs = append(dbs, struct {
 			name string
-			dsn  func(*testing.T) string
-		}{"postgres", requirePostgres})
+			dsn  func(testing.TB) string
+		}{"postgres", testdb.RequirePostgres})
 	} else {
 		t.Logf("PostgreSQL pass skipped: %s is not set", testdb.EnvPostgresURL)
 	}
@@ -123,7 +124,7 @@ func hostileAdminInput(t *testing.T, dbName, dsn string) {
 	d := newDeployment(t, dsn)
 	s := startServer(t, "hostile-"+dbName, d)
 	d.ensureKeys(t)
-	target, err := s.devops(t).CreateConnection(ctxT(t), api.ConnectionInput{
+	target, err := s.admins(t).DevOps.CreateConnection(t.Context(), api.ConnectionInput{
 		Name: "hostile-target", ProviderType: api.ProviderGeneric, JWKSURL: "https://issuer.example.com/jwks",
 		Conditions: []api.Condition{
 			{Claim: "iss", Operator: api.OpEquals, Value: strPtr("https://issuer.example.com")},
@@ -163,7 +164,7 @@ func hostileAdminInput(t *testing.T, dbName, dsn string) {
 		{name: "truncated status", method: "PUT", path: tgt + "/status", role: "security", ctype: "application/json", body: []byte(`{"status":`), want: 422},
 		// Wrong content types: 415.
 		{name: "text/plain create", method: "POST", path: conns, ctype: "text/plain", body: mustJSON(validInput("plain")), want: 415},
-		{name: "no content type", method: "POST", path: conns, body: mustJSON(validInput("untyped")), want: 415},
+		{name: "no content type", method: "POST", path: conns, ctype: "-", body: mustJSON(validInput("untyped")), want: 415},
 		{name: "form create", method: "POST", path: conns, ctype: "application/x-www-form-urlencoded", body: []byte("name=form"), want: 415},
 		{name: "multipart create", method: "POST", path: conns, ctype: "multipart/form-data; boundary=x", body: []byte("--x--"), want: 415},
 		{name: "xml create", method: "POST", path: conns, ctype: "application/xml", body: []byte("<name>x</name>"), want: 415},
@@ -241,7 +242,8 @@ func hostileAdminInput(t *testing.T, dbName, dsn string) {
 		if c.role == "security" {
 			key = d.security
 		}
-		r := rawDo(t, c.method, s.URL+c.path, key, c.ctype, c.body, c.header)
+		r := s.Do(t, testkit.Request{Method: c.method, Path: c.path, Key: key, ContentType: c.ctype, Body: c.body, Header: c.header})
+		problem, isProblem := r.AsProblem()
 		if r.Status != c.want && slices.Contains(c.alsoOK, r.Status) {
 			if r.Status >= 300 && r.Status < 400 {
 				if loc := r.Header.Get("Location"); !strings.HasPrefix(loc, "/v1/workload-connections") {
@@ -254,11 +256,11 @@ func hostileAdminInput(t *testing.T, dbName, dsn string) {
 			t.Errorf("%s: %s %s answered %d %s, want %d", c.name, c.method, trunc(c.path), r.Status, trunc(string(r.Body)), c.want)
 			continue
 		}
-		if !r.IsProblem {
+		if !isProblem {
 			t.Errorf("%s: the %d answer is not problem+json: %s %s", c.name, r.Status, r.Header.Get("Content-Type"), trunc(string(r.Body)))
 			continue
 		}
-		if c.field != "" && !namesField(r.Problem, c.field) {
+		if c.field != "" && !namesField(problem, c.field) {
 			t.Errorf("%s: the 422 does not name the field %q: %s", c.name, c.field, r.Body)
 		}
 		problems++
@@ -266,12 +268,12 @@ func hostileAdminInput(t *testing.T, dbName, dsn string) {
 	unchanged(t, s, before, "the hostile requests")
 
 	// Filters with SQL in them match nothing rather than everything.
-	list, err := s.auditor(t).ListConnections(ctxT(t), apiclient.ListOptions{NamePrefix: `%' OR '1'='1`})
+	list, err := s.admins(t).Auditor.ListConnections(t.Context(), apiclient.ListOptions{NamePrefix: `%' OR '1'='1`})
 	if err != nil || len(list.Items) != 0 {
 		t.Errorf("name_prefix with SQL: %d items, %v; want none", len(list.Items), err)
 	}
 	// The target is intact and still reachable.
-	if got, err := s.auditor(t).GetConnection(ctxT(t), "hostile-target"); err != nil || got.Revision != target.Revision {
+	if got, err := s.admins(t).Auditor.GetConnection(t.Context(), "hostile-target"); err != nil || got.Revision != target.Revision {
 		t.Errorf("hostile-target after the hostile requests: %+v %v", got, err)
 	}
 
@@ -294,16 +296,17 @@ func requestIDInjection(t *testing.T, s *server, d *deployment) int {
 	for _, v := range []string{strings.Repeat("a", 129), "a b", "x\ty", "<script>alert(1)</script>", "${jndi:ldap://evil/a}",
 		"%0d%0aSet-Cookie:%20x=1", "id\u00e9", `"quoted"`} {
 		// A refused create is audited, so the audit event shows which id the server used.
-		r := rawDo(t, "POST", s.URL+"/v1/workload-connections", d.devops, "application/json",
-			mustJSON(validInput(`x'; DROP TABLE connections;--`)), http.Header{"X-Request-Id": {v}})
+		r := s.Do(t, testkit.Request{Method: "POST", Path: "/v1/workload-connections", Key: d.devops,
+			Body: mustJSON(validInput(`x'; DROP TABLE connections;--`)), Header: http.Header{"X-Request-Id": {v}}})
+		problem, _ := r.AsProblem()
 		got := r.Header.Get("X-Request-Id")
 		if got == v || !safeRequestID.MatchString(got) {
 			t.Errorf("X-Request-Id %q answered with X-Request-Id %q, want a generated id", trunc(v), got)
 		}
-		if r.Problem.RequestID != got {
-			t.Errorf("X-Request-Id %q: problem request_id %q differs from the header %q", trunc(v), r.Problem.RequestID, got)
+		if problem.RequestID != got {
+			t.Errorf("X-Request-Id %q: problem request_id %q differs from the header %q", trunc(v), problem.RequestID, got)
 		}
-		evs := allAuditEvents(t, s.security(t), apiclient.AuditOptions{Action: api.ActionConnectionCreate})
+		evs := testkit.AuditEvents(t, s.admins(t).Security, apiclient.AuditOptions{Action: api.ActionConnectionCreate})
 		found := false
 		for _, ev := range evs {
 			if ev.RequestID == v {
@@ -372,12 +375,7 @@ func namesField(p api.Problem, field string) bool {
 	return false
 }
 
-func trunc(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}
+func trunc(s string) string { return testkit.Truncate(s, 80) }
 
 func strPtr(s string) *string { return &s }
 
@@ -387,28 +385,28 @@ func strPtr(s string) *string { return &s }
 // commits events in shared batches — they must not make the legitimate exchanges fail.
 func TestHostileTokenRequests(t *testing.T) {
 	t.Parallel()
-	dsn := sqliteDSN(t)
+	dsn := testdb.SQLite(t)
 	if testdb.PostgresURL() != "" {
-		dsn = requirePostgres(t) // PostgreSQL is the one that refuses NUL and invalid UTF-8
+		dsn = testdb.RequirePostgres(t) // PostgreSQL is the one that refuses NUL and invalid UTF-8
 	} else {
 		t.Logf("on SQLite: set %s for the PostgreSQL pass", testdb.EnvPostgresURL)
 	}
 	d := newDeployment(t, dsn)
 	s := startServer(t, "hostile-token", d)
 	iss := startIssuer(t)
-	createActive(t, s, iss.connectionInput("legit"))
-	tok := iss.token(t)
+	s.admins(t).CreateActive(t, connectionInput(iss, "legit"))
+	tok := ciToken(t, iss)
 
 	hostile := []string{"a\x00b", "\x00", "legit\x00", "\xff\xfe", "legit\xff", strings.Repeat("n", 100000)}
 	for i, name := range hostile {
-		r := exchange(s.URL, name, tok, http.Header{"X-Request-Id": {"hostile-name-" + strconv.Itoa(i)}})
+		r := s.PostForm(testkit.ExchangeForm(name, tok), http.Header{"X-Request-Id": {"hostile-name-" + strconv.Itoa(i)}})
 		if r.Status != http.StatusBadRequest {
 			t.Errorf("exchange through connection %q: %s, want 400", trunc(name), r)
 		}
 	}
 	// Each refusal is still in the audit log, with a storable rendering of the name.
 	audited := map[string]bool{}
-	for _, ev := range allAuditEvents(t, s.security(t), apiclient.AuditOptions{Action: api.ActionTokenExchange}) {
+	for _, ev := range testkit.AuditEvents(t, s.admins(t).Security, apiclient.AuditOptions{Action: api.ActionTokenExchange}) {
 		if strings.HasPrefix(ev.RequestID, "hostile-name-") && ev.Outcome == api.OutcomeDenied {
 			audited[ev.RequestID] = true
 		}
@@ -435,7 +433,7 @@ func TestHostileTokenRequests(t *testing.T) {
 					return
 				default:
 				}
-				exchange(s.URL, hostile[w%len(hostile)], tok, nil)
+				s.Exchange(hostile[w%len(hostile)], tok)
 				sentBad.Add(1)
 			}
 		}(w)
@@ -446,7 +444,7 @@ func TestHostileTokenRequests(t *testing.T) {
 		go func() {
 			defer legit.Done()
 			for i := 0; i < perWorker; i++ {
-				if r := exchange(s.URL, "legit", tok, nil); r.Status != http.StatusOK {
+				if r := s.Exchange("legit", tok); r.Status != http.StatusOK {
 					mu.Lock()
 					failures = append(failures, r.String())
 					mu.Unlock()
@@ -470,9 +468,9 @@ func TestHostileTokenRequests(t *testing.T) {
 // a NUL, sent as the JSON escape \u0000) must not take concurrent exchanges down with it.
 func TestRefusedAdminChangesDoNotFailExchanges(t *testing.T) {
 	t.Parallel()
-	dsn := sqliteDSN(t)
+	dsn := testdb.SQLite(t)
 	if testdb.PostgresURL() != "" {
-		dsn = requirePostgres(t)
+		dsn = testdb.RequirePostgres(t)
 	} else {
 		t.Logf("on SQLite: set %s for the PostgreSQL pass", testdb.EnvPostgresURL)
 	}
@@ -480,8 +478,8 @@ func TestRefusedAdminChangesDoNotFailExchanges(t *testing.T) {
 	s := startServer(t, "hostile-admin-audit", d)
 	d.ensureKeys(t)
 	iss := startIssuer(t)
-	createActive(t, s, iss.connectionInput("legit"))
-	tok := iss.token(t)
+	s.admins(t).CreateActive(t, connectionInput(iss, "legit"))
+	tok := ciToken(t, iss)
 
 	bodies := [][]byte{
 		[]byte(`{"name":"a\u0000b","provider_type":"generic","jwks_url":"https://i.example/jwks"}`),
@@ -504,7 +502,7 @@ func TestRefusedAdminChangesDoNotFailExchanges(t *testing.T) {
 					return
 				default:
 				}
-				r := rawDo(t, "POST", s.URL+"/v1/workload-connections", d.devops, "application/json", bodies[w%len(bodies)], nil)
+				r := s.Do(t, testkit.Request{Method: "POST", Path: "/v1/workload-connections", Key: d.devops, Body: bodies[w%len(bodies)]})
 				if r.Status != http.StatusUnprocessableEntity {
 					mu.Lock()
 					failures = append(failures, "create with a NUL: "+strconv.Itoa(r.Status)+" "+trunc(string(r.Body)))
@@ -521,7 +519,7 @@ func TestRefusedAdminChangesDoNotFailExchanges(t *testing.T) {
 		go func() {
 			defer legit.Done()
 			for i := 0; i < perWorker; i++ {
-				if r := exchange(s.URL, "legit", tok, nil); r.Status != http.StatusOK {
+				if r := s.Exchange("legit", tok); r.Status != http.StatusOK {
 					mu.Lock()
 					failures = append(failures, "legitimate exchange: "+r.String())
 					mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/testdb"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
@@ -31,9 +32,9 @@ type pgCluster struct {
 func startOwnPostgres(t *testing.T) *pgCluster {
 	t.Helper()
 	if testdb.PostgresURL() == "" {
-		requirePostgres(t) // skips (or fails under TRUSTGATE_REQUIRE_POSTGRES) with the reason
+		testdb.RequirePostgres(t) // skips (or fails under TRUSTGATE_REQUIRE_POSTGRES) with the reason
 	}
-	script, err := filepath.Abs("../../scripts/pg.sh")
+	script, err := filepath.Abs("../../../scripts/pg.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,27 +116,27 @@ func TestPostgresOutage(t *testing.T) {
 	d := newDeployment(t, pg.DSN)
 	iss := startIssuer(t)
 	s := startServer(t, "outage", d)
-	conn := createActive(t, s, iss.connectionInput("outage"))
-	tok := iss.token(t)
-	if r := exchange(s.URL, "outage", tok, nil); r.Status != http.StatusOK {
+	conn := s.admins(t).CreateActive(t, connectionInput(iss, "outage"))
+	tok := ciToken(t, iss)
+	if r := s.Exchange("outage", tok); r.Status != http.StatusOK {
 		t.Fatalf("exchange before the outage: %s", r)
 	}
 	d.ensureKeys(t)
-	before := connectionsJSON(t, s.auditor(t))
-	eventsBefore := allAuditEvents(t, s.security(t), apiclient.AuditOptions{})
+	before := connectionsJSON(t, s.admins(t).Auditor)
+	eventsBefore := testkit.AuditEvents(t, s.admins(t).Security, apiclient.AuditOptions{})
 
 	pg.stop(t)
 	outageStart := time.Now()
 
-	if r := rawDo(t, http.MethodGet, s.URL+"/readyz", "", "", nil, nil); r.Status != http.StatusServiceUnavailable || !r.IsProblem {
+	if r := s.Do(t, testkit.Request{Method: http.MethodGet, Path: "/readyz"}); r.Status != http.StatusServiceUnavailable || !isProblem(r) {
 		t.Errorf("/readyz with PostgreSQL down: %d %s, want 503 problem+json", r.Status, r.Body)
 	}
-	if r := rawDo(t, http.MethodGet, s.URL+"/healthz", "", "", nil, nil); r.Status != http.StatusOK {
+	if r := s.Do(t, testkit.Request{Method: http.MethodGet, Path: "/healthz"}); r.Status != http.StatusOK {
 		t.Errorf("/healthz (process up) with PostgreSQL down: %d, want 200", r.Status)
 	}
 
 	patch, _ := json.Marshal(map[string]any{"description": "written during the outage"})
-	create, _ := json.Marshal(iss.connectionInput("outage-created"))
+	create, _ := json.Marshal(connectionInput(iss, "outage-created"))
 	status, _ := json.Marshal(api.StatusChange{Status: api.StatusInactive, ApprovedFingerprint: conn.Fingerprint})
 	admin := []struct {
 		name, method, path, key, ctype string
@@ -152,11 +153,12 @@ func TestPostgresOutage(t *testing.T) {
 	var slowest time.Duration
 	for _, c := range admin {
 		start := time.Now()
-		r := rawDo(t, c.method, s.URL+c.path, c.key, c.ctype, c.body, http.Header{"X-Request-Id": {"outage-" + c.name}})
+		r := s.Do(t, testkit.Request{Method: c.method, Path: c.path, Key: c.key, ContentType: c.ctype, Body: c.body,
+			Header: http.Header{"X-Request-Id": {"outage-" + c.name}}})
 		if el := time.Since(start); el > slowest {
 			slowest = el
 		}
-		if r.Status != http.StatusServiceUnavailable || !r.IsProblem {
+		if r.Status != http.StatusServiceUnavailable || !isProblem(r) {
 			t.Errorf("%s %s with PostgreSQL down: %d %s, want 503 problem+json", c.method, c.path, r.Status, r.Body)
 		}
 	}
@@ -165,15 +167,15 @@ func TestPostgresOutage(t *testing.T) {
 	for exchanges < 5 || time.Since(outageStart) < 1500*time.Millisecond {
 		time.Sleep(50 * time.Millisecond)
 		start := time.Now()
-		r := exchange(s.URL, "outage", tok, http.Header{"X-Request-Id": {"outage-exchange"}})
+		r := s.PostForm(testkit.ExchangeForm("outage", tok), http.Header{"X-Request-Id": {"outage-exchange"}})
 		exchanges++
 		if el := time.Since(start); el > slowest {
 			slowest = el
 		}
-		if r.Status == http.StatusOK || r.Token != "" || strings.Contains(string(r.Body), "access_token") {
+		if r.Status == http.StatusOK || r.OK.AccessToken != "" || strings.Contains(string(r.Body), "access_token") {
 			t.Fatalf("exchange with PostgreSQL down issued a token (its audit event cannot be durable): %s", r)
 		}
-		if r.Status != http.StatusServiceUnavailable || r.OAuthError != "temporarily_unavailable" {
+		if r.Status != http.StatusServiceUnavailable || r.Refusal.Error != "temporarily_unavailable" {
 			t.Errorf("exchange with PostgreSQL down: %s, want 503 temporarily_unavailable", r)
 		}
 	}
@@ -184,21 +186,21 @@ func TestPostgresOutage(t *testing.T) {
 	pg.restart(t)
 	pgBack := time.Now()
 	ready := waitFor(t, 30*time.Second, "/readyz back to 200 after PostgreSQL returned", func() bool {
-		return rawDo(t, http.MethodGet, s.URL+"/readyz", "", "", nil, nil).Status == http.StatusOK
+		return s.Do(t, testkit.Request{Method: http.MethodGet, Path: "/readyz"}).Status == http.StatusOK
 	})
 	var firstGrant time.Duration
 	waitFor(t, 30*time.Second, "a granted exchange after PostgreSQL returned", func() bool {
-		ok := exchange(s.URL, "outage", tok, nil).Status == http.StatusOK
+		ok := s.Exchange("outage", tok).Status == http.StatusOK
 		firstGrant = time.Since(pgBack)
 		return ok
 	})
 
 	// Nothing half-written: the connections are exactly as before, and no request of the outage
 	// left a success or a grant in the audit log.
-	if after := connectionsJSON(t, s.auditor(t)); after != before {
+	if after := connectionsJSON(t, s.admins(t).Auditor); after != before {
 		t.Errorf("the connections changed across the outage:\nbefore %s\nafter  %s", before, after)
 	}
-	events := allAuditEvents(t, s.security(t), apiclient.AuditOptions{})
+	events := testkit.AuditEvents(t, s.admins(t).Security, apiclient.AuditOptions{})
 	seen := map[string]bool{}
 	for _, ev := range events {
 		seen[ev.ID] = true
@@ -216,7 +218,7 @@ func TestPostgresOutage(t *testing.T) {
 		t.Errorf("%d audit events after the outage, want the %d from before + 1 (the first exchange after it)", len(events), len(eventsBefore))
 	}
 	// Admin writes work again without restarting trustgate.
-	if _, err := s.devops(t).CreateConnection(ctxT(t), iss.connectionInput("outage-after")); err != nil {
+	if _, err := s.admins(t).DevOps.CreateConnection(t.Context(), connectionInput(iss, "outage-after")); err != nil {
 		t.Fatalf("create after the recovery: %v", err)
 	}
 	summary(t, "postgres outage: %d admin requests and %d exchanges during a %s outage all refused (503, slowest %s, no token issued); /readyz ready %s and first exchange granted %s after PostgreSQL returned, without restarting trustgate; %d audit events before, %d after",
@@ -227,10 +229,13 @@ func TestPostgresOutage(t *testing.T) {
 // connectionsJSON is every connection, as JSON, for before/after comparisons.
 func connectionsJSON(t *testing.T, c *apiclient.Client) string {
 	t.Helper()
-	all, err := c.ListAllConnections(ctxT(t), apiclient.ListOptions{Limit: 500})
+	all, err := c.ListAllConnections(t.Context(), apiclient.ListOptions{Limit: 500})
 	if err != nil {
 		t.Fatalf("listing connections: %v", err)
 	}
 	b, _ := json.Marshal(all)
 	return string(b)
 }
+
+// isProblem reports whether r is application/problem+json with its own status, type, title and detail.
+func isProblem(r testkit.Response) bool { _, ok := r.AsProblem(); return ok }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/testdb"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", to look at the shared database directly
@@ -40,16 +41,16 @@ func pgCount(t *testing.T, dsn, query string) int64 {
 // same moment on an empty database, sharing the public URL of their load balancer; the test talks
 // to each on its own listen address.
 func TestReplicas(t *testing.T) {
-	d := newDeployment(t, requirePostgres(t))
+	d := newDeployment(t, testdb.RequirePostgres(t))
 	iss := startIssuer(t)
 	a := launch(t, "replica-a", d)
 	b := launch(t, "replica-b", d)
-	a.waitListening(t)
-	b.waitListening(t)
+	a.WaitListening(t)
+	b.WaitListening(t)
 
 	t.Run("signing key is created once when both start together on an empty database", func(t *testing.T) {
-		ja, jb := a.jwks(t), b.jwks(t)
-		ka, kb := kids(t, ja), kids(t, jb)
+		ja, jb := a.JWKS(t), b.JWKS(t)
+		ka, kb := testkit.KIDs(t, ja), testkit.KIDs(t, jb)
 		if len(ka) != 1 || len(kb) != 1 {
 			t.Fatalf("JWKS of A has %d keys, of B %d keys; want exactly one each", len(ka), len(kb))
 		}
@@ -62,27 +63,27 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("tokens issued by either replica verify with the JWKS of the other", func(t *testing.T) {
-		createActive(t, a, iss.connectionInput("replica-verify"))
-		waitGranted(t, b, "replica-verify", iss.token(t), 2*time.Second)
-		jwksA, jwksB := a.jwks(t), b.jwks(t)
+		a.admins(t).CreateActive(t, connectionInput(iss, "replica-verify"))
+		waitGranted(t, b, "replica-verify", ciToken(t, iss), 2*time.Second)
+		jwksA, jwksB := a.JWKS(t), b.JWKS(t)
 		for _, p := range []struct {
 			name         string
 			issuer, peer *server
 			peerJWKS     []byte
 		}{{"A→B", a, b, jwksB}, {"B→A", b, a, jwksA}} {
-			r := exchange(p.issuer.URL, "replica-verify", iss.token(t), nil)
+			r := p.issuer.Exchange("replica-verify", ciToken(t, iss))
 			if r.Status != http.StatusOK {
 				t.Fatalf("%s: exchange on the issuing replica: %s", p.name, r)
 			}
-			claims := verifyAccessToken(t, p.peerJWKS, r.Token)
-			in, err := p.peer.auditor(t).Introspect(ctxT(t), r.Token)
+			claims := testkit.VerifyAccessToken(t, p.peerJWKS, r.OK.AccessToken, publicURL)
+			in, err := p.peer.admins(t).Auditor.Introspect(t.Context(), r.OK.AccessToken)
 			if err != nil {
 				t.Fatalf("%s: introspect on the other replica: %v", p.name, err)
 			}
-			if !in.Active || in.Jti != claims["jti"] || in.Connection != "replica-verify" {
-				t.Fatalf("%s: the other replica introspects the token as %+v, want active with jti %v", p.name, in, claims["jti"])
+			if !in.Active || in.Jti != claims.ID || in.Connection != "replica-verify" {
+				t.Fatalf("%s: the other replica introspects the token as %+v, want active with jti %v", p.name, in, claims.ID)
 			}
-			who, err := p.peer.client(t, r.Token).Whoami(ctxT(t))
+			who, err := p.peer.Client(t, r.OK.AccessToken).Whoami(t.Context())
 			if err != nil || who.Kind != "workload" || who.Connection != "replica-verify" {
 				t.Fatalf("%s: whoami on the other replica with the access token: %+v %v", p.name, who, err)
 			}
@@ -90,9 +91,9 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("concurrent If-Match PATCHes through both replicas lose nothing", func(t *testing.T) {
-		in := iss.connectionInput("replica-patch")
+		in := connectionInput(iss, "replica-patch")
 		in.Description = "0"
-		created, err := a.devops(t).CreateConnection(ctxT(t), in)
+		created, err := a.admins(t).DevOps.CreateConnection(t.Context(), in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +104,7 @@ func TestReplicas(t *testing.T) {
 			successRevisions   []int64
 			unexpected         []string
 			wg                 sync.WaitGroup
-			clients            = []*apiclient.Client{a.devops(t), b.devops(t)}
+			clients            = []*apiclient.Client{a.admins(t).DevOps, b.admins(t).DevOps}
 			replicaNames       = []string{"A", "B"}
 			successesByReplica = map[string]int{}
 		)
@@ -147,7 +148,7 @@ func TestReplicas(t *testing.T) {
 		for _, u := range unexpected {
 			t.Error(u)
 		}
-		final, err := b.auditor(t).GetConnection(ctxT(t), "replica-patch")
+		final, err := b.admins(t).Auditor.GetConnection(t.Context(), "replica-patch")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +172,7 @@ func TestReplicas(t *testing.T) {
 					successRevisions, created.Revision+1, created.Revision+int64(successes))
 			}
 		}
-		evs := allAuditEvents(t, a.security(t), apiclient.AuditOptions{Connection: "replica-patch", Action: api.ActionConnectionUpdate})
+		evs := testkit.AuditEvents(t, a.admins(t).Security, apiclient.AuditOptions{Connection: "replica-patch", Action: api.ActionConnectionUpdate})
 		audited := 0
 		for _, ev := range evs {
 			if ev.Outcome == api.OutcomeSuccess {
@@ -186,21 +187,21 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("a deactivation through A stops exchanges on B within 1 second", func(t *testing.T) {
-		conn := createActive(t, a, iss.connectionInput("replica-deact"))
-		tok := iss.token(t)
+		conn := a.admins(t).CreateActive(t, connectionInput(iss, "replica-deact"))
+		tok := ciToken(t, iss)
 		activation := waitGranted(t, b, "replica-deact", tok, 2*time.Second)
 		const rounds = 5
 		var delays, activations []time.Duration
 		activations = append(activations, activation)
 		lateGrants := 0
 		for round := 0; round < rounds; round++ {
-			conn = setStatus(t, a, conn, api.StatusInactive)
+			conn = a.admins(t).SetStatus(t, conn, api.StatusInactive)
 			t0 := time.Now()
 			for {
-				r := exchange(b.URL, "replica-deact", tok, nil)
+				r := b.Exchange("replica-deact", tok)
 				if r.Status == http.StatusOK {
 					lateGrants++
-				} else if r.Status == http.StatusBadRequest && r.OAuthError == api.ErrInvalidTarget {
+				} else if r.Status == http.StatusBadRequest && r.Refusal.Error == api.ErrInvalidTarget {
 					break
 				} else {
 					t.Fatalf("exchange on B after the deactivation: %s", r)
@@ -210,7 +211,7 @@ func TestReplicas(t *testing.T) {
 				}
 			}
 			delays = append(delays, time.Since(t0))
-			conn = setStatus(t, a, conn, api.StatusActive)
+			conn = a.admins(t).SetStatus(t, conn, api.StatusActive)
 			activations = append(activations, waitGranted(t, b, "replica-deact", tok, 2*time.Second))
 		}
 		maxDelay, median := stats(delays)
@@ -229,21 +230,21 @@ func TestReplicas(t *testing.T) {
 // empty database, several times: each time exactly one signing key exists and all publish it.
 func TestReplicasStartingTogetherCreateOneSigningKey(t *testing.T) {
 	if testdb.PostgresURL() == "" {
-		requirePostgres(t) // skips (or fails under TRUSTGATE_REQUIRE_POSTGRES) with the reason
+		testdb.RequirePostgres(t) // skips (or fails under TRUSTGATE_REQUIRE_POSTGRES) with the reason
 	}
 	const rounds, replicas = 3, 3
 	for round := 0; round < rounds; round++ {
-		d := newDeployment(t, requirePostgres(t))
+		d := newDeployment(t, testdb.RequirePostgres(t))
 		var servers []*server
 		for i := 0; i < replicas; i++ {
 			servers = append(servers, launch(t, "together-"+strconv.Itoa(round)+"-"+strconv.Itoa(i), d))
 		}
 		var first []byte
 		for _, s := range servers {
-			s.waitListening(t)
-			j := s.jwks(t)
-			if k := kids(t, j); len(k) != 1 {
-				t.Fatalf("round %d: %s publishes %d keys, want 1", round, s.name, len(k))
+			s.WaitListening(t)
+			j := s.JWKS(t)
+			if k := testkit.KIDs(t, j); len(k) != 1 {
+				t.Fatalf("round %d: %s publishes %d keys, want 1", round, s.Name, len(k))
 			}
 			if first == nil {
 				first = j
@@ -255,7 +256,7 @@ func TestReplicasStartingTogetherCreateOneSigningKey(t *testing.T) {
 			t.Fatalf("round %d: signing_keys holds %d rows, want 1", round, n)
 		}
 		for _, s := range servers {
-			s.stop()
+			s.Stop()
 		}
 	}
 	summary(t, "signing keys: %d rounds of %d replicas starting together on an empty database, one key each time", rounds, replicas)
@@ -266,15 +267,15 @@ func waitGranted(t *testing.T, s *server, connection, tok string, timeout time.D
 	t.Helper()
 	start := time.Now()
 	for {
-		r := exchange(s.URL, connection, tok, nil)
+		r := s.Exchange(connection, tok)
 		if r.Status == http.StatusOK {
 			return time.Since(start)
 		}
-		if r.Status != http.StatusBadRequest || r.OAuthError != api.ErrInvalidTarget {
-			t.Fatalf("exchange on %s while waiting for the activation: %s", s.name, r)
+		if r.Status != http.StatusBadRequest || r.Refusal.Error != api.ErrInvalidTarget {
+			t.Fatalf("exchange on %s while waiting for the activation: %s", s.Name, r)
 		}
 		if time.Since(start) > timeout {
-			t.Fatalf("%s does not grant exchanges on %s %s after the activation", s.name, connection, timeout)
+			t.Fatalf("%s does not grant exchanges on %s %s after the activation", s.Name, connection, timeout)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

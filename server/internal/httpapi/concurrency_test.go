@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 const racers = 8
 
 // race sends n requests at once and returns their status codes.
-func race(t *testing.T, e *env, n int, mk func(i int) req) map[int]int {
+func race(t *testing.T, e *env, n int, mk func(i int) testkit.Request) map[int]int {
 	t.Helper()
 	codes := make([]int, n)
 	var wg sync.WaitGroup
@@ -22,7 +23,7 @@ func race(t *testing.T, e *env, n int, mk func(i int) req) map[int]int {
 		go func() {
 			defer wg.Done()
 			<-startGun
-			codes[i] = call(t, e.Server, mk(i)).Status
+			codes[i] = e.Do(t, mk(i)).Status
 		}()
 	}
 	close(startGun)
@@ -47,10 +48,10 @@ func successEvents(evs []api.AuditEvent, action string) int {
 func TestConcurrentPatchesWithTheSameIfMatch_ExactlyOneWins(t *testing.T) {
 	e := start(t)
 	c := e.create(t, githubInput("race-if-match"))
-	codes := race(t, e, racers, func(i int) req {
-		return req{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+	codes := race(t, e, racers, func(i int) testkit.Request {
+		return testkit.Request{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
 			ContentType: "application/merge-patch+json", Body: map[string]any{"description": fmt.Sprintf("writer %d", i)},
-			Header: map[string]string{"If-Match": etag(c.Revision)}}
+			Header: http.Header{"If-Match": {etag(c.Revision)}}}
 	})
 	if codes[200] != 1 || codes[412] != racers-1 {
 		t.Errorf("status codes %v, want one 200 and %d × 412", codes, racers-1)
@@ -66,8 +67,8 @@ func TestConcurrentPatchesWithTheSameIfMatch_ExactlyOneWins(t *testing.T) {
 func TestConcurrentPatchesWithoutIfMatch_EveryAnswerIsTruthful(t *testing.T) {
 	e := start(t)
 	c := e.create(t, githubInput("race-blind"))
-	codes := race(t, e, racers, func(i int) req {
-		return req{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+	codes := race(t, e, racers, func(i int) testkit.Request {
+		return testkit.Request{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
 			ContentType: "application/merge-patch+json", Body: map[string]any{"description": fmt.Sprintf("writer %d", i)}}
 	})
 	if codes[200]+codes[409] != racers || codes[200] == 0 {
@@ -84,8 +85,8 @@ func TestConcurrentPatchesWithoutIfMatch_EveryAnswerIsTruthful(t *testing.T) {
 
 func TestConcurrentCreatesWithTheSameName_OneIsCreatedTheRestAre409(t *testing.T) {
 	e := start(t)
-	codes := race(t, e, racers, func(int) req {
-		return req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput("race-create")}
+	codes := race(t, e, racers, func(int) testkit.Request {
+		return testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput("race-create")}
 	})
 	if codes[201] != 1 || codes[409] != racers-1 {
 		t.Errorf("status codes %v, want one 201 and %d × 409", codes, racers-1)
@@ -102,8 +103,8 @@ func TestConcurrentActivations_OneStatusChange(t *testing.T) {
 		keys = append(keys, e.NewKey(t, fmt.Sprintf("security-%d", i), api.RoleSecurityAdmin))
 	}
 	c := e.create(t, githubInput("race-activate"))
-	codes := race(t, e, racers, func(i int) req {
-		return req{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: keys[i],
+	codes := race(t, e, racers, func(i int) testkit.Request {
+		return testkit.Request{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: keys[i],
 			Body: api.StatusChange{Status: api.StatusActive, ApprovedFingerprint: c.Fingerprint}}
 	})
 	if codes[200]+codes[409] != racers || codes[200] == 0 {
@@ -122,23 +123,23 @@ func TestConcurrentDeleteAndActivate_NeverBoth(t *testing.T) {
 	e := start(t)
 	for i := range 5 {
 		c := e.create(t, githubInput(fmt.Sprintf("race-del-%d", i)))
-		var del, act reply
+		var del, act testkit.Response
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			del = call(t, e.Server, req{Method: http.MethodDelete, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey})
+			del = e.Do(t, testkit.Request{Method: http.MethodDelete, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey})
 		}()
 		go func() {
 			defer wg.Done()
-			act = call(t, e.Server, req{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: e.SecurityKey,
+			act = e.Do(t, testkit.Request{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: e.SecurityKey,
 				Body: api.StatusChange{Status: api.StatusActive}})
 		}()
 		wg.Wait()
 		if del.Status == 204 && act.Status == 200 {
 			t.Errorf("%s: both the devops delete (204) and the activation (200) succeeded", c.Name)
 		}
-		g := call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/workload-connections/" + c.ID, Key: e.AuditorKey})
+		g := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections/" + c.ID, Key: e.AuditorKey})
 		switch {
 		case del.Status == 204 && g.Status != 404:
 			t.Errorf("%s: deleted but readable (%d)", c.Name, g.Status)

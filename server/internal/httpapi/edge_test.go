@@ -6,6 +6,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 func TestUnknownConnectionIs404ForEveryAction(t *testing.T) {
@@ -22,8 +23,8 @@ func TestUnknownConnectionIs404ForEveryAction(t *testing.T) {
 			{http.MethodPost, "/test", e.DevOpsKey, api.TestRequest{Token: "a.b.c"}},
 		} {
 			t.Run(tc.method+" "+ref+tc.suffix, func(t *testing.T) {
-				r := call(t, e.Server, req{Method: tc.method, Path: "/v1/workload-connections/" + ref + tc.suffix, Key: tc.key, Body: tc.body})
-				r.problem(t, http.StatusNotFound)
+				r := e.Do(t, testkit.Request{Method: tc.method, Path: "/v1/workload-connections/" + ref + tc.suffix, Key: tc.key, Body: tc.body})
+				r.Problem(t, http.StatusNotFound)
 			})
 		}
 	}
@@ -45,9 +46,9 @@ func TestMalformedPatchBodiesAre422(t *testing.T) {
 		{"two presets", `{"gitlab":{"domain":"gitlab.com","group":"acme"}}`, "provider_type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := call(t, e.Server, req{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+			r := e.Do(t, testkit.Request{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
 				ContentType: "application/merge-patch+json", Body: tc.body})
-			p := r.problem(t, http.StatusUnprocessableEntity)
+			p := r.Problem(t, http.StatusUnprocessableEntity)
 			if tc.field != "" {
 				wantFields(t, p, tc.field)
 			}
@@ -56,7 +57,7 @@ func TestMalformedPatchBodiesAre422(t *testing.T) {
 	}
 
 	// Swapping the preset in one patch (old block null, new block given) changes the type.
-	got, err := e.devops.PatchConnection(ctx, c.ID, map[string]any{"github": nil,
+	got, err := e.DevOps.PatchConnection(ctx, c.ID, map[string]any{"github": nil,
 		"gitlab": map[string]any{"domain": "gitlab.com", "group": "acme"}}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -70,10 +71,10 @@ func TestTestEndpointNeedsAToken(t *testing.T) {
 	e := start(t)
 	c := e.create(t, githubInput("needs-token"))
 	for _, body := range []string{`{}`, `{"token":""}`} {
-		r := call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections/" + c.ID + "/test", Key: e.DevOpsKey, Body: body})
-		wantFields(t, r.problem(t, http.StatusUnprocessableEntity), "token")
+		r := e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections/" + c.ID + "/test", Key: e.DevOpsKey, Body: body})
+		wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), "token")
 	}
-	res, err := e.security.TestToken(ctx, c.Name, "not-a-jwt")
+	res, err := e.Security.TestToken(ctx, c.Name, "not-a-jwt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +95,15 @@ func TestTestEndpointNeedsAToken(t *testing.T) {
 func TestAuditFilterByIDNeverShowsAnotherConnectionsEvents(t *testing.T) {
 	e := start(t)
 	a := e.create(t, githubInput("victim"))
-	r := call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput(a.ID)})
+	r := e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput(a.ID)})
 	if r.Status == http.StatusUnprocessableEntity {
 		return // a UUID-shaped name is refused: no confusion possible
 	}
-	r.wantStatus(t, http.StatusCreated)
+	r.WantStatus(t, http.StatusCreated)
 	if got := e.get(t, a.ID); got.ID != a.ID {
 		t.Errorf("GET by id returned %s (named %s), want %s", got.ID, got.Name, a.ID)
 	}
-	for _, ev := range e.auditAll(t, e.security, apiclient.AuditOptions{Connection: a.ID}) {
+	for _, ev := range testkit.AuditEvents(t, e.Security, apiclient.AuditOptions{Connection: a.ID}) {
 		if ev.ConnectionID != a.ID {
 			t.Errorf("audit events of connection %s include an event of connection %s (named %q): %s %s",
 				a.ID, ev.ConnectionID, ev.ConnectionName, ev.Action, ev.Actor)

@@ -1,141 +1,16 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
-
-// reply is a raw HTTP answer.
-type reply struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// req describes a raw request. Body is sent as is when it is a []byte or string, JSON-encoded
-// otherwise; ContentType defaults to application/json when there is a body ("-" sends none).
-type req struct {
-	Method      string
-	Path        string // with query string
-	Key         string
-	Body        any
-	ContentType string
-	Header      map[string]string
-}
-
-var httpClient = &http.Client{Timeout: 30 * time.Second}
-
-// call sends a raw request to the test server and reads the whole answer.
-func call(t testing.TB, s *testkit.Server, r req) reply {
-	t.Helper()
-	var body io.Reader
-	ct := r.ContentType
-	if r.Body != nil {
-		switch b := r.Body.(type) {
-		case []byte:
-			body = bytes.NewReader(b)
-		case string:
-			body = strings.NewReader(b)
-		default:
-			enc, err := json.Marshal(b)
-			if err != nil {
-				t.Fatalf("encoding request body: %v", err)
-			}
-			body = bytes.NewReader(enc)
-		}
-		if ct == "" {
-			ct = "application/json"
-		}
-	}
-	hr, err := http.NewRequest(r.Method, s.URL+r.Path, body)
-	if err != nil {
-		t.Fatalf("building %s %s: %v", r.Method, r.Path, err)
-	}
-	if ct != "" && ct != "-" {
-		hr.Header.Set("Content-Type", ct)
-	}
-	if r.Key != "" {
-		hr.Header.Set("Authorization", "Bearer "+r.Key)
-	}
-	for k, v := range r.Header {
-		hr.Header.Set(k, v)
-	}
-	resp, err := httpClient.Do(hr)
-	if err != nil {
-		t.Fatalf("%s %s: %v", r.Method, r.Path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading the answer of %s %s: %v", r.Method, r.Path, err)
-	}
-	return reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
-}
-
-// wantStatus fails the test unless the raw answer has the status.
-func (r reply) wantStatus(t testing.TB, want int) reply {
-	t.Helper()
-	if r.Status != want {
-		t.Fatalf("status %d, want %d; body: %s", r.Status, want, truncate(r.Body))
-	}
-	return r
-}
-
-func truncate(b []byte) string {
-	if len(b) > 2000 {
-		return string(b[:2000]) + "…"
-	}
-	return string(b)
-}
-
-// decode unmarshals the body into v.
-func (r reply) decode(t testing.TB, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("answer is not the expected JSON (%v): %s", err, truncate(r.Body))
-	}
-}
-
-// problem checks that the answer is an RFC 9457 problem with the status and returns it.
-func (r reply) problem(t testing.TB, status int) api.Problem {
-	t.Helper()
-	r.wantStatus(t, status)
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
-		t.Errorf("Content-Type %q, want application/problem+json", ct)
-	}
-	var raw map[string]any
-	r.decode(t, &raw)
-	for _, k := range []string{"type", "title", "status", "detail"} {
-		if _, ok := raw[k]; !ok {
-			t.Errorf("problem has no %q member: %s", k, r.Body)
-		}
-	}
-	var p api.Problem
-	r.decode(t, &p)
-	if p.Status != status {
-		t.Errorf("problem status %d, want %d", p.Status, status)
-	}
-	if p.Type == "" || p.Title == "" || p.Detail == "" {
-		t.Errorf("problem type, title and detail must be non-empty: %s", r.Body)
-	}
-	if id := r.Header.Get("X-Request-Id"); p.RequestID != "" && p.RequestID != id {
-		t.Errorf("problem request_id %q differs from X-Request-Id %q", p.RequestID, id)
-	}
-	return p
-}
 
 // fieldNames lists the fields named in a problem's errors.
 func fieldNames(p api.Problem) []string {
@@ -185,30 +60,25 @@ func githubInput(name string) api.ConnectionInput {
 		GitHub: &api.GitHubSettings{Owner: "acme", Repository: "acme/app"}}
 }
 
-// genericInput is a valid generic connection.
+// genericInput is a valid generic connection (nothing is exchanged through it).
 func genericInput(name string) api.ConnectionInput {
-	return api.ConnectionInput{Name: name, ProviderType: api.ProviderGeneric, JWKSURL: "https://issuer.example.com/jwks",
-		Conditions: []api.Condition{eq("iss", "https://issuer.example.com"), eq("aud", "trustgate")}}
+	return testkit.GenericInput(name, "https://issuer.example.com", "https://issuer.example.com/jwks", "trustgate")
 }
 
 var ctx = context.Background()
 
-// env is a running server with a client per role.
-type env struct {
-	*testkit.Server
-	devops, security, auditor *apiclient.Client
-}
+// env is a running server (with a client per role) and this package's connection helpers.
+type env struct{ *testkit.Server }
 
 func start(t testing.TB, opts ...testkit.Option) *env {
 	t.Helper()
-	s := testkit.Start(t, opts...)
-	return &env{Server: s, devops: s.Client(t, s.DevOpsKey), security: s.Client(t, s.SecurityKey), auditor: s.Client(t, s.AuditorKey)}
+	return &env{testkit.Start(t, opts...)}
 }
 
 // create creates a connection as the devops admin.
 func (e *env) create(t testing.TB, in api.ConnectionInput) *api.Connection {
 	t.Helper()
-	c, err := e.devops.CreateConnection(ctx, in)
+	c, err := e.DevOps.CreateConnection(ctx, in)
 	if err != nil {
 		t.Fatalf("creating %s: %v", in.Name, err)
 	}
@@ -222,12 +92,12 @@ func (e *env) inStatus(t testing.TB, name, status string) *api.Connection {
 	c := e.create(t, githubInput(name))
 	var err error
 	if status == api.StatusActive || status == api.StatusInactive {
-		if c, err = e.security.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusActive}, 0); err != nil {
+		if c, err = e.Security.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusActive}, 0); err != nil {
 			t.Fatalf("activating %s: %v", name, err)
 		}
 	}
 	if status == api.StatusInactive {
-		if c, err = e.security.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusInactive}, 0); err != nil {
+		if c, err = e.Security.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusInactive}, 0); err != nil {
 			t.Fatalf("deactivating %s: %v", name, err)
 		}
 	}
@@ -240,7 +110,7 @@ func (e *env) inStatus(t testing.TB, name, status string) *api.Connection {
 // get reads a connection as the auditor (read-only, so it changes nothing).
 func (e *env) get(t testing.TB, ref string) *api.Connection {
 	t.Helper()
-	c, err := e.auditor.GetConnection(ctx, ref)
+	c, err := e.Auditor.GetConnection(ctx, ref)
 	if err != nil {
 		t.Fatalf("reading %s: %v", ref, err)
 	}
@@ -250,23 +120,7 @@ func (e *env) get(t testing.TB, ref string) *api.Connection {
 // auditOf lists every audit event of a connection (newest first) as the auditor.
 func (e *env) auditOf(t testing.TB, ref string) []api.AuditEvent {
 	t.Helper()
-	return e.auditAll(t, e.auditor, apiclient.AuditOptions{Connection: ref})
-}
-
-func (e *env) auditAll(t testing.TB, c *apiclient.Client, o apiclient.AuditOptions) []api.AuditEvent {
-	t.Helper()
-	var all []api.AuditEvent
-	for {
-		page, err := c.ListAuditEvents(ctx, o)
-		if err != nil {
-			t.Fatalf("listing audit events: %v", err)
-		}
-		all = append(all, page.Items...)
-		if page.NextCursor == "" {
-			return all
-		}
-		o.Cursor = page.NextCursor
-	}
+	return testkit.AuditEvents(t, e.Auditor, apiclient.AuditOptions{Connection: ref})
 }
 
 // etag is the ETag a connection at revision n must carry.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 func names(cs []api.Connection) []string {
@@ -59,7 +60,7 @@ func TestListFilters(t *testing.T) {
 		{"name prefix is case-sensitive", apiclient.ListOptions{NamePrefix: "GH-"}, []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, cl := range []*apiclient.Client{e.devops, e.security, e.auditor} {
+			for _, cl := range []*apiclient.Client{e.DevOps, e.Security, e.Auditor} {
 				got, err := cl.ListAllConnections(ctx, tc.o)
 				if err != nil {
 					t.Fatal(err)
@@ -77,11 +78,11 @@ func TestListFilters(t *testing.T) {
 		{"provider_type=jenkins", "provider_type"},
 		{"cursor=not-a-cursor", "cursor"},
 	} {
-		r := call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/workload-connections?" + tc.q, Key: e.AuditorKey})
-		wantFields(t, r.problem(t, http.StatusUnprocessableEntity), tc.field)
+		r := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections?" + tc.q, Key: e.AuditorKey})
+		wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), tc.field)
 	}
-	r := call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/workload-connections?name_prefix=zzz", Key: e.AuditorKey})
-	if string(r.wantStatus(t, 200).Body) != `{"items":[],"next_cursor":""}` {
+	r := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections?name_prefix=zzz", Key: e.AuditorKey})
+	if string(r.WantStatus(t, 200).Body) != `{"items":[],"next_cursor":""}` {
 		t.Errorf("empty list: %s", r.Body)
 	}
 }
@@ -104,7 +105,7 @@ func TestListCursorPaginationReturnsEveryItemExactlyOnce(t *testing.T) {
 			o := apiclient.ListOptions{NamePrefix: "page-", Limit: limit}
 			pages := 0
 			for {
-				page, err := e.auditor.ListConnections(ctx, o)
+				page, err := e.Auditor.ListConnections(ctx, o)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -140,14 +141,14 @@ func TestListCursorPaginationReturnsEveryItemExactlyOnce(t *testing.T) {
 
 	// Changes between pages: a connection deleted before the cursor passes it does not appear, and
 	// no other item is skipped or repeated.
-	page, err := e.auditor.ListConnections(ctx, apiclient.ListOptions{NamePrefix: "page-", Limit: 10})
+	page, err := e.Auditor.ListConnections(ctx, apiclient.ListOptions{NamePrefix: "page-", Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.devops.DeleteConnection(ctx, "page-15", 0); err != nil {
+	if err := e.DevOps.DeleteConnection(ctx, "page-15", 0); err != nil {
 		t.Fatal(err)
 	}
-	rest, err := e.auditor.ListAllConnections(ctx, apiclient.ListOptions{NamePrefix: "page-", Limit: 10, Cursor: page.NextCursor})
+	rest, err := e.Auditor.ListAllConnections(ctx, apiclient.ListOptions{NamePrefix: "page-", Limit: 10, Cursor: page.NextCursor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,16 +178,16 @@ func TestListLimitBounds(t *testing.T) {
 				if tc.limit != "" {
 					q = "?limit=" + url.QueryEscape(tc.limit)
 				}
-				r := call(t, e.Server, req{Method: http.MethodGet, Path: path + q, Key: e.AuditorKey})
+				r := e.Do(t, testkit.Request{Method: http.MethodGet, Path: path + q, Key: e.AuditorKey})
 				if tc.status != 200 {
-					wantFields(t, r.problem(t, tc.status), "limit")
+					wantFields(t, r.Problem(t, tc.status), "limit")
 					return
 				}
 				var page struct {
 					Items      []any  `json:"items"`
 					NextCursor string `json:"next_cursor"`
 				}
-				r.wantStatus(t, 200).decode(t, &page)
+				r.WantStatus(t, 200).Decode(t, &page)
 				if len(page.Items) != tc.wantItems {
 					t.Errorf("%d items, want %d", len(page.Items), tc.wantItems)
 				}
@@ -202,20 +203,21 @@ func TestAuditEventFiltersAndCursor(t *testing.T) {
 	e := start(t)
 	a := e.inStatus(t, "audit-a", api.StatusInactive) // create, status, status
 	b := e.create(t, githubInput("audit-b"))
-	if _, err := e.devops.PatchConnection(ctx, b.ID, map[string]any{"description": "b2"}, 0); err != nil {
+	if _, err := e.DevOps.PatchConnection(ctx, b.ID, map[string]any{"description": "b2"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	mid := time.Now()
-	time.Sleep(20 * time.Millisecond)
+	// mid lies between the last event so far and the next: just after the stored time (whole
+	// microseconds) of the last one, with nanoseconds, so that no sleep is needed to separate them.
+	mid := e.auditOf(t, b.ID)[0].Time.Add(1500 * time.Nanosecond)
 	for i := range 4 {
-		if _, err := e.devops.PatchConnection(ctx, b.ID, map[string]any{"description": fmt.Sprintf("b%d", i+3)}, 0); err != nil {
+		if _, err := e.DevOps.PatchConnection(ctx, b.ID, map[string]any{"description": fmt.Sprintf("b%d", i+3)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := e.devops.TestToken(ctx, a.ID, "x.y.z"); err != nil {
+	if _, err := e.DevOps.TestToken(ctx, a.ID, "x.y.z"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.devops.DeleteConnection(ctx, b.ID, 0); err != nil {
+	if err := e.DevOps.DeleteConnection(ctx, b.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -228,7 +230,7 @@ func TestAuditEventFiltersAndCursor(t *testing.T) {
 		}
 		return n
 	}
-	all := e.auditAll(t, e.auditor, apiclient.AuditOptions{})
+	all := testkit.AuditEvents(t, e.Auditor, apiclient.AuditOptions{})
 	if len(all) != 3+1+1+4+1+1 {
 		t.Fatalf("%d events in all, want 11", len(all))
 	}
@@ -265,7 +267,7 @@ func TestAuditEventFiltersAndCursor(t *testing.T) {
 		{"unknown connection", apiclient.AuditOptions{Connection: "never-existed"}, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := e.auditAll(t, e.security, tc.o)
+			got := testkit.AuditEvents(t, e.Security, tc.o)
 			if len(got) != tc.want {
 				t.Errorf("%d events, want %d", len(got), tc.want)
 			}
@@ -282,7 +284,7 @@ func TestAuditEventFiltersAndCursor(t *testing.T) {
 		o := apiclient.AuditOptions{Limit: 3}
 		pages := 0
 		for {
-			page, err := e.auditor.ListAuditEvents(ctx, o)
+			page, err := e.Auditor.ListAuditEvents(ctx, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,12 +310,12 @@ func TestAuditEventFiltersAndCursor(t *testing.T) {
 			}
 		}
 		// A new event while paging does not shift the pages already served.
-		first, err := e.auditor.ListAuditEvents(ctx, apiclient.AuditOptions{Limit: 3})
+		first, err := e.Auditor.ListAuditEvents(ctx, apiclient.AuditOptions{Limit: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.create(t, githubInput("audit-c"))
-		rest := e.auditAll(t, e.auditor, apiclient.AuditOptions{Limit: 3, Cursor: first.NextCursor})
+		rest := testkit.AuditEvents(t, e.Auditor, apiclient.AuditOptions{Limit: 3, Cursor: first.NextCursor})
 		if len(first.Items)+len(rest) != len(all) {
 			t.Errorf("new event during paging: %d + %d events, want %d", len(first.Items), len(rest), len(all))
 		}
@@ -323,8 +325,8 @@ func TestAuditEventFiltersAndCursor(t *testing.T) {
 	// six above and the create of audit-c).
 	for _, since := range []string{mid.In(time.FixedZone("", 5*3600+1800)).Format(time.RFC3339Nano), mid.UTC().Format(time.RFC3339Nano)} {
 		var page api.AuditEventList
-		call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/audit-events?since=" + url.QueryEscape(since), Key: e.AuditorKey}).
-			wantStatus(t, 200).decode(t, &page)
+		e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/audit-events?since=" + url.QueryEscape(since), Key: e.AuditorKey}).
+			WantStatus(t, 200).Decode(t, &page)
 		if len(page.Items) != 7 {
 			t.Errorf("since=%s: %d events, want 7", since, len(page.Items))
 		}
@@ -335,14 +337,14 @@ func TestAuditEventFiltersAndCursor(t *testing.T) {
 		{"since=2026-01-02", "since"},
 		{"cursor=garbage", "cursor"},
 	} {
-		r := call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/audit-events?" + tc.q, Key: e.AuditorKey})
-		wantFields(t, r.problem(t, http.StatusUnprocessableEntity), tc.field)
+		r := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/audit-events?" + tc.q, Key: e.AuditorKey})
+		wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), tc.field)
 	}
 	// A connection list cursor is not an audit cursor.
-	page, err := e.auditor.ListConnections(ctx, apiclient.ListOptions{Limit: 1})
+	page, err := e.Auditor.ListConnections(ctx, apiclient.ListOptions{Limit: 1})
 	if err != nil || page.NextCursor == "" {
 		t.Fatalf("need a connection cursor: %v", err)
 	}
-	r := call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/audit-events?cursor=" + page.NextCursor, Key: e.AuditorKey})
-	wantFields(t, r.problem(t, http.StatusUnprocessableEntity), "cursor")
+	r := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/audit-events?cursor=" + page.NextCursor, Key: e.AuditorKey})
+	wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), "cursor")
 }

@@ -16,28 +16,28 @@ func TestEveryResponseCarriesXRequestID(t *testing.T) {
 	c := e.create(t, githubInput("rid"))
 	for _, tc := range []struct {
 		name   string
-		r      req
+		r      testkit.Request
 		status int
 	}{
-		{"healthz", req{Method: http.MethodGet, Path: "/healthz"}, 200},
-		{"readyz", req{Method: http.MethodGet, Path: "/readyz"}, 200},
-		{"metrics", req{Method: http.MethodGet, Path: "/metrics"}, 200},
-		{"jwks", req{Method: http.MethodGet, Path: "/.well-known/jwks.json"}, 200},
-		{"whoami", req{Method: http.MethodGet, Path: "/v1/whoami", Key: e.AuditorKey}, 200},
-		{"list", req{Method: http.MethodGet, Path: "/v1/workload-connections", Key: e.AuditorKey}, 200},
-		{"create", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput("rid-2")}, 201},
-		{"delete", req{Method: http.MethodDelete, Path: "/v1/workload-connections/rid-2", Key: e.DevOpsKey}, 204},
-		{"401", req{Method: http.MethodGet, Path: "/v1/workload-connections"}, 401},
-		{"403", req{Method: http.MethodDelete, Path: "/v1/workload-connections/" + c.ID, Key: e.AuditorKey}, 403},
-		{"404 route", req{Method: http.MethodGet, Path: "/nope"}, 404},
-		{"405", req{Method: http.MethodPost, Path: "/healthz"}, 405},
-		{"413", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: strings.Repeat(" ", 1<<20+1)}, 413},
-		{"415", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: "{}", ContentType: "text/plain"}, 415},
-		{"422", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: "{}"}, 422},
-		{"token endpoint error", req{Method: http.MethodPost, Path: "/v1/token", Body: "grant_type=x", ContentType: "application/x-www-form-urlencoded"}, 400},
+		{"healthz", testkit.Request{Method: http.MethodGet, Path: "/healthz"}, 200},
+		{"readyz", testkit.Request{Method: http.MethodGet, Path: "/readyz"}, 200},
+		{"metrics", testkit.Request{Method: http.MethodGet, Path: "/metrics"}, 200},
+		{"jwks", testkit.Request{Method: http.MethodGet, Path: "/.well-known/jwks.json"}, 200},
+		{"whoami", testkit.Request{Method: http.MethodGet, Path: "/v1/whoami", Key: e.AuditorKey}, 200},
+		{"list", testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections", Key: e.AuditorKey}, 200},
+		{"create", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput("rid-2")}, 201},
+		{"delete", testkit.Request{Method: http.MethodDelete, Path: "/v1/workload-connections/rid-2", Key: e.DevOpsKey}, 204},
+		{"401", testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections"}, 401},
+		{"403", testkit.Request{Method: http.MethodDelete, Path: "/v1/workload-connections/" + c.ID, Key: e.AuditorKey}, 403},
+		{"404 route", testkit.Request{Method: http.MethodGet, Path: "/nope"}, 404},
+		{"405", testkit.Request{Method: http.MethodPost, Path: "/healthz"}, 405},
+		{"413", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: strings.Repeat(" ", 1<<20+1)}, 413},
+		{"415", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: "{}", ContentType: "text/plain"}, 415},
+		{"422", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: "{}"}, 422},
+		{"token endpoint error", testkit.Request{Method: http.MethodPost, Path: "/v1/token", Body: "grant_type=x", ContentType: "application/x-www-form-urlencoded"}, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := call(t, e.Server, tc.r).wantStatus(t, tc.status)
+			r := e.Do(t, tc.r).WantStatus(t, tc.status)
 			if id := r.Header.Get("X-Request-Id"); id == "" {
 				t.Error("no X-Request-Id")
 			}
@@ -45,8 +45,8 @@ func TestEveryResponseCarriesXRequestID(t *testing.T) {
 	}
 
 	// Generated ids are unique.
-	a := call(t, e.Server, req{Method: http.MethodGet, Path: "/healthz"}).Header.Get("X-Request-Id")
-	b := call(t, e.Server, req{Method: http.MethodGet, Path: "/healthz"}).Header.Get("X-Request-Id")
+	a := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/healthz"}).Header.Get("X-Request-Id")
+	b := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/healthz"}).Header.Get("X-Request-Id")
 	if a == b {
 		t.Errorf("two requests got the same id %q", a)
 	}
@@ -56,7 +56,7 @@ func TestCallerXRequestIDIsEchoedWhenSafeAndReplacedWhenNot(t *testing.T) {
 	e := start(t)
 	for _, id := range []string{"abc", "req-2026-01-02T03:04:05.678Z", "0f8fad5b-d9cb-469f-a165-70867728950e", "a_b.c:d-e", strings.Repeat("x", 128)} {
 		t.Run("safe "+id[:min(len(id), 20)], func(t *testing.T) {
-			r := call(t, e.Server, req{Method: http.MethodGet, Path: "/healthz", Header: map[string]string{"X-Request-Id": id}})
+			r := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/healthz", Header: http.Header{"X-Request-Id": {id}}})
 			if got := r.Header.Get("X-Request-Id"); got != id {
 				t.Errorf("X-Request-Id %q, want the caller's %q", got, id)
 			}
@@ -65,22 +65,22 @@ func TestCallerXRequestIDIsEchoedWhenSafeAndReplacedWhenNot(t *testing.T) {
 	uuidish := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	for _, id := range []string{"two words", "<script>alert(1)</script>", `a"b`, "a;b=c", "new\tline", strings.Repeat("x", 129), "ü-nicode", "%0d%0aSet-Cookie:x"} {
 		t.Run("unsafe "+id[:min(len(id), 20)], func(t *testing.T) {
-			r := call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/workload-connections/nope", Key: e.AuditorKey,
-				Header: map[string]string{"X-Request-Id": id}})
+			r := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections/nope", Key: e.AuditorKey,
+				Header: http.Header{"X-Request-Id": {id}}})
 			got := r.Header.Get("X-Request-Id")
 			if got == id || !uuidish.MatchString(got) {
 				t.Errorf("unsafe id %q answered with X-Request-Id %q, want a fresh generated id", id, got)
 			}
-			if p := r.problem(t, http.StatusNotFound); p.RequestID != got || strings.Contains(string(r.Body), "script") {
+			if p := r.Problem(t, http.StatusNotFound); p.RequestID != got || strings.Contains(string(r.Body), "script") {
 				t.Errorf("problem request_id %q, header %q, body %s", p.RequestID, got, r.Body)
 			}
 		})
 	}
 
 	// The audit event of a change carries the request id of the request that caused it.
-	r := call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput("traced"),
-		Header: map[string]string{"X-Request-Id": "trace-me-1"}})
-	r.wantStatus(t, http.StatusCreated)
+	r := e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: githubInput("traced"),
+		Header: http.Header{"X-Request-Id": {"trace-me-1"}}})
+	r.WantStatus(t, http.StatusCreated)
 	evs := e.auditOf(t, "traced")
 	if len(evs) != 1 || evs[0].RequestID != "trace-me-1" || evs[0].Action != api.ActionConnectionCreate || evs[0].RemoteAddr == "" {
 		t.Errorf("audit of the create: %+v", evs)
@@ -123,13 +123,13 @@ func TestWhoami(t *testing.T) {
 		{"revoked key", "Bearer " + revoked},
 	} {
 		t.Run("401 "+tc.name, func(t *testing.T) {
-			h := map[string]string{}
+			h := http.Header{}
 			if tc.auth != "" {
-				h["Authorization"] = tc.auth
+				h.Set("Authorization", tc.auth)
 			}
 			for _, path := range []string{"/v1/whoami", "/v1/workload-connections", "/v1/audit-events"} {
-				r := call(t, e.Server, req{Method: http.MethodGet, Path: path, Header: h})
-				r.problem(t, http.StatusUnauthorized)
+				r := e.Do(t, testkit.Request{Method: http.MethodGet, Path: path, Header: h})
+				r.Problem(t, http.StatusUnauthorized)
 				if r.Header.Get("WWW-Authenticate") == "" {
 					t.Errorf("%s: 401 without WWW-Authenticate", path)
 				}
@@ -137,23 +137,23 @@ func TestWhoami(t *testing.T) {
 		})
 	}
 	// The revoked key cannot change anything either.
-	r := call(t, e.Server, req{Method: http.MethodPut, Path: "/v1/workload-connections/x/status", Key: revoked, Body: api.StatusChange{Status: api.StatusActive}})
-	r.problem(t, http.StatusUnauthorized)
+	r := e.Do(t, testkit.Request{Method: http.MethodPut, Path: "/v1/workload-connections/x/status", Key: revoked, Body: api.StatusChange{Status: api.StatusActive}})
+	r.Problem(t, http.StatusUnauthorized)
 }
 
 func TestHealthReadyAndMetrics(t *testing.T) {
 	e := start(t)
 	var body map[string]any
-	call(t, e.Server, req{Method: http.MethodGet, Path: "/healthz"}).wantStatus(t, 200).decode(t, &body)
+	e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/healthz"}).WantStatus(t, 200).Decode(t, &body)
 	if body["status"] != "ok" {
 		t.Errorf("healthz %v", body)
 	}
-	call(t, e.Server, req{Method: http.MethodGet, Path: "/readyz"}).wantStatus(t, 200).decode(t, &body)
+	e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/readyz"}).WantStatus(t, 200).Decode(t, &body)
 	if body["status"] != "ready" {
 		t.Errorf("readyz %v", body)
 	}
-	call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/workload-connections", Key: e.AuditorKey}).wantStatus(t, 200)
-	m := call(t, e.Server, req{Method: http.MethodGet, Path: "/metrics"}).wantStatus(t, 200)
+	e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections", Key: e.AuditorKey}).WantStatus(t, 200)
+	m := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/metrics"}).WantStatus(t, 200)
 	for _, want := range []string{
 		"trustgate_http_requests_total",
 		`trustgate_http_requests_total{code="200",method="GET",route="/v1/workload-connections"}`,
@@ -164,8 +164,8 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 		}
 	}
 	// Raw paths (which may hold connection names) are not metric labels.
-	call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/workload-connections/secret-name", Key: e.AuditorKey})
-	m = call(t, e.Server, req{Method: http.MethodGet, Path: "/metrics"})
+	e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections/secret-name", Key: e.AuditorKey})
+	m = e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/metrics"})
 	if strings.Contains(string(m.Body), "secret-name") {
 		t.Error("/metrics labels a raw path")
 	}
@@ -176,8 +176,8 @@ func TestReadyzIs503WhenTheDatabaseIsUnreachable(t *testing.T) {
 	if err := s.App.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	call(t, s, req{Method: http.MethodGet, Path: "/readyz"}).problem(t, http.StatusServiceUnavailable)
-	call(t, s, req{Method: http.MethodGet, Path: "/healthz"}).wantStatus(t, http.StatusOK)
+	s.Do(t, testkit.Request{Method: http.MethodGet, Path: "/readyz"}).Problem(t, http.StatusServiceUnavailable)
+	s.Do(t, testkit.Request{Method: http.MethodGet, Path: "/healthz"}).WantStatus(t, http.StatusOK)
 }
 
 // flipLast changes the last character of a key.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 // permRow is one row of the CONTRACT.md §1 permission table: an action and the status code each role gets
@@ -54,17 +55,17 @@ func TestPermissionTable(t *testing.T) {
 	}{{devops, 201}, {security, 403}, {auditor, 403}} {
 		t.Run(fmt.Sprintf("%s/no_connection_yet/create_is_%d", tc.role, tc.want), func(t *testing.T) {
 			name := fresh("perm-create")
-			r := call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: keys[tc.role], Body: githubInput(name)})
+			r := e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: keys[tc.role], Body: githubInput(name)})
 			if tc.want != 201 {
-				r.problem(t, tc.want)
-				if g := call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/workload-connections/" + name, Key: e.AuditorKey}); g.Status != 404 {
+				r.Problem(t, tc.want)
+				if g := e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections/" + name, Key: e.AuditorKey}); g.Status != 404 {
 					t.Errorf("refused create left a connection behind: GET answers %d", g.Status)
 				}
 				return
 			}
-			r.wantStatus(t, 201)
+			r.WantStatus(t, 201)
 			var c api.Connection
-			r.decode(t, &c)
+			r.Decode(t, &c)
 			if c.Status != api.StatusDraft || c.CreatedBy != principals[tc.role] {
 				t.Errorf("created status %q by %q, want draft by %q", c.Status, c.CreatedBy, principals[tc.role])
 			}
@@ -79,32 +80,32 @@ func TestPermissionTable(t *testing.T) {
 					c := e.inStatus(t, fresh("perm"), status)
 					key := keys[role]
 					path := "/v1/workload-connections/" + c.ID
-					var r reply
+					var r testkit.Response
 					switch row.action {
 					case "read":
-						r = call(t, e.Server, req{Method: http.MethodGet, Path: path, Key: key})
+						r = e.Do(t, testkit.Request{Method: http.MethodGet, Path: path, Key: key})
 					case "list":
-						r = call(t, e.Server, req{Method: http.MethodGet, Key: key,
+						r = e.Do(t, testkit.Request{Method: http.MethodGet, Key: key,
 							Path: "/v1/workload-connections?status=" + status + "&name_prefix=" + url.QueryEscape(c.Name)})
 					case "update":
-						r = call(t, e.Server, req{Method: http.MethodPatch, Path: path, Key: key,
+						r = e.Do(t, testkit.Request{Method: http.MethodPatch, Path: path, Key: key,
 							ContentType: "application/merge-patch+json", Body: map[string]any{"description": "changed by " + role}})
 					case "delete":
-						r = call(t, e.Server, req{Method: http.MethodDelete, Path: path, Key: key})
+						r = e.Do(t, testkit.Request{Method: http.MethodDelete, Path: path, Key: key})
 					case "set_status_active":
-						r = call(t, e.Server, req{Method: http.MethodPut, Path: path + "/status", Key: key, Body: api.StatusChange{Status: api.StatusActive}})
+						r = e.Do(t, testkit.Request{Method: http.MethodPut, Path: path + "/status", Key: key, Body: api.StatusChange{Status: api.StatusActive}})
 					case "set_status_inactive":
-						r = call(t, e.Server, req{Method: http.MethodPut, Path: path + "/status", Key: key, Body: api.StatusChange{Status: api.StatusInactive}})
+						r = e.Do(t, testkit.Request{Method: http.MethodPut, Path: path + "/status", Key: key, Body: api.StatusChange{Status: api.StatusInactive}})
 					case "test":
-						r = call(t, e.Server, req{Method: http.MethodPost, Path: path + "/test", Key: key, Body: api.TestRequest{Token: "not.a.jwt"}})
+						r = e.Do(t, testkit.Request{Method: http.MethodPost, Path: path + "/test", Key: key, Body: api.TestRequest{Token: "not.a.jwt"}})
 					case "read_audit":
-						r = call(t, e.Server, req{Method: http.MethodGet, Path: "/v1/audit-events?connection=" + c.ID, Key: key})
+						r = e.Do(t, testkit.Request{Method: http.MethodGet, Path: "/v1/audit-events?connection=" + c.ID, Key: key})
 					default:
 						t.Fatalf("unknown action %s", row.action)
 					}
 
 					if want >= 400 {
-						p := r.problem(t, want)
+						p := r.Problem(t, want)
 						e.wantUnchanged(t, c)
 						if role == devops && status != api.StatusDraft && (row.action == "update" || row.action == "delete") &&
 							!strings.Contains(p.Detail, "security admin owns it") {
@@ -115,17 +116,17 @@ func TestPermissionTable(t *testing.T) {
 						}
 						return
 					}
-					r.wantStatus(t, want)
+					r.WantStatus(t, want)
 					switch row.action {
 					case "read":
 						var got api.Connection
-						r.decode(t, &got)
+						r.Decode(t, &got)
 						if got.ID != c.ID || got.Status != status {
 							t.Errorf("read %s (%s), want %s (%s)", got.ID, got.Status, c.ID, status)
 						}
 					case "list":
 						var got api.ConnectionList
-						r.decode(t, &got)
+						r.Decode(t, &got)
 						if len(got.Items) != 1 || got.Items[0].ID != c.ID {
 							t.Errorf("list by status %s and name returned %d items, want exactly %s", status, len(got.Items), c.Name)
 						}
@@ -135,13 +136,13 @@ func TestPermissionTable(t *testing.T) {
 							t.Errorf("after update: rev %d %q %s, want rev %d, new description, status %s", now.Revision, now.Description, now.Status, c.Revision+1, status)
 						}
 					case "delete":
-						if g := call(t, e.Server, req{Method: http.MethodGet, Path: path, Key: e.AuditorKey}); g.Status != 404 {
+						if g := e.Do(t, testkit.Request{Method: http.MethodGet, Path: path, Key: e.AuditorKey}); g.Status != 404 {
 							t.Errorf("deleted connection still readable: %d", g.Status)
 						}
 					case "set_status_active", "set_status_inactive":
 						target := strings.TrimPrefix(row.action, "set_status_")
 						var got api.Connection
-						r.decode(t, &got)
+						r.Decode(t, &got)
 						if got.Status != target {
 							t.Errorf("status %s after setting %s", got.Status, target)
 						}
@@ -150,14 +151,14 @@ func TestPermissionTable(t *testing.T) {
 						}
 					case "test":
 						var got api.TestResult
-						r.decode(t, &got)
+						r.Decode(t, &got)
 						if got.WouldIssue {
 							t.Error("a garbage token would issue")
 						}
 						e.wantUnchanged(t, c)
 					case "read_audit":
 						var got api.AuditEventList
-						r.decode(t, &got)
+						r.Decode(t, &got)
 						actions := map[string]bool{}
 						for _, ev := range got.Items {
 							actions[ev.Action] = true
@@ -182,7 +183,7 @@ func TestDevOpsAfterActivationGets403SayingSecurityAdminOwnsIt(t *testing.T) {
 	e := start(t)
 	for _, status := range []string{api.StatusActive, api.StatusInactive} {
 		c := e.inStatus(t, "owned-"+status, status)
-		_, err := e.devops.PatchConnection(ctx, c.Name, map[string]any{"description": "mine again?"}, 0)
+		_, err := e.DevOps.PatchConnection(ctx, c.Name, map[string]any{"description": "mine again?"}, 0)
 		p := apiProblem(t, err, http.StatusForbidden)
 		if !strings.Contains(p.Detail, "a security admin owns it") {
 			t.Errorf("%s: update 403 detail %q does not say a security admin owns it", status, p.Detail)
@@ -190,7 +191,7 @@ func TestDevOpsAfterActivationGets403SayingSecurityAdminOwnsIt(t *testing.T) {
 		if p.Type != api.ProblemOwnedBySecurity {
 			t.Errorf("%s: ownership refusal has problem type %q, want %q", status, p.Type, api.ProblemOwnedBySecurity)
 		}
-		p = apiProblem(t, e.devops.DeleteConnection(ctx, c.Name, 0), http.StatusForbidden)
+		p = apiProblem(t, e.DevOps.DeleteConnection(ctx, c.Name, 0), http.StatusForbidden)
 		if !strings.Contains(p.Detail, "a security admin owns it") {
 			t.Errorf("%s: delete 403 detail %q does not say a security admin owns it", status, p.Detail)
 		}
@@ -198,7 +199,7 @@ func TestDevOpsAfterActivationGets403SayingSecurityAdminOwnsIt(t *testing.T) {
 	}
 	// For good: even a no-op patch of a connection that went back to inactive is refused.
 	c := e.get(t, "owned-inactive")
-	if _, err := e.devops.PatchConnection(ctx, c.ID, map[string]any{}, 0); apiStatus(err) != http.StatusForbidden {
+	if _, err := e.DevOps.PatchConnection(ctx, c.ID, map[string]any{}, 0); apiStatus(err) != http.StatusForbidden {
 		t.Errorf("devops no-op patch of an inactive connection: %v, want 403", err)
 	}
 }
@@ -206,16 +207,16 @@ func TestDevOpsAfterActivationGets403SayingSecurityAdminOwnsIt(t *testing.T) {
 func TestSecurityDeletingActiveConnectionIs409DeactivateFirst(t *testing.T) {
 	e := start(t)
 	c := e.inStatus(t, "busy", api.StatusActive)
-	p := apiProblem(t, e.security.DeleteConnection(ctx, c.ID, 0), http.StatusConflict)
+	p := apiProblem(t, e.Security.DeleteConnection(ctx, c.ID, 0), http.StatusConflict)
 	if !strings.Contains(strings.ToLower(p.Detail), "deactivate it first") {
 		t.Errorf("409 detail %q does not say to deactivate first", p.Detail)
 	}
 	e.wantUnchanged(t, c)
-	c, err := e.security.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusInactive}, 0)
+	c, err := e.Security.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusInactive}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.security.DeleteConnection(ctx, c.ID, 0); err != nil {
+	if err := e.Security.DeleteConnection(ctx, c.ID, 0); err != nil {
 		t.Fatalf("deleting after deactivation: %v", err)
 	}
 }
@@ -228,7 +229,7 @@ func TestAuditVisibility_DevOpsSeesOwnActions_SecurityAndAuditorSeeAll(t *testin
 		t.Fatal(err)
 	}
 	// A refused action of the devops admin is theirs too.
-	if _, err := e.devops.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusInactive}, 0); apiStatus(err) != 403 {
+	if _, err := e.DevOps.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusInactive}, 0); apiStatus(err) != 403 {
 		t.Fatalf("devops status change: %v, want 403", err)
 	}
 
@@ -239,16 +240,16 @@ func TestAuditVisibility_DevOpsSeesOwnActions_SecurityAndAuditorSeeAll(t *testin
 		}
 		return m
 	}
-	own := actors(e.auditAll(t, e.devops, apiclient.AuditOptions{}))
+	own := actors(testkit.AuditEvents(t, e.DevOps, apiclient.AuditOptions{}))
 	if len(own) != 1 || own["devops"] != 2 {
 		t.Errorf("devops admin sees events by %v, want exactly its own 2 (create, refused status change)", own)
 	}
 	// Filtering by a connection does not widen the view.
-	if got := actors(e.auditAll(t, e.devops, apiclient.AuditOptions{Connection: c.ID})); len(got) != 1 || got["devops"] != 2 {
+	if got := actors(testkit.AuditEvents(t, e.DevOps, apiclient.AuditOptions{Connection: c.ID})); len(got) != 1 || got["devops"] != 2 {
 		t.Errorf("devops admin filtering by connection sees %v", got)
 	}
-	for name, cl := range map[string]*apiclient.Client{"security": e.security, "auditor": e.auditor} {
-		all := actors(e.auditAll(t, cl, apiclient.AuditOptions{}))
+	for name, cl := range map[string]*apiclient.Client{"security": e.Security, "auditor": e.Auditor} {
+		all := actors(testkit.AuditEvents(t, cl, apiclient.AuditOptions{}))
 		if all["devops"] != 2 || all["devops-2"] != 1 || all["security"] != 1 {
 			t.Errorf("%s sees events by %v, want devops 2, devops-2 1, security 1", name, all)
 		}

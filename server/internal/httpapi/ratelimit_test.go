@@ -2,11 +2,8 @@ package httpapi_test
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
 	"testing"
 
-	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 	"github.com/trustgate/terraform-provider-trustgate/server/app"
 )
@@ -19,15 +16,9 @@ func TestMadeUpConnectionNamesAreNotRateLimitedPerConnection(t *testing.T) {
 		c.RatePerConnection, c.RateBurst = 0.001, 1
 	}))
 	for i := range 5 {
-		form := url.Values{"grant_type": {api.GrantTypeTokenExchange}, "subject_token": {"a.b.c"},
-			"subject_token_type": {api.TokenTypeJWT}, "connection": {"made-up"}}
-		resp, err := http.Post(e.URL+"/v1/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("request %d for an unknown connection: %d, want 400 invalid_target", i+1, resp.StatusCode)
+		r := e.Exchange("made-up", "a.b.c").Answered(t)
+		if r.Status != http.StatusBadRequest {
+			t.Fatalf("request %d for an unknown connection: %s, want 400 invalid_target", i+1, r)
 		}
 	}
 }

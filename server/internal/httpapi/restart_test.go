@@ -27,7 +27,7 @@ func TestRestartKeepsConnectionsKeysAndAuditEvents(t *testing.T) {
 	// The first server lives in a subtest so that it is closed (listener and background work) when
 	// the subtest ends; the store stays open for the second.
 	t.Run("first server", func(t *testing.T) {
-		e := start1(t, testkit.StartOn(t, dsn))
+		e := &env{testkit.StartOn(t, dsn)}
 		kek, audience = e.App.Config.KEK, e.App.Config.Audience
 		devopsKey, securityKey = e.DevOpsKey, e.SecurityKey
 		extra = e.NewKey(t, "ops-auditor", api.RoleAuditor)
@@ -44,11 +44,11 @@ func TestRestartKeepsConnectionsKeysAndAuditEvents(t *testing.T) {
 			IdentityClaim: "project_path",
 			Conditions:    []api.Condition{{Claim: "ref_type", Operator: api.OpOneOf, Values: []string{"branch", "tag"}}, {Claim: "/namespace_id", Operator: api.OpExists}}}
 		e.create(t, in)
-		if _, err := e.devops.SetStatus(ctx, "kept-draft", api.StatusChange{Status: api.StatusActive}, 0); apiStatus(err) != 403 {
+		if _, err := e.DevOps.SetStatus(ctx, "kept-draft", api.StatusChange{Status: api.StatusActive}, 0); apiStatus(err) != 403 {
 			t.Fatalf("want a denied event: %v", err)
 		}
-		conns = listAll(t, e.auditor)
-		events = e.auditAll(t, e.auditor, apiclient.AuditOptions{})
+		conns = listAll(t, e.Auditor)
+		events = testkit.AuditEvents(t, e.Auditor, apiclient.AuditOptions{})
 		if len(conns) != 4 || len(events) != 8 {
 			t.Fatalf("%d connections, %d events before the restart", len(conns), len(events))
 		}
@@ -81,7 +81,7 @@ func TestRestartKeepsConnectionsKeysAndAuditEvents(t *testing.T) {
 	if b, _ := json.Marshal(after); string(b) != string(connectionsJSON) {
 		t.Errorf("connections changed across the restart\nbefore %s\n after %s", connectionsJSON, b)
 	}
-	afterEvents := (&env{Server: s}).auditAll(t, s.Client(t, securityKey), apiclient.AuditOptions{})
+	afterEvents := testkit.AuditEvents(t, s.Client(t, securityKey), apiclient.AuditOptions{})
 	if b, _ := json.Marshal(afterEvents); string(b) != string(auditEventsJS) {
 		t.Errorf("audit events changed across the restart\nbefore %s\n after %s", auditEventsJS, b)
 	}
@@ -105,11 +105,6 @@ func TestRestartKeepsConnectionsKeysAndAuditEvents(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(*got, before) {
 		t.Errorf("kept-active after restart: %v\n%+v\nwant %+v", err, got, before)
 	}
-}
-
-// start1 wraps a started server in an env.
-func start1(t testing.TB, s *testkit.Server) *env {
-	return &env{Server: s, devops: s.Client(t, s.DevOpsKey), security: s.Client(t, s.SecurityKey), auditor: s.Client(t, s.AuditorKey)}
 }
 
 func listAll(t testing.TB, c *apiclient.Client) []api.Connection {

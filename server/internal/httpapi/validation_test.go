@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
 func TestTenancyRulesAre422NamingTheField(t *testing.T) {
@@ -53,8 +54,8 @@ func TestTenancyRulesAre422NamingTheField(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: tc.in})
-			p := r.problem(t, http.StatusUnprocessableEntity)
+			r := e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: tc.in})
+			p := r.Problem(t, http.StatusUnprocessableEntity)
 			named := false
 			for _, f := range fieldNames(p) {
 				for _, want := range tc.fields {
@@ -71,7 +72,7 @@ func TestTenancyRulesAre422NamingTheField(t *testing.T) {
 					t.Errorf("detail %q does not mention %s", p.Detail, m)
 				}
 			}
-			if _, err := e.auditor.GetConnection(ctx, tc.in.Name); apiStatus(err) != http.StatusNotFound {
+			if _, err := e.Auditor.GetConnection(ctx, tc.in.Name); apiStatus(err) != http.StatusNotFound {
 				t.Errorf("refused connection exists: %v", err)
 			}
 		})
@@ -88,14 +89,14 @@ func TestTenancyRulesAre422NamingTheField(t *testing.T) {
 		{Name: "ok-generic-one-of", JWKSURL: "https://i.example.com/jwks", Conditions: []api.Condition{
 			{Claim: "iss", Operator: api.OpOneOf, Values: []string{"https://i.example.com"}}, eq("/aud", "x")}},
 	} {
-		if _, err := e.devops.CreateConnection(ctx, in); err != nil {
+		if _, err := e.DevOps.CreateConnection(ctx, in); err != nil {
 			t.Errorf("%s: %v", in.Name, err)
 		}
 	}
 
 	// Tenancy is enforced on update too: removing the only scope of a gitlab.com connection.
 	c := e.get(t, "ok-gitlab-group")
-	_, err := e.devops.PatchConnection(ctx, c.ID, map[string]any{"gitlab": map[string]any{"group": nil}}, 0)
+	_, err := e.DevOps.PatchConnection(ctx, c.ID, map[string]any{"gitlab": map[string]any{"group": nil}}, 0)
 	apiProblem(t, err, http.StatusUnprocessableEntity)
 	e.wantUnchanged(t, c)
 }
@@ -177,7 +178,7 @@ func TestPresetsDeriveEffectiveConditionsAndJWKSURL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := tc.in
 			in.Name = "preset-" + strings.ReplaceAll(strings.ReplaceAll(tc.name, " ", "-"), "_", "-")
-			c, err := e.devops.CreateConnection(ctx, in)
+			c, err := e.DevOps.CreateConnection(ctx, in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,10 +219,10 @@ func TestJWKSURLOverrideAndItsRemovalWithMergePatchNull(t *testing.T) {
 		t.Error("the jwks_url override changed the effective conditions")
 	}
 
-	r := call(t, e.Server, req{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+	r := e.Do(t, testkit.Request{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
 		ContentType: "application/merge-patch+json", Body: `{"jwks_url": null}`})
 	var got api.Connection
-	r.wantStatus(t, http.StatusOK).decode(t, &got)
+	r.WantStatus(t, http.StatusOK).Decode(t, &got)
 	if got.JWKSURL != derived || got.JWKSURLOverridden {
 		t.Errorf("after null: jwks_url %q overridden %v, want the derived %s", got.JWKSURL, got.JWKSURLOverridden, derived)
 	}
@@ -229,17 +230,17 @@ func TestJWKSURLOverrideAndItsRemovalWithMergePatchNull(t *testing.T) {
 		t.Errorf("after null: revision %d fingerprint %s, want %d and the plain connection's %s", got.Revision, got.Fingerprint, c.Revision+1, plain.Fingerprint)
 	}
 	// Setting it again, then null with application/json (also accepted for merge patches).
-	if _, err := e.devops.PatchConnection(ctx, c.ID, map[string]any{"jwks_url": "https://keys2.acme.example/jwks"}, 0); err != nil {
+	if _, err := e.DevOps.PatchConnection(ctx, c.ID, map[string]any{"jwks_url": "https://keys2.acme.example/jwks"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	r = call(t, e.Server, req{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey, Body: `{"jwks_url": null}`})
-	r.wantStatus(t, http.StatusOK).decode(t, &got)
+	r = e.Do(t, testkit.Request{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey, Body: `{"jwks_url": null}`})
+	r.WantStatus(t, http.StatusOK).Decode(t, &got)
 	if got.JWKSURL != derived || got.JWKSURLOverridden {
 		t.Errorf("after null as application/json: jwks_url %q", got.JWKSURL)
 	}
 	// A generic connection has nothing to derive: removing its jwks_url is a 422 on jwks_url.
 	g := e.create(t, genericInput("generic-jwks"))
-	_, err := e.devops.PatchConnection(ctx, g.ID, map[string]any{"jwks_url": nil}, 0)
+	_, err := e.DevOps.PatchConnection(ctx, g.ID, map[string]any{"jwks_url": nil}, 0)
 	wantFields(t, apiProblem(t, err, http.StatusUnprocessableEntity), "jwks_url")
 	e.wantUnchanged(t, g)
 }
@@ -259,8 +260,8 @@ func TestValidation422NamesEveryBadField(t *testing.T) {
 		},
 		"jwks_url": "ftp://keys.example.com/jwks",
 	}
-	r := call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: body})
-	p := r.problem(t, http.StatusUnprocessableEntity)
+	r := e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: body})
+	p := r.Problem(t, http.StatusUnprocessableEntity)
 	wantFields(t, p, "name", "description", "github.owner", "github.ref", "token_ttl.amount", "token_ttl.unit",
 		"conditions[0].operator", "conditions[1].claim", "conditions[2].values", "conditions[3].value", "jwks_url")
 	for _, fe := range p.Errors {
@@ -270,25 +271,25 @@ func TestValidation422NamesEveryBadField(t *testing.T) {
 	}
 
 	// Wrong JSON types are 422 naming the field too.
-	r = call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey,
+	r = e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey,
 		Body: `{"name": 7, "token_ttl": {"amount": "1", "unit": "hours"}, "conditions": {"claim": "x"}}`})
-	wantFields(t, r.problem(t, http.StatusUnprocessableEntity), "name", "token_ttl.amount", "conditions")
+	wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), "name", "token_ttl.amount", "conditions")
 
 	// The same rules on PATCH, and nothing changes.
 	c := e.create(t, githubInput("valid"))
-	r = call(t, e.Server, req{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+	r = e.Do(t, testkit.Request{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
 		ContentType: "application/merge-patch+json",
 		Body:        map[string]any{"name": "-bad-", "token_ttl": map[string]any{"amount": 25, "unit": "hours"}, "github": map[string]any{"owner_id": "abc"}}})
-	wantFields(t, r.problem(t, http.StatusUnprocessableEntity), "name", "token_ttl", "github.owner_id")
+	wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), "name", "token_ttl", "github.owner_id")
 	e.wantUnchanged(t, c)
 
 	// A status body with an unknown status.
-	r = call(t, e.Server, req{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: e.SecurityKey,
+	r = e.Do(t, testkit.Request{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: e.SecurityKey,
 		Body: api.StatusChange{Status: "enabled"}})
-	wantFields(t, r.problem(t, http.StatusUnprocessableEntity), "status")
-	r = call(t, e.Server, req{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: e.SecurityKey,
+	wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), "status")
+	r = e.Do(t, testkit.Request{Method: http.MethodPut, Path: "/v1/workload-connections/" + c.ID + "/status", Key: e.SecurityKey,
 		Body: api.StatusChange{Status: api.StatusDraft}})
-	wantFields(t, r.problem(t, http.StatusUnprocessableEntity), "status")
+	wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), "status")
 	e.wantUnchanged(t, c)
 }
 
@@ -315,12 +316,12 @@ func TestUnknownJSONFieldsAre422(t *testing.T) {
 		{"test", http.MethodPost, path + "/test", e.DevOpsKey, `{"token":"a.b.c","verbose":true}`, "verbose"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := call(t, e.Server, req{Method: tc.method, Path: tc.path, Key: tc.key, Body: tc.body})
-			wantFields(t, r.problem(t, http.StatusUnprocessableEntity), tc.field)
+			r := e.Do(t, testkit.Request{Method: tc.method, Path: tc.path, Key: tc.key, Body: tc.body})
+			wantFields(t, r.Problem(t, http.StatusUnprocessableEntity), tc.field)
 			e.wantUnchanged(t, c)
 		})
 	}
-	all, err := e.auditor.ListAllConnections(ctx, apiclient.ListOptions{})
+	all, err := e.Auditor.ListAllConnections(ctx, apiclient.ListOptions{})
 	if err != nil || len(all) != 1 {
 		t.Errorf("%d connections exist after refused creates (%v), want 1", len(all), err)
 	}
@@ -346,8 +347,8 @@ func TestBodyOver1MiBIs413(t *testing.T) {
 		{"test", http.MethodPost, path + "/test", e.DevOpsKey, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := call(t, e.Server, req{Method: tc.method, Path: tc.path, Key: tc.key, Body: huge, ContentType: tc.ct})
-			r.problem(t, http.StatusRequestEntityTooLarge)
+			r := e.Do(t, testkit.Request{Method: tc.method, Path: tc.path, Key: tc.key, Body: huge, ContentType: tc.ct})
+			r.Problem(t, http.StatusRequestEntityTooLarge)
 			e.wantUnchanged(t, c)
 		})
 	}
@@ -359,7 +360,7 @@ func TestBodyOver1MiBIs413(t *testing.T) {
 	if b.Len() != 1<<20 {
 		t.Fatalf("body is %d bytes", b.Len())
 	}
-	call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: b.Bytes()}).wantStatus(t, http.StatusCreated)
+	e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: b.Bytes()}).WantStatus(t, http.StatusCreated)
 }
 
 func TestWrongContentTypeIs415(t *testing.T) {
@@ -380,14 +381,14 @@ func TestWrongContentTypeIs415(t *testing.T) {
 		{"test as text/plain", http.MethodPost, path + "/test", e.DevOpsKey, "text/plain", `{"token":"a.b.c"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := call(t, e.Server, req{Method: tc.method, Path: tc.path, Key: tc.key, Body: tc.body, ContentType: tc.ct})
-			r.problem(t, http.StatusUnsupportedMediaType)
+			r := e.Do(t, testkit.Request{Method: tc.method, Path: tc.path, Key: tc.key, Body: tc.body, ContentType: tc.ct})
+			r.Problem(t, http.StatusUnsupportedMediaType)
 			e.wantUnchanged(t, c)
 		})
 	}
 	// Parameters such as charset are fine.
-	call(t, e.Server, req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: create,
-		ContentType: "application/json; charset=utf-8"}).wantStatus(t, http.StatusCreated)
+	e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: create,
+		ContentType: "application/json; charset=utf-8"}).WantStatus(t, http.StatusCreated)
 }
 
 func TestProblemJSONShapeForEveryErrorKind(t *testing.T) {
@@ -396,24 +397,24 @@ func TestProblemJSONShapeForEveryErrorKind(t *testing.T) {
 	path := "/v1/workload-connections/" + c.ID
 	for _, tc := range []struct {
 		name   string
-		r      req
+		r      testkit.Request
 		status int
 	}{
-		{"401 no key", req{Method: http.MethodGet, Path: "/v1/workload-connections"}, 401},
-		{"403 role", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.AuditorKey, Body: githubInput("x")}, 403},
-		{"404 connection", req{Method: http.MethodGet, Path: "/v1/workload-connections/nope", Key: e.AuditorKey}, 404},
-		{"404 route", req{Method: http.MethodGet, Path: "/v1/nothing-here", Key: e.AuditorKey}, 404},
-		{"405 method", req{Method: http.MethodPut, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: "{}"}, 405},
-		{"409 conflict", req{Method: http.MethodDelete, Path: path, Key: e.SecurityKey}, 409},
-		{"412 precondition", req{Method: http.MethodPatch, Path: path, Key: e.SecurityKey, Body: `{"description":"x"}`, Header: map[string]string{"If-Match": `"99"`}}, 412},
-		{"413 too large", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: strings.Repeat(" ", 1<<20+1)}, 413},
-		{"415 media type", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: "{}", ContentType: "text/plain"}, 415},
-		{"422 validation", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: `{"name":"Bad"}`}, 422},
-		{"422 malformed JSON", req{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: `{"name":`}, 422},
+		{"401 no key", testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections"}, 401},
+		{"403 role", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.AuditorKey, Body: githubInput("x")}, 403},
+		{"404 connection", testkit.Request{Method: http.MethodGet, Path: "/v1/workload-connections/nope", Key: e.AuditorKey}, 404},
+		{"404 route", testkit.Request{Method: http.MethodGet, Path: "/v1/nothing-here", Key: e.AuditorKey}, 404},
+		{"405 method", testkit.Request{Method: http.MethodPut, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: "{}"}, 405},
+		{"409 conflict", testkit.Request{Method: http.MethodDelete, Path: path, Key: e.SecurityKey}, 409},
+		{"412 precondition", testkit.Request{Method: http.MethodPatch, Path: path, Key: e.SecurityKey, Body: `{"description":"x"}`, Header: http.Header{"If-Match": {`"99"`}}}, 412},
+		{"413 too large", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: strings.Repeat(" ", 1<<20+1)}, 413},
+		{"415 media type", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: "{}", ContentType: "text/plain"}, 415},
+		{"422 validation", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: `{"name":"Bad"}`}, 422},
+		{"422 malformed JSON", testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: `{"name":`}, 422},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := call(t, e.Server, tc.r)
-			p := r.problem(t, tc.status)
+			r := e.Do(t, tc.r)
+			p := r.Problem(t, tc.status)
 			if p.RequestID == "" {
 				t.Error("problem has no request_id")
 			}

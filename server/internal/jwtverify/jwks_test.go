@@ -33,7 +33,7 @@ func TestJWKSRotationPicksUpNewKidWithoutRestart(t *testing.T) {
 	if !res.OK {
 		t.Fatalf("after rotation: %q %+v", res.FailedKind, res.Checks)
 	}
-	if got := f.server.requests.Load(); got != 2 {
+	if got := f.server.JWKSHits(); got != 2 {
 		t.Fatalf("JWKS fetched %d times, want 2 (initial + one refresh on the new kid)", got)
 	}
 }
@@ -53,7 +53,7 @@ func TestJWKSUnknownKidWithinCooldownFailsClosedWithoutFetching(t *testing.T) {
 	if !errors.Is(err, ErrUnknownKID) {
 		t.Fatalf("err = %v, want ErrUnknownKID", err)
 	}
-	if got := f.server.requests.Load(); got != 1 {
+	if got := f.server.JWKSHits(); got != 1 {
 		t.Fatalf("JWKS fetched %d times within the cool-down, want 1", got)
 	}
 }
@@ -65,7 +65,7 @@ func TestJWKSServerDownKeepsCachedKeysFor24Hours(t *testing.T) {
 	if _, err := f.cache.Key(ctx, f.server.URL, kid); err != nil {
 		t.Fatal(err)
 	}
-	f.server.down.Store(true)
+	f.server.SetDown(true)
 
 	// Past max-age (1 h default): the refresh fails, cached keys keep working.
 	f.clock.Advance(2 * time.Hour)
@@ -90,7 +90,7 @@ func TestJWKSServerDownKeepsCachedKeysFor24Hours(t *testing.T) {
 		t.Fatalf("after 24 h: err = %v, want ErrFetch", err)
 	}
 	// When the server is back, keys are fetched again.
-	f.server.down.Store(false)
+	f.server.SetDown(false)
 	f.clock.Advance(DefaultRefreshCooldown + time.Second)
 	if _, err := f.cache.Key(ctx, f.server.URL, kid); err != nil {
 		t.Fatalf("after recovery: %v", err)
@@ -99,14 +99,14 @@ func TestJWKSServerDownKeepsCachedKeysFor24Hours(t *testing.T) {
 
 func TestJWKSFirstFetchFailureIsNotRetriedWithinCooldown(t *testing.T) {
 	f := newFixture(t, devissuer.Options{})
-	f.server.down.Store(true)
+	f.server.SetDown(true)
 	ctx := context.Background()
 	for range 5 {
 		if _, err := f.cache.Key(ctx, f.server.URL, f.issuer.KID()); !errors.Is(err, ErrFetch) {
 			t.Fatalf("err = %v, want ErrFetch", err)
 		}
 	}
-	if got := f.server.requests.Load(); got != 1 {
+	if got := f.server.JWKSHits(); got != 1 {
 		t.Fatalf("fetched %d times, want 1", got)
 	}
 }
@@ -118,7 +118,7 @@ func TestJWKSConcurrentUnknownKidsShareOneFetchPerCooldown(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(DefaultRefreshCooldown + time.Second)
-	f.server.delay.Store(int64(50 * time.Millisecond))
+	f.server.SetDelay(50 * time.Millisecond)
 
 	burst := func() {
 		var wg sync.WaitGroup
@@ -136,11 +136,11 @@ func TestJWKSConcurrentUnknownKidsShareOneFetchPerCooldown(t *testing.T) {
 		wg.Wait()
 	}
 	burst()
-	if got := f.server.requests.Load(); got != 2 {
+	if got := f.server.JWKSHits(); got != 2 {
 		t.Fatalf("after a burst of 50 unknown kids: %d fetches in total, want 2 (initial + 1)", got)
 	}
 	burst()
-	if got := f.server.requests.Load(); got != 2 {
+	if got := f.server.JWKSHits(); got != 2 {
 		t.Fatalf("a second burst within the cool-down fetched again: %d fetches", got)
 	}
 	if s := f.cache.Stats(); s.Fetches != 2 {
@@ -173,7 +173,7 @@ func TestJWKSMaxAgeIsClamped(t *testing.T) {
 
 func TestJWKSRefetchesOnlyAfterClampedMaxAge(t *testing.T) {
 	f := newFixture(t, devissuer.Options{})
-	f.server.cacheControl.Store("max-age=10")
+	f.server.SetCacheControl("max-age=10")
 	ctx := context.Background()
 	kid := f.issuer.KID()
 	if _, err := f.cache.Key(ctx, f.server.URL, kid); err != nil {
@@ -183,14 +183,14 @@ func TestJWKSRefetchesOnlyAfterClampedMaxAge(t *testing.T) {
 	if _, err := f.cache.Key(ctx, f.server.URL, kid); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.server.requests.Load(); got != 1 {
+	if got := f.server.JWKSHits(); got != 1 {
 		t.Fatalf("max-age=10 must be raised to 5 min: %d fetches after 4 min", got)
 	}
 	f.clock.Advance(2 * time.Minute)
 	if _, err := f.cache.Key(ctx, f.server.URL, kid); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.server.requests.Load(); got != 2 {
+	if got := f.server.JWKSHits(); got != 2 {
 		t.Fatalf("after 6 min: %d fetches, want 2", got)
 	}
 }
@@ -203,7 +203,7 @@ func TestJWKSBodyOverOneMebibyteIsRefused(t *testing.T) {
 	}
 	// Valid JSON, padded with whitespace just past the cap.
 	big := append(append([]byte{}, jwks...), []byte(strings.Repeat(" ", DefaultJWKSMaxBytes-len(jwks)+1))...)
-	f.server.body.Store(big)
+	f.server.ServeJWKS(big)
 
 	_, err = f.cache.Key(context.Background(), f.server.URL, f.issuer.KID())
 
@@ -212,7 +212,7 @@ func TestJWKSBodyOverOneMebibyteIsRefused(t *testing.T) {
 	}
 
 	// Exactly at the cap is fine.
-	f.server.body.Store(big[:DefaultJWKSMaxBytes])
+	f.server.ServeJWKS(big[:DefaultJWKSMaxBytes])
 	f.clock.Advance(DefaultRefreshCooldown + time.Second)
 	if _, err := f.cache.Key(context.Background(), f.server.URL, f.issuer.KID()); err != nil {
 		t.Fatalf("a JWKS of exactly 1 MiB: %v", err)
@@ -331,7 +331,7 @@ func TestJWKSKeyCertificateURLsAreNeverFetched(t *testing.T) {
 	f := newFixture(t, devissuer.Options{})
 	good, _ := f.issuer.JWKS()
 	withX5U := strings.Replace(string(good), `"kty"`, `"x5u":"`+attacker.URL+`/chain.pem","kty"`, 1)
-	f.server.body.Store([]byte(withX5U))
+	f.server.ServeJWKS([]byte(withX5U))
 
 	if res := f.verifier.Verify(context.Background(), f.mint(t, nil), f.policy); !res.OK {
 		t.Fatalf("%q %+v", res.FailedKind, res.Checks)
@@ -343,15 +343,18 @@ func TestJWKSKeyCertificateURLsAreNeverFetched(t *testing.T) {
 
 func TestJWKSWaitingCallerHonoursItsContext(t *testing.T) {
 	f := newFixture(t, devissuer.Options{})
-	f.server.delay.Store(int64(300 * time.Millisecond))
+	f.server.SetDelay(300 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := f.cache.Key(ctx, f.server.URL, f.issuer.KID()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
-	// The shared fetch itself completes for the next caller.
-	time.Sleep(400 * time.Millisecond)
+	// The shared fetch itself goes on for the next caller, who joins it (or finds its result
+	// cached): no second fetch.
 	if _, err := f.cache.Key(context.Background(), f.server.URL, f.issuer.KID()); err != nil {
-		t.Fatalf("after the fetch finished: %v", err)
+		t.Fatalf("the next caller: %v", err)
+	}
+	if got := f.server.JWKSHits(); got != 1 {
+		t.Errorf("%d JWKS fetches, want 1: the abandoned fetch was not the one the next caller got", got)
 	}
 }

@@ -439,7 +439,7 @@ func TestVerifyChecksCurveEvenWhenTheJWKDoesNotPinAnAlg(t *testing.T) {
 	}
 	delete(doc["keys"][0], "alg")
 	b, _ := json.Marshal(doc)
-	f.server.body.Store(b)
+	f.server.ServeJWKS(b)
 
 	tok := mustMint(t, f, devissuer.MintOptions{Shape: "github", Header: map[string]any{"alg": "ES384"}})
 	res := f.verifier.Verify(context.Background(), tok, f.policy)
