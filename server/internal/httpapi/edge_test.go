@@ -41,7 +41,7 @@ func TestMalformedPatchBodiesAre422(t *testing.T) {
 		{"truncated", `{"description":`, ""},
 		{"two objects", `{"description":"a"}{"description":"b"}`, ""},
 		{"name removed", `{"name":null}`, "name"},
-		{"owner removed", `{"github":{"owner":null}}`, "github.owner"},
+		{"owner_id removed", `{"github":{"owner_id":null}}`, "github.owner_id"},
 		{"wrong type in a preset", `{"github":{"owner":7}}`, "github.owner"},
 		{"two presets", `{"gitlab":{"domain":"gitlab.com","group":"acme"}}`, "provider_type"},
 	} {

@@ -57,7 +57,7 @@ func eq(claim, value string) api.Condition {
 // githubInput is a valid github connection.
 func githubInput(name string) api.ConnectionInput {
 	return api.ConnectionInput{Name: name, Description: "deploys acme/app",
-		GitHub: &api.GitHubSettings{Owner: "acme", Repository: "acme/app"}}
+		GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", Repository: "acme/app"}}
 }
 
 // genericInput is a valid generic connection (nothing is exchanged through it).

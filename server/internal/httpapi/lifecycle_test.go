@@ -44,10 +44,14 @@ func TestFourEyes_SecurityAdminWhoLastChangedConfigCannotActivate(t *testing.T) 
 	if c, err = e.Security.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusInactive}, 0); err != nil {
 		t.Fatalf("deactivation by the last config changer: %v", err)
 	}
-	// A status change is not a configuration change: security-2 deactivating and reactivating
-	// does not make security-2 the last config changer, but changing the config does.
-	if c, err = second.PatchConnection(ctx, c.ID, map[string]any{"github": map[string]any{"ref": "refs/heads/release"}}, 0); err != nil {
-		t.Fatal(err)
+	// Once activated, security-2's change is a proposal that security approves: security-2 wrote
+	// the rules now live, so security-2 may not reactivate them, while security may.
+	p2, err := second.PatchConnection(ctx, c.ID, map[string]any{"github": map[string]any{"ref": "refs/heads/release"}}, 0)
+	if err != nil || p2.Proposal == nil {
+		t.Fatalf("security-2's change: %+v, %v; want a proposal", p2, err)
+	}
+	if c, err = e.Security.ApproveProposal(ctx, c.ID, p2.Proposal.Fingerprint, 0); err != nil || c.ConfigChangedBy != "security-2" || c.Status != api.StatusInactive {
+		t.Fatalf("approval: %+v, %v; want config_changed_by security-2 and still inactive", c, err)
 	}
 	if _, err := second.SetStatus(ctx, c.ID, api.StatusChange{Status: api.StatusActive}, 0); apiStatus(err) != http.StatusForbidden {
 		t.Errorf("security-2 reactivating its own change: %v, want 403", err)
@@ -191,7 +195,8 @@ func TestETagIsTheRevisionAndRevisionCountsEveryChange(t *testing.T) {
 	// Setting the current status again changes nothing.
 	again := e.Do(t, testkit.Request{Method: http.MethodPut, Path: path + "/status", Key: e.SecurityKey, Body: api.StatusChange{Status: api.StatusActive}})
 	wantETag(t, again.WantStatus(t, 200), 5)
-	wantETag(t, patch(e.SecurityKey, map[string]any{"description": "security edit"}).WantStatus(t, 200), 6)
+	// After activation a change is a proposal (202): a new revision, nothing live moves.
+	wantETag(t, patch(e.SecurityKey, map[string]any{"description": "security edit"}).WantStatus(t, 202), 6)
 	off := e.Do(t, testkit.Request{Method: http.MethodPut, Path: path + "/status", Key: e.SecurityKey, Body: api.StatusChange{Status: api.StatusInactive}})
 	got := wantETag(t, off.WantStatus(t, 200), 7)
 	if got.TokenTTL != (api.TokenTTL{Amount: 30, Unit: api.UnitMinutes}) {

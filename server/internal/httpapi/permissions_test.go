@@ -28,11 +28,16 @@ const (
 	auditor  = api.RoleAuditor
 )
 
-// permTable is CONTRACT.md §1's lifecycle table written as status codes.
+// permTable is CONTRACT.md §1's lifecycle table written as status codes. After the first
+// activation a PATCH is a proposal (202) by either admin role; the proposal rows run on a
+// connection with a pending proposal written by the devops admin (a draft has none: 404).
 var permTable = []permRow{
 	{"read", map[string][3]int{devops: {200, 200, 200}, security: {200, 200, 200}, auditor: {200, 200, 200}}},
 	{"list", map[string][3]int{devops: {200, 200, 200}, security: {200, 200, 200}, auditor: {200, 200, 200}}},
-	{"update", map[string][3]int{devops: {200, 403, 403}, security: {200, 200, 200}, auditor: {403, 403, 403}}},
+	{"update", map[string][3]int{devops: {200, 202, 202}, security: {200, 202, 202}, auditor: {403, 403, 403}}},
+	{"approve", map[string][3]int{devops: {403, 403, 403}, security: {404, 200, 200}, auditor: {403, 403, 403}}},
+	{"discard", map[string][3]int{devops: {404, 204, 204}, security: {404, 204, 204}, auditor: {403, 403, 403}}},
+	{"test_proposal", map[string][3]int{devops: {404, 200, 200}, security: {404, 200, 200}, auditor: {403, 403, 403}}},
 	{"delete", map[string][3]int{devops: {204, 403, 403}, security: {204, 409, 204}, auditor: {403, 403, 403}}},
 	// draft → inactive is not a lifecycle transition (draft → active ⇄ inactive): 409.
 	{"set_status_active", map[string][3]int{devops: {403, 403, 403}, security: {200, 200, 200}, auditor: {403, 403, 403}}},
@@ -80,6 +85,14 @@ func TestPermissionTable(t *testing.T) {
 					c := e.inStatus(t, fresh("perm"), status)
 					key := keys[role]
 					path := "/v1/workload-connections/" + c.ID
+					proposalFP := ""
+					if status != api.StatusDraft && (row.action == "approve" || row.action == "discard" || row.action == "test_proposal") {
+						p, err := e.DevOps.PatchConnection(ctx, c.ID, map[string]any{"description": "proposed by devops"}, 0)
+						if err != nil || p.Proposal == nil {
+							t.Fatalf("setting up a proposal: %+v, %v", p, err)
+						}
+						c, proposalFP = p, p.Proposal.Fingerprint
+					}
 					var r testkit.Response
 					switch row.action {
 					case "read":
@@ -90,6 +103,13 @@ func TestPermissionTable(t *testing.T) {
 					case "update":
 						r = e.Do(t, testkit.Request{Method: http.MethodPatch, Path: path, Key: key,
 							ContentType: "application/merge-patch+json", Body: map[string]any{"description": "changed by " + role}})
+					case "approve":
+						r = e.Do(t, testkit.Request{Method: http.MethodPost, Path: path + "/proposal/approve", Key: key,
+							Body: api.ProposalApproval{ApprovedFingerprint: orString(proposalFP, "sha256:none")}})
+					case "discard":
+						r = e.Do(t, testkit.Request{Method: http.MethodDelete, Path: path + "/proposal", Key: key})
+					case "test_proposal":
+						r = e.Do(t, testkit.Request{Method: http.MethodPost, Path: path + "/test?config=proposal", Key: key, Body: api.TestRequest{Token: "not.a.jwt"}})
 					case "delete":
 						r = e.Do(t, testkit.Request{Method: http.MethodDelete, Path: path, Key: key})
 					case "set_status_active":
@@ -107,7 +127,7 @@ func TestPermissionTable(t *testing.T) {
 					if want >= 400 {
 						p := r.Problem(t, want)
 						e.wantUnchanged(t, c)
-						if role == devops && status != api.StatusDraft && (row.action == "update" || row.action == "delete") &&
+						if role == devops && status != api.StatusDraft && row.action == "delete" &&
 							!strings.Contains(p.Detail, "security admin owns it") {
 							t.Errorf("403 detail %q does not say that a security admin owns the connection", p.Detail)
 						}
@@ -132,9 +152,34 @@ func TestPermissionTable(t *testing.T) {
 						}
 					case "update":
 						now := e.get(t, c.ID)
-						if now.Revision != c.Revision+1 || now.Description != "changed by "+role || now.Status != status {
-							t.Errorf("after update: rev %d %q %s, want rev %d, new description, status %s", now.Revision, now.Description, now.Status, c.Revision+1, status)
+						if status == api.StatusDraft {
+							if now.Revision != c.Revision+1 || now.Description != "changed by "+role || now.Status != status || now.Proposal != nil {
+								t.Errorf("after update: rev %d %q %s, want rev %d, new description, status %s", now.Revision, now.Description, now.Status, c.Revision+1, status)
+							}
+							break
 						}
+						// Activated: the change waits as a proposal, nothing live moved.
+						if now.Revision != c.Revision+1 || now.Description != c.Description || now.Fingerprint != c.Fingerprint ||
+							now.Proposal == nil || now.Proposal.Config.Description != "changed by "+role || now.Proposal.ProposedBy != principals[role] {
+							t.Errorf("after a proposal: rev %d, live description %q, proposal %+v", now.Revision, now.Description, now.Proposal)
+						}
+					case "approve":
+						now := e.get(t, c.ID)
+						if now.Proposal != nil || now.Description != "proposed by devops" || now.Status != status || now.Revision != c.Revision+1 {
+							t.Errorf("after approval: %+v", now)
+						}
+					case "discard":
+						now := e.get(t, c.ID)
+						if now.Proposal != nil || now.Description == "proposed by devops" || now.Revision != c.Revision+1 {
+							t.Errorf("after discard: %+v", now)
+						}
+					case "test_proposal":
+						var got api.TestResult
+						r.Decode(t, &got)
+						if got.WouldIssue {
+							t.Error("a garbage token would issue")
+						}
+						e.wantUnchanged(t, c)
 					case "delete":
 						if g := e.Do(t, testkit.Request{Method: http.MethodGet, Path: path, Key: e.AuditorKey}); g.Status != 404 {
 							t.Errorf("deleted connection still readable: %d", g.Status)
@@ -179,29 +224,33 @@ func TestPermissionTable(t *testing.T) {
 	}
 }
 
-func TestDevOpsAfterActivationGets403SayingSecurityAdminOwnsIt(t *testing.T) {
+// TestDevOpsAfterActivationOnlyProposes: once activated, a devops admin can no longer change what
+// is live, its status, or delete it (403 saying a security admin owns it); a change becomes a
+// proposal, for good, also after the connection went back to inactive.
+func TestDevOpsAfterActivationOnlyProposes(t *testing.T) {
 	e := start(t)
 	for _, status := range []string{api.StatusActive, api.StatusInactive} {
 		c := e.inStatus(t, "owned-"+status, status)
-		_, err := e.DevOps.PatchConnection(ctx, c.Name, map[string]any{"description": "mine again?"}, 0)
-		p := apiProblem(t, err, http.StatusForbidden)
-		if !strings.Contains(p.Detail, "a security admin owns it") {
-			t.Errorf("%s: update 403 detail %q does not say a security admin owns it", status, p.Detail)
+		p := apiProblem(t, e.DevOps.DeleteConnection(ctx, c.Name, 0), http.StatusForbidden)
+		if !strings.Contains(p.Detail, "a security admin owns it") || p.Type != api.ProblemOwnedBySecurity {
+			t.Errorf("%s: delete 403 %q (type %q) does not say a security admin owns it", status, p.Detail, p.Type)
 		}
-		if p.Type != api.ProblemOwnedBySecurity {
-			t.Errorf("%s: ownership refusal has problem type %q, want %q", status, p.Type, api.ProblemOwnedBySecurity)
-		}
-		p = apiProblem(t, e.DevOps.DeleteConnection(ctx, c.Name, 0), http.StatusForbidden)
-		if !strings.Contains(p.Detail, "a security admin owns it") {
-			t.Errorf("%s: delete 403 detail %q does not say a security admin owns it", status, p.Detail)
+		if _, err := e.DevOps.SetStatus(ctx, c.Name, api.StatusChange{Status: api.StatusActive}, 0); apiStatus(err) != http.StatusForbidden {
+			t.Errorf("%s: devops status change: %v, want 403", status, err)
 		}
 		e.wantUnchanged(t, c)
+		got, err := e.DevOps.PatchConnection(ctx, c.Name, map[string]any{"description": "mine again?"}, 0)
+		if err != nil || got.Proposal == nil || got.Description != c.Description || got.Fingerprint != c.Fingerprint {
+			t.Errorf("%s: devops change = %+v, %v; want a proposal with the live fields unchanged", status, got, err)
+		}
 	}
-	// For good: even a no-op patch of a connection that went back to inactive is refused.
-	c := e.get(t, "owned-inactive")
-	if _, err := e.DevOps.PatchConnection(ctx, c.ID, map[string]any{}, 0); apiStatus(err) != http.StatusForbidden {
-		t.Errorf("devops no-op patch of an inactive connection: %v, want 403", err)
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
 	}
+	return s
 }
 
 func TestSecurityDeletingActiveConnectionIs409DeactivateFirst(t *testing.T) {

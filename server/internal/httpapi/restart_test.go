@@ -88,12 +88,15 @@ func TestRestartKeepsConnectionsKeysAndAuditEvents(t *testing.T) {
 
 	// The lifecycle state survived too: the devops admin still does not own the activated ones,
 	// the four-eyes facts are intact, and revisions continue.
-	if _, err := old.PatchConnection(ctx, "kept-inactive", map[string]any{"description": "x"}, 0); apiStatus(err) != http.StatusForbidden {
-		t.Errorf("devops patch of an ever-activated connection after restart: %v, want 403", err)
+	if err := old.DeleteConnection(ctx, "kept-inactive", 0); apiStatus(err) != http.StatusForbidden {
+		t.Errorf("devops delete of an ever-activated connection after restart: %v, want 403", err)
+	}
+	if p, err := old.PatchConnection(ctx, "kept-inactive", map[string]any{"description": "x"}, 0); err != nil || p.Proposal == nil || p.Description == "x" {
+		t.Errorf("devops patch of an ever-activated connection after restart: %+v, %v; want a proposal", p, err)
 	}
 	c, err := s.Client(t, securityKey).SetStatus(ctx, "kept-inactive", api.StatusChange{Status: api.StatusActive}, 0)
-	if err != nil || c.Revision != 4 {
-		t.Errorf("reactivation after restart: %v (revision %d, want 4)", err, c.Revision)
+	if err != nil || c.Revision != 5 || c.Proposal == nil {
+		t.Errorf("reactivation after restart: %v (revision %d, want 5, proposal still pending)", err, c.Revision)
 	}
 	var before api.Connection
 	for _, x := range conns {

@@ -118,22 +118,22 @@ func TestPresetsDeriveEffectiveConditionsAndJWKSURL(t *testing.T) {
 				Ref: "refs/heads/main", Environment: "prod"}, Conditions: []api.Condition{userCond}},
 			jwks: "https://token.actions.githubusercontent.com/.well-known/jwks",
 			effector: []api.Condition{eq("iss", "https://token.actions.githubusercontent.com"), eq("aud", aud),
-				eq("repository_owner", "acme"), eq("repository_owner_id", "65"), eq("repository", "acme/app"),
+				eq("repository_owner_id", "65"), eq("repository_owner", "acme"), eq("repository", "acme/app"),
 				eq("ref", "refs/heads/main"), eq("environment", "prod"), userCond},
 		},
 		{
 			name: "github minimal", typ: api.ProviderGitHub,
-			in:   api.ConnectionInput{GitHub: &api.GitHubSettings{Owner: "acme"}},
+			in:   api.ConnectionInput{GitHub: &api.GitHubSettings{OwnerID: "65"}},
 			jwks: "https://token.actions.githubusercontent.com/.well-known/jwks",
 			effector: []api.Condition{eq("iss", "https://token.actions.githubusercontent.com"), eq("aud", aud),
-				eq("repository_owner", "acme")},
+				eq("repository_owner_id", "65")},
 		},
 		{
 			name: "github enterprise with audience", typ: api.ProviderGitHub,
-			in:   api.ConnectionInput{GitHub: &api.GitHubSettings{Owner: "acme", EnterpriseSlug: "acme-corp", Audience: "trustgate-prod"}},
+			in:   api.ConnectionInput{GitHub: &api.GitHubSettings{OwnerID: "65", Owner: "acme", EnterpriseSlug: "acme-corp", Audience: "trustgate-prod"}},
 			jwks: "https://token.actions.githubusercontent.com/acme-corp/.well-known/jwks",
 			effector: []api.Condition{eq("iss", "https://token.actions.githubusercontent.com/acme-corp"), eq("aud", "trustgate-prod"),
-				eq("repository_owner", "acme")},
+				eq("repository_owner_id", "65"), eq("repository_owner", "acme")},
 		},
 		{
 			name: "gitlab group", typ: api.ProviderGitLab,
@@ -250,7 +250,7 @@ func TestValidation422NamesEveryBadField(t *testing.T) {
 	body := map[string]any{
 		"name":        "Bad_Name",
 		"description": strings.Repeat("x", 1025),
-		"github":      map[string]any{"owner": "", "repository": "not-a-slash", "ref": "main"},
+		"github":      map[string]any{"owner_id": "", "repository": "not-a-slash", "ref": "main"},
 		"token_ttl":   map[string]any{"amount": 0, "unit": "days"},
 		"conditions": []any{
 			map[string]any{"claim": "sub", "operator": "regex", "value": ".*"},
@@ -262,7 +262,7 @@ func TestValidation422NamesEveryBadField(t *testing.T) {
 	}
 	r := e.Do(t, testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections", Key: e.DevOpsKey, Body: body})
 	p := r.Problem(t, http.StatusUnprocessableEntity)
-	wantFields(t, p, "name", "description", "github.owner", "github.ref", "token_ttl.amount", "token_ttl.unit",
+	wantFields(t, p, "name", "description", "github.owner_id", "github.ref", "token_ttl.amount", "token_ttl.unit",
 		"conditions[0].operator", "conditions[1].claim", "conditions[2].values", "conditions[3].value", "jwks_url")
 	for _, fe := range p.Errors {
 		if fe.Detail == "" {
@@ -354,7 +354,7 @@ func TestBodyOver1MiBIs413(t *testing.T) {
 	}
 	// Just under the limit is not refused for its size (it is a valid create).
 	var b bytes.Buffer
-	b.WriteString(`{"name":"almost","github":{"owner":"acme"},"description":"d"`)
+	b.WriteString(`{"name":"almost","github":{"owner_id":"65"},"description":"d"`)
 	b.WriteString(strings.Repeat(" ", 1<<20-b.Len()-1))
 	b.WriteString(`}`)
 	if b.Len() != 1<<20 {
@@ -367,7 +367,7 @@ func TestWrongContentTypeIs415(t *testing.T) {
 	e := start(t)
 	c := e.create(t, githubInput("typed"))
 	path := "/v1/workload-connections/" + c.ID
-	create := `{"name":"typed-2","github":{"owner":"acme"}}`
+	create := `{"name":"typed-2","github":{"owner_id":"65"}}`
 	for _, tc := range []struct {
 		name, method, path, key, ct, body string
 	}{
