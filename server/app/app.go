@@ -61,8 +61,9 @@ type Config struct {
 	// client; empty trusts none (the client address is the TCP peer).
 	TrustedProxies []string
 	Logger         *slog.Logger
-	// Now is the token exchange's clock: CI-token time checks, the JWKS cache's ages and refresh
-	// cool-down, access-token lifetimes (default time.Now). Tests move it instead of waiting.
+	// Now is the server's clock: CI-token time checks, the JWKS cache's ages and refresh
+	// cool-down, access-token lifetimes, the times of changes such as a deactivation (default
+	// time.Now). Tests move it instead of waiting.
 	Now func() time.Time
 }
 
@@ -134,7 +135,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
 	}
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b},
+		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now},
 		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})

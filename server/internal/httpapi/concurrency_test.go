@@ -148,3 +148,64 @@ func TestConcurrentDeleteAndActivate_NeverBoth(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentProposals_OneProposalWinsPerRevision: racing proposals on an active connection
+// with the same If-Match: exactly one is stored, the others get 412, and nothing live moves.
+func TestConcurrentProposals_OneProposalWinsPerRevision(t *testing.T) {
+	e := start(t)
+	c := e.inStatus(t, "race-proposals", api.StatusActive)
+	codes := race(t, e, racers, func(i int) testkit.Request {
+		return testkit.Request{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+			ContentType: "application/merge-patch+json", Body: map[string]any{"github": map[string]any{"ref": fmt.Sprintf("refs/heads/w%d", i)}},
+			Header: http.Header{"If-Match": {etag(c.Revision)}}}
+	})
+	if codes[202] != 1 || codes[412] != racers-1 {
+		t.Errorf("status codes %v, want one 202 and %d × 412", codes, racers-1)
+	}
+	got := e.get(t, c.ID)
+	if got.Revision != c.Revision+1 || got.Proposal == nil || got.Fingerprint != c.Fingerprint {
+		t.Errorf("after the race: revision %d, proposal %v, live fingerprint moved %v", got.Revision, got.Proposal != nil, got.Fingerprint != c.Fingerprint)
+	}
+	if n := successEvents(e.auditOf(t, c.ID), api.ActionConnectionPropose); n != 1 {
+		t.Errorf("%d propose events, want 1", n)
+	}
+}
+
+// TestApprovalRacingNewProposals: a security admin approves the fingerprint she reviewed while
+// devops admins keep proposing other changes. Whatever the interleaving, the approval either makes
+// exactly the reviewed configuration live (200) or changes nothing live (409).
+func TestApprovalRacingNewProposals(t *testing.T) {
+	e := start(t)
+	c := e.inStatus(t, "race-approval", api.StatusActive)
+	first, err := e.DevOps.PatchConnection(ctx, c.ID, map[string]any{"github": map[string]any{"ref": "refs/heads/reviewed"}}, 0)
+	if err != nil || first.Proposal == nil {
+		t.Fatalf("first proposal: %v", err)
+	}
+	reviewed := first.Proposal.Fingerprint
+	codes := race(t, e, racers, func(i int) testkit.Request {
+		if i == 0 {
+			return testkit.Request{Method: http.MethodPost, Path: "/v1/workload-connections/" + c.ID + "/proposal/approve", Key: e.SecurityKey,
+				Body: api.ProposalApproval{ApprovedFingerprint: reviewed}}
+		}
+		return testkit.Request{Method: http.MethodPatch, Path: "/v1/workload-connections/" + c.ID, Key: e.DevOpsKey,
+			ContentType: "application/merge-patch+json", Body: map[string]any{"github": map[string]any{"ref": fmt.Sprintf("refs/heads/other%d", i)}}}
+	})
+	got := e.get(t, c.ID)
+	switch got.Fingerprint {
+	case c.Fingerprint: // the approval lost: nothing live moved
+		if codes[200] != 0 {
+			t.Errorf("the live configuration did not move but an approval answered 200 (codes %v)", codes)
+		}
+	case reviewed:
+		if codes[200] != 1 {
+			t.Errorf("the reviewed configuration is live, codes %v: want exactly one 200", codes)
+		}
+	default:
+		t.Fatalf("live fingerprint %s is neither the old one nor the reviewed one: an unreviewed proposal went live", got.Fingerprint)
+	}
+	for code := range codes {
+		if code != 200 && code != 202 && code != 409 {
+			t.Errorf("unexpected status %d in %v", code, codes)
+		}
+	}
+}
