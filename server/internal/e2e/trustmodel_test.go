@@ -139,7 +139,9 @@ func TestAttackReRegisteredGitHubOwnerName(t *testing.T) {
 	in.GitHub.Ref = ""
 	in.GitHub.Audience = e.URL
 	c := e.CreateActive(t, in)
-	mint := func(overrides map[string]any) string { return e.iss.MustMint(t, "github", withAudience(e.URL, overrides)) }
+	mint := func(overrides map[string]any) string {
+		return e.iss.MustMint(t, "github", withAudience(e.URL, overrides))
+	}
 	testkit.MustGrant(t, e.Exchange(c.Name, mint(nil)), time.Hour)
 	testkit.MustRefuse(t, e.Exchange(c.Name, mint(map[string]any{"repository_owner_id": "9999"})), api.ErrInvalidGrant, "condition")
 
