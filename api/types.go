@@ -209,6 +209,9 @@ type Proposal struct {
 	ProposedAt          time.Time       `json:"proposed_at"`
 	Config              ConnectionInput `json:"config"`
 	EffectiveConditions []Condition     `json:"effective_conditions"`
+	// JWKSURL is the key source the proposal would use: config.jwks_url, or the URL its preset
+	// derives (config holds only an override, as in a create body).
+	JWKSURL string `json:"jwks_url"`
 }
 
 // ProposalApproval is the body of POST /v1/workload-connections/{ref}/proposal/approve.

@@ -64,7 +64,7 @@ func ToAPI(c *Connection, opts Options) api.Connection {
 		pr := Resolve(p.Spec, opts)
 		out.Proposal = &api.Proposal{
 			Fingerprint: pr.Fingerprint, ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt,
-			Config: cloneSpec(p.Spec), EffectiveConditions: pr.EffectiveConditions,
+			Config: cloneSpec(p.Spec), EffectiveConditions: pr.EffectiveConditions, JWKSURL: pr.JWKSURL,
 		}
 		if out.Proposal.EffectiveConditions == nil {
 			out.Proposal.EffectiveConditions = []api.Condition{}
