@@ -42,7 +42,7 @@ func TestMatchGlob(t *testing.T) {
 		{"*a*a*a*a*a*a*a*a*b", strings.Repeat("a", 200), false},
 		{"**a**a**a**a**b", strings.Repeat("a/", 100), false},
 		{"[abc]", "[abc]", true}, // no classes: brackets are literal
-		{`a\*`, `a\xyz`, true},  // no escapes: the backslash is literal
+		{`a\*`, `a\xyz`, true},   // no escapes: the backslash is literal
 	}
 	for _, tt := range tests {
 		if got := MatchGlob(tt.pattern, tt.s); got != tt.want {
