@@ -33,6 +33,18 @@ type Broker struct {
 type Meta struct {
 	RequestID  string
 	RemoteAddr string
+	// Admit, when set, is asked once the outcome is known and before anything is recorded or
+	// issued (the HTTP layer's per-connection rate limits): connectionID is "" for a name that is
+	// unknown or not active, granted says whether the token passed every check. Its error ends
+	// the exchange and is returned as is.
+	Admit func(connectionID string, granted bool) error
+}
+
+func (m Meta) admit(connectionID string, granted bool) error {
+	if m.Admit == nil {
+		return nil
+	}
+	return m.Admit(connectionID, granted)
 }
 
 // Refusal is a failed exchange in RFC 6749 §5.2 terms. Description names the kind of check that
@@ -82,6 +94,9 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*a
 			reason = "connection is " + entry.Conn.Status + ", not active"
 		}
 		ev.Reason = reason
+		if err := m.admit("", false); err != nil {
+			return nil, err
+		}
 		if err := b.Audit.Record(ctx, ev); err != nil {
 			return nil, auditDown(m)
 		}
@@ -91,6 +106,9 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m Meta) (*a
 	ev.ConnectionID = entry.Conn.ID
 
 	res := b.Verifier.Verify(ctx, req.SubjectToken, entry.Policy)
+	if err := m.admit(entry.Conn.ID, res.OK); err != nil {
+		return nil, err
+	}
 	if !res.OK {
 		ev.Reason = res.FailedKind
 		ev.Detail = failedCheckDetail(res)

@@ -56,6 +56,9 @@ func NewRouter(d Deps) *gin.Engine {
 		d.Registry = prometheus.NewRegistry()
 	}
 	h := &handlers{Deps: d, metrics: newMetrics(d.Registry)}
+	if d.Broker != nil && d.Broker.Verifier != nil {
+		registerJWKSMetrics(d.Registry, d.Broker.Verifier.Cache())
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
