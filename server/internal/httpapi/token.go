@@ -63,7 +63,7 @@ func (h *handlers) token(c *gin.Context) {
 	}
 	meta := broker.Meta{RequestID: requestIDOf(c), RemoteAddr: c.ClientIP()}
 	if h.Limiter != nil {
-		meta.Admit = h.admitExchange
+		meta.Admit = h.admit
 	}
 	resp, err := h.Broker.Exchange(c.Request.Context(), req, meta)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -340,5 +341,77 @@ func TestJWKSFetchErrorsNameTheHostNeverTheResolvedAddress(t *testing.T) {
 			}
 			noAddress(t, "the fetch error", err.Error())
 		})
+	}
+}
+
+// Lookups, new URLs, evictions and Retain racing each other (run with -race) leave the counts
+// exact and within the bounds.
+func TestJWKSCacheBoundsHoldUnderConcurrentUse(t *testing.T) {
+	iss, err := devissuer.New(devissuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := iss.JWKS()
+	srv, _ := multiJWKS(t, body)
+	cache := NewJWKSCache(JWKSOptions{AllowInsecure: true, MaxURLs: 8})
+	ctx := context.Background()
+	done := make(chan struct{})
+	var wg, pruner sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				if _, err := cache.Key(ctx, fmt.Sprintf("%s/jwks?g=%d&v=%d", srv.URL, g, i%20), iss.KID()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	pruner.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				cache.Retain(map[string]struct{}{srv.URL + "/jwks?g=0&v=0": {}})
+			}
+		}
+	})
+	wg.Wait()
+	close(done)
+	pruner.Wait()
+
+	cache.mu.Lock()
+	defer cache.mu.Unlock()
+	var sum int64
+	for _, e := range cache.entries {
+		sum += e.size
+	}
+	if len(cache.entries) > 8 || sum != cache.bytes {
+		t.Fatalf("%d entries (bound 8), %d bytes counted, %d held", len(cache.entries), cache.bytes, sum)
+	}
+}
+
+// A JWKS of many tiny bogus keys keeps only a few refusal reasons, so its parsed form stays far
+// smaller than the document (the cache's byte bound counts what is kept).
+func TestParseJWKSKeepsAFewReasonsForManyRefusedKeys(t *testing.T) {
+	iss, err := devissuer.New(devissuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bogus := make([]string, 200_000)
+	for i := range bogus {
+		bogus[i] = "{}"
+	}
+	keys, ignored, err := ParseJWKS(withKeys(t, iss, bogus...))
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %d, err %v: want the one good key", len(keys), err)
+	}
+	if len(ignored) != maxIgnoredKeys {
+		t.Fatalf("%d refusal reasons kept, want %d", len(ignored), maxIgnoredKeys)
+	}
+	_, _, err = ParseJWKS([]byte(`{"keys":[` + strings.Join(bogus, ",") + `]}`))
+	if err == nil || len(err.Error()) > 2048 || !strings.Contains(err.Error(), fmt.Sprintf("%d more", len(bogus)-maxIgnoredKeys)) {
+		t.Fatalf("error of %d bytes, want a short one counting the rest: %.300v", len(fmt.Sprint(err)), err)
 	}
 }

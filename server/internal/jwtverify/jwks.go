@@ -567,28 +567,42 @@ func ParseJWKS(body []byte) (keys []JWK, ignored []IgnoredKey, err error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, nil, fmt.Errorf("JWKS is not valid JSON: %v", err)
 	}
+	refused := 0
+	ignore := func(ig IgnoredKey) {
+		// A hostile JWKS of a million tiny bogus keys would otherwise hold a reason for each
+		// (far more memory than its 1 MiB): the first few reasons are enough to explain it.
+		if refused++; len(ignored) < maxIgnoredKeys {
+			ignored = append(ignored, ig)
+		}
+	}
 	for i, raw := range doc.Keys {
 		var m jwkset.JWKMarshal
 		if err := json.Unmarshal(raw, &m); err != nil {
-			ignored = append(ignored, IgnoredKey{Reason: fmt.Sprintf("key %d: invalid JSON: %v", i, err)})
+			ignore(IgnoredKey{Reason: fmt.Sprintf("key %d: invalid JSON: %v", i, err)})
 			continue
 		}
 		k, why := parseJWK(m)
 		if why != "" {
-			ignored = append(ignored, IgnoredKey{KID: m.KID, Reason: why})
+			ignore(IgnoredKey{KID: m.KID, Reason: why})
 			continue
 		}
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		reasons := make([]string, 0, len(ignored))
+		reasons := make([]string, 0, len(ignored)+1)
 		for _, ig := range ignored {
 			reasons = append(reasons, fmt.Sprintf("%q: %s", ig.KID, ig.Reason))
+		}
+		if more := refused - len(ignored); more > 0 {
+			reasons = append(reasons, fmt.Sprintf("%d more", more))
 		}
 		return nil, ignored, fmt.Errorf("JWKS has no usable key (%d keys; %s)", len(doc.Keys), strings.Join(reasons, "; "))
 	}
 	return keys, ignored, nil
 }
+
+// maxIgnoredKeys bounds the refused keys ParseJWKS reports (and the cache keeps) per JWKS.
+const maxIgnoredKeys = 16
 
 func parseJWK(m jwkset.JWKMarshal) (JWK, string) {
 	if m.USE != "" && m.USE != jwkset.UseSig {
