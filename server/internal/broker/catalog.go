@@ -58,6 +58,27 @@ type Catalog struct {
 	mu   sync.Mutex // serialises rebuilds
 	// healthy is false while the last poll failed; exchanges keep using the last good snapshot.
 	healthy atomic.Bool
+	// jwks, when set, is told after every rebuild which JWKS URLs the connections use, so that
+	// it forgets the others (CONTRACT.md §4). Guarded by mu.
+	jwks *jwtverify.JWKSCache
+}
+
+// PruneJWKS makes every rebuild of the catalog drop from cache the JWKS URLs that no connection
+// (in any status, drafts included, so the test endpoint's URLs count while their draft exists)
+// uses any more.
+func (c *Catalog) PruneJWKS(cache *jwtverify.JWKSCache) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.jwks = cache
+	cache.Retain(c.snap.Load().jwksURLs())
+}
+
+func (s *snapshot) jwksURLs() map[string]struct{} {
+	urls := make(map[string]struct{}, len(s.byID))
+	for _, e := range s.byID {
+		urls[e.Policy.JWKSURL] = struct{}{}
+	}
+	return urls
 }
 
 // NewCatalog loads every connection once.
@@ -124,6 +145,9 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 	}
 	c.snap.Store(next)
 	c.healthy.Store(true)
+	if c.jwks != nil {
+		c.jwks.Retain(next.jwksURLs())
+	}
 	return nil
 }
 

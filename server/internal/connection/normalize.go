@@ -566,22 +566,57 @@ func checkJWKSURL(raw string, opts Options) string {
 func BlockedJWKSAddr(addr netip.Addr) bool { return JWKSAddrRefusal(addr) != "" }
 
 // blockedPrefixes are address ranges a JWKS fetch may not reach unless insecure JWKS URLs are
-// allowed: besides what netip classifies as loopback, private, link-local, multicast or
-// unspecified, the "this network" block, carrier-grade NAT and the limited broadcast address.
-var blockedPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("255.255.255.255/32"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
+// allowed, besides what netip classifies as loopback, private (including IPv6 unique-local
+// fc00::/7), link-local, multicast or unspecified. The IPv6 ranges are the forms that carry or
+// reach an IPv4 address some gateway forwards to; each is refused whole because its last hop
+// cannot be judged from here:
+//   - ::/96 (IPv4-compatible) and ::ffff:0:0:0/96 (SIIT IPv4-translated) are deprecated or
+//     translator-internal; no public host is addressed that way.
+//   - 2002::/16 (6to4, deprecated by RFC 7526): the embedded IPv4 names only the site's 6to4
+//     router, the other 80 bits reach any host behind it, so checking the embedded address would
+//     still let 2002:<public router>::<internal host> through. 2001::/32 (Teredo) likewise.
+//   - 64:ff9b:1::/48 (local-use NAT64, RFC 8215): the operator's own translator, mapping to
+//     whatever it is configured to, internal networks included.
+//   - fec0::/10 (site-local, deprecated but still routed inside some sites) and 100::/64
+//     (discard-only).
+//
+// The well-known NAT64 prefix 64:ff9b::/96 is not here: JWKSAddrRefusal checks its embedded IPv4
+// instead, because IPv6-only hosts behind DNS64 reach real IPv4-only JWKS hosts through it.
+var blockedPrefixes = []struct {
+	prefix netip.Prefix
+	why    string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "reserved address"},
+	{netip.MustParsePrefix("100.64.0.0/10"), "carrier-grade NAT address"},
+	{netip.MustParsePrefix("192.0.0.0/24"), "reserved address"},
+	{netip.MustParsePrefix("198.18.0.0/15"), "reserved address"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved address"},
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible IPv6 address"},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated IPv6 address"},
+	{netip.MustParsePrefix("2002::/16"), "6to4 address"},
+	{netip.MustParsePrefix("2001::/32"), "Teredo address"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64 address"},
+	{netip.MustParsePrefix("fec0::/10"), "site-local address"},
+	{netip.MustParsePrefix("100::/64"), "discard-only address"},
 }
+
+// nat64WellKnown is the NAT64 well-known prefix (RFC 6052): its last 32 bits are an IPv4 address.
+var nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")
 
 // JWKSAddrRefusal says why a JWKS URL may not reach ip outside --allow-insecure-jwks, or "" when
 // it may. It is the one rule: Normalize applies it to literal hosts at create/update time, and the
 // jwtverify package's dialer applies it to every resolved address at fetch time.
 func JWKSAddrRefusal(ip netip.Addr) string {
-	ip = ip.Unmap()
+	ip = ip.Unmap() // IPv4-mapped ::ffff:a.b.c.d is judged as a.b.c.d
+	if nat64WellKnown.Contains(ip) {
+		// RFC 6052 §3.1 forbids non-global IPv4 addresses behind the well-known prefix, but the
+		// translator does not enforce it: the embedded address must pass the IPv4 rules.
+		b := ip.As16()
+		if why := JWKSAddrRefusal(netip.AddrFrom4([4]byte(b[12:]))); why != "" {
+			return why + " behind NAT64"
+		}
+		return ""
+	}
 	switch {
 	case !ip.IsValid():
 		return "not an IP address"
@@ -597,8 +632,8 @@ func JWKSAddrRefusal(ip netip.Addr) string {
 		return "multicast address"
 	}
 	for _, p := range blockedPrefixes {
-		if p.Contains(ip) {
-			return "reserved address"
+		if p.prefix.Contains(ip) {
+			return p.why
 		}
 	}
 	return ""
