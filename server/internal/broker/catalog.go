@@ -28,14 +28,21 @@ type Entry struct {
 	Conn     connection.Connection
 	Resolved connection.Resolved
 	Policy   jwtverify.Policy
+	// proposalJWKSURL is the key source of the pending proposal ("" when none): in use too, so
+	// that the JWKS cache keeps it for the proposal's tests.
+	proposalJWKSURL string
 }
 
 // NewEntry resolves a connection for evaluation.
 func NewEntry(conn connection.Connection, opts connection.Options) *Entry {
 	r := connection.Resolve(conn.Spec, opts)
-	return &Entry{Conn: conn, Resolved: r, Policy: jwtverify.Policy{
+	e := &Entry{Conn: conn, Resolved: r, Policy: jwtverify.Policy{
 		JWKSURL: r.JWKSURL, Conditions: r.EffectiveConditions, IdentityClaim: conn.Spec.IdentityClaim,
 	}}
+	if p := conn.Proposal; p != nil {
+		e.proposalJWKSURL = connection.Resolve(p.Spec, opts).JWKSURL
+	}
+	return e
 }
 
 // Active reports whether the connection may issue tokens.
@@ -77,6 +84,9 @@ func (s *snapshot) jwksURLs() map[string]struct{} {
 	urls := make(map[string]struct{}, len(s.byID))
 	for _, e := range s.byID {
 		urls[e.Policy.JWKSURL] = struct{}{}
+		if e.proposalJWKSURL != "" {
+			urls[e.proposalJWKSURL] = struct{}{}
+		}
 	}
 	return urls
 }
