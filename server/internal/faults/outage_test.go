@@ -33,7 +33,7 @@ func startOwnPostgres(t *testing.T) *pgCluster {
 	if testdb.PostgresURL() == "" {
 		requirePostgres(t) // skips (or fails under TRUSTGATE_REQUIRE_POSTGRES) with the reason
 	}
-	script, err := filepath.Abs("../../scripts/pg.sh")
+	script, err := filepath.Abs("../../../scripts/pg.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
