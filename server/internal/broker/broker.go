@@ -38,6 +38,8 @@ type Broker struct {
 	Verifier *jwtverify.Verifier
 	Keys     *signing.KeyRing
 	Audit    Recorder
+	// Revocations are the revoked tokens Workload refuses, and where Revoke stores one.
+	Revocations *Revocations
 	// PublicURL is the issuer and audience of access tokens.
 	PublicURL string
 	Now       func() time.Time
@@ -173,8 +175,12 @@ var ErrRetired = errors.New("the access token was issued before its connection w
 // ErrInactive means an access token is well signed but its connection no longer issues tokens.
 var ErrInactive = errors.New("the access token's connection is no longer active")
 
+// ErrRevoked means the access token was revoked (POST /v1/revoke).
+var ErrRevoked = errors.New("the access token was revoked")
+
 // Workload validates an access token issued by this server and reports whom it names, or an error
-// when it is expired, not ours, or its connection is no longer active.
+// when it is expired, not ours, signed by a withdrawn key (signing.ErrWithdrawn), revoked, or its
+// connection is no longer active. It reads no database.
 func (b *Broker) Workload(token string) (*signing.AccessClaims, error) {
 	claims, err := b.Keys.Verify(token, b.now())
 	if err != nil {
@@ -182,6 +188,9 @@ func (b *Broker) Workload(token string) (*signing.AccessClaims, error) {
 	}
 	if claims.Issuer != b.PublicURL {
 		return nil, errors.New("the access token was issued by another server")
+	}
+	if b.Revocations != nil && b.Revocations.Revoked(claims.ID) {
+		return nil, ErrRevoked
 	}
 	e := b.Catalog.ByID(claims.ConnectionID)
 	if e == nil || !e.Active() {

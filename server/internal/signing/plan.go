@@ -23,8 +23,8 @@ const (
 // SystemActor is the audit actor of what the server does on its own (the rotation schedule).
 const SystemActor = "trustgate"
 
-// maintain is what a server does on its own at now: create the first key or the next one when
-// due, erase the private parts of keys that can never sign again, and re-seal under the current
+// maintain is what a server does on its own at now: create the first key (not audited: it is no
+// rotation) or the next one when due, erase the private parts of keys that can never sign again, and re-seal under the current
 // KEK the keys it could open only with the previous one (or whose KEK was not recorded), so that
 // the previous KEK can be dropped after a rolling restart.
 func maintain(keys []StoredKey, now time.Time, rotation time.Duration, keks KEKs) ([]StoredKey, []api.AuditEvent, error) {
@@ -37,7 +37,9 @@ func maintain(keys []StoredKey, now time.Time, rotation time.Duration, keks KEKs
 		}
 		k.ActivatesAt = from
 		keys = append(keys, k)
-		events = append(events, rotateEvent(SystemActor, ModeScheduled, s.signer, k, nil))
+		if s.signer != nil || s.next != nil { // a deployment's first key is no rotation
+			events = append(events, rotateEvent(SystemActor, ModeScheduled, s.signer, k, nil))
+		}
 	}
 	keys, err := resealStragglers(erase(keys, s), keks)
 	if err != nil {
@@ -167,8 +169,6 @@ func rotateEvent(actor, mode string, prev *StoredKey, k StoredKey, withdrawn []s
 	reason := fmt.Sprintf("%s rotation: key %s signs from %s", mode, k.KID, activation(&k).UTC().Format(time.RFC3339))
 	if prev != nil {
 		detail["previous_kid"] = prev.KID
-	} else if mode == ModeScheduled {
-		reason = "first signing key created"
 	}
 	if withdrawn != nil {
 		detail["withdrawn"] = withdrawn
