@@ -119,18 +119,21 @@ type WrongKEKError struct {
 }
 
 func (e *WrongKEKError) Error() string {
-	have := "TRUSTGATE_KEK is " + e.Have
-	if e.HavePrevious != "" {
-		have += " and TRUSTGATE_KEK_PREVIOUS is " + e.HavePrevious
-	} else {
-		have += " and TRUSTGATE_KEK_PREVIOUS is not set"
-	}
+	sealed := "with a key-encryption key whose id was not recorded (sealed before KEK ids were kept)"
 	need := "the key-encryption key this database was created with"
 	if e.Need != "" {
-		need = "the key-encryption key whose id is " + e.Need + " (`trustgate kek id` prints the id of a KEK)"
+		sealed = "with the key-encryption key " + e.Need
+		need = "the key-encryption key whose id is " + e.Need
 	}
-	msg := fmt.Sprintf("signing key %s cannot be opened: %s, and neither opens it. Supply %s as TRUSTGATE_KEK (or --kek-file); "+
-		"after `trustgate kek rotate`, that is the new KEK, with the old one as TRUSTGATE_KEK_PREVIOUS until every server has restarted", e.KID, have, need)
+	have := "this process has " + e.Have + " (TRUSTGATE_KEK or --kek-file)"
+	if e.HavePrevious != "" {
+		have += " and " + e.HavePrevious + " (TRUSTGATE_KEK_PREVIOUS)"
+	} else {
+		have += " and no previous KEK (TRUSTGATE_KEK_PREVIOUS)"
+	}
+	msg := fmt.Sprintf("signing key %s is sealed %s, but %s. Supply %s as TRUSTGATE_KEK or --kek-file "+
+		"(`trustgate kek id --kek-file F` prints the id of a KEK); after `trustgate kek rotate` that is the new KEK, "+
+		"with the old one as TRUSTGATE_KEK_PREVIOUS until every server has restarted", e.KID, sealed, have, need)
 	if e.cause != nil {
 		msg += " (" + e.cause.Error() + ")"
 	}
