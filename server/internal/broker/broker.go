@@ -1,15 +1,19 @@
-// Package broker trades CI JWTs for Trustgate access tokens (CONTRACT.md §4). It joins the connection
-// catalog (which connection, is it active), the JWT verifier (is the JWT good and does it meet
-// the conditions), the signing key ring (mint) and the audit trail (a granted exchange is durable
-// before the token leaves). It knows nothing of HTTP.
+// Package broker trades CI JWTs for Trustgate access tokens (CONTRACT.md §4), tells whom an access
+// token names (Workload: introspection and whoami) and revokes access tokens (RFC 7009,
+// revocation.go). It joins the connection catalog (which connection, is it active), the JWT
+// verifier (is the JWT good and does it meet the conditions), the signing key ring (mint, verify),
+// the revoked tokens and the audit trail (a granted exchange is durable before the token leaves).
+// It knows nothing of HTTP.
 //
 // # The boundary
 //
-// broker declares the two interfaces it needs and nothing more: Source, what the Catalog reads
-// (*store.Store implements it), and Recorder, the durable audit trail (*audit.Writer implements
-// it). server/app wires the concrete types in; broker never imports the store. An exchange reads
-// no database: it looks its connection up in the Catalog's in-memory snapshot, and its one
-// interface call is Recorder.Record.
+// broker declares the interfaces it needs and nothing more: Source, what the Catalog reads
+// (*store.Store implements it), RevocationStore, where revocations are kept (*store.Store through
+// server/app's adapter), and Recorder, the durable audit trail (*audit.Writer implements it).
+// server/app wires the concrete types in; broker never imports the store. An exchange reads no
+// database: it looks its connection up in the Catalog's in-memory snapshot, and its one interface
+// call is Recorder.Record. Workload reads no database either: revoked tokens are held in memory
+// (Revocations) and refreshed by polling.
 package broker
 
 import (
