@@ -165,6 +165,9 @@ var ErrBadCredential = errors.New("the access token is not valid: expired, not i
 // same success (RFC 7009 §2.2), and every request that passes authorisation is audited. Errors:
 // ErrBadCredential (401), a *connection.Error of KindForbidden (403; audited), or a store error.
 func (b *Broker) Revoke(ctx context.Context, token string, by Revoker, m audit.Meta) error {
+	if b.Revocations == nil {
+		return errors.New("broker: no revocation store configured")
+	}
 	now := b.now()
 	ev := api.AuditEvent{Action: api.ActionTokenRevoke, Outcome: api.OutcomeSuccess, RequestID: m.RequestID, RemoteAddr: m.RemoteAddr}
 	var claims *signing.AccessClaims

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,23 @@ func verifyAt(jwks []byte, token, issuer string, now time.Time) error {
 	return err
 }
 
+// metric reads one unlabelled gauge from a server's /metrics.
+func metric(t *testing.T, s *testkit.Server, name string) float64 {
+	t.Helper()
+	body := s.Do(t, testkit.Request{Method: http.MethodGet, Path: "/metrics"}).WantStatus(t, http.StatusOK).Body
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
+}
+
 func kidOf(t *testing.T, token string) string {
 	t.Helper()
 	h, _, _ := testkit.Segments(t, token)
@@ -163,6 +181,16 @@ func TestSigningKeyRotationAcrossTwoReplicas(t *testing.T) {
 	if !keys[1].ActivatesAt.Equal(activation) || keys[1].ActivatesAt.Sub(keys[1].CreatedAt) < signing.PublishLead {
 		t.Fatalf("k2 created %s, signs from %s: want published at least %s before it signs, at %s",
 			keys[1].CreatedAt, keys[1].ActivatesAt, signing.PublishLead, activation)
+	}
+	// The gauges say the same: k1 has signed for the period less the lead, k2 signs in an hour.
+	for name, want := range map[string]float64{
+		"trustgate_signing_key_age_seconds":           (signing.DefaultRotation - signing.PublishLead).Seconds(),
+		"trustgate_signing_key_next_rotation_seconds": signing.PublishLead.Seconds(),
+		"trustgate_signing_keys_published":            2,
+	} {
+		if got := metric(t, r.b, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
 	if evs := testkit.AuditEvents(t, r.a.Auditor, apiclient.AuditOptions{Action: api.ActionKeyRotate}); len(evs) != 1 ||
 		evs[0].Detail["kid"] != k2 || evs[0].Detail["mode"] != signing.ModeScheduled {

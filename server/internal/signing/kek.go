@@ -77,7 +77,7 @@ func (k KEKs) validate() error {
 // ids were recorded, with whichever of the two opens it. The error says which KEK is needed.
 func (k KEKs) open(s StoredKey) (*ecdsa.PrivateKey, error) {
 	if len(s.SealedPrivate) == 0 {
-		return nil, fmt.Errorf("signing: key %s has no private part any more (it retired or was withdrawn)", s.KID)
+		return nil, fmt.Errorf("signing: key %s has no private part any more (it retired or was withdrawn), yet this process's clock says it signs now: check that the clocks of the servers and this machine agree", s.KID)
 	}
 	candidates := [][]byte{k.Current, k.Previous}
 	if s.KEKID != "" {
