@@ -20,8 +20,15 @@ import (
 // replica finds it: each keeps the revoked jtis of unexpired tokens in memory and reads the new
 // ones when the store's revocation counter moves (Revocations.Refresh, on the catalog's poll: at
 // most a second), so checking a token costs a map lookup and no database read. Records are dropped
-// from memory and from the database once their token has expired: an expired token is refused for
-// its expiry anyway.
+// from memory and from the database once their token has expired (at the next purge, within a
+// minute): an expired token is refused for its expiry anyway.
+//
+// Choices the contract leaves open: the credential "the access token itself" must be a token this
+// server would still verify (our key, not expired): an expired one gets 401, and `trustgate
+// revoke` reports that as nothing to revoke. A revoked token may revoke itself again (200, so a
+// retried revocation succeeds). Every request that passes authentication and role is audited as
+// token.revoke — also when there was nothing to revoke, with the reason — and a refused role is
+// audited as denied.
 
 // Revocation is a revoked access token, kept until the token expires. Seq numbers revocations in
 // the order the store committed them.
