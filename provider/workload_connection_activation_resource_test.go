@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
@@ -258,6 +259,8 @@ resource "trustgate_workload_connection" "test" {
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: providerFactories,
+		// `removed` blocks (below) need Terraform 1.7.
+		TerraformVersionChecks: []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_7_0)},
 		Steps: []resource.TestStep{
 			{
 				Config: platform,

@@ -3,6 +3,9 @@
 // test of the draft, the security team's Terraform (security key), a CI exchange with
 // `trustgate exchange`, whoami with the access token, and one refused exchange with its audit
 // event. It stops everything it started and exits non-zero on any failure.
+//
+// The provider version comes from the Makefile (`make demo` passes -version $(VERSION)), the same
+// one `make build` put into the binary's name.
 package main
 
 import (
@@ -11,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,8 +32,10 @@ import (
 const connectionName = "github-deploy"
 
 func main() {
+	version := flag.String("version", "", "provider version that `make build` built (bin/terraform-provider-trustgate_vVERSION); make demo passes the Makefile's VERSION")
+	flag.Parse()
 	start := time.Now()
-	if err := run(); err != nil {
+	if err := run(*version); err != nil {
 		fmt.Fprintf(os.Stderr, "\nDEMO FAILED: %v\n", err)
 		os.Exit(1)
 	}
@@ -45,7 +51,10 @@ type demo struct {
 func step(n int, title string)    { fmt.Printf("\n\033[1mStep %d. %s\033[0m\n", n, title) }
 func say(format string, a ...any) { fmt.Printf("   "+format+"\n", a...) }
 
-func run() error {
+func run(version string) error {
+	if version == "" {
+		return errors.New("no provider version: run `make demo`, which passes -version from the Makefile's VERSION")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	root, err := os.Getwd()
@@ -58,13 +67,13 @@ func run() error {
 	}
 	defer os.RemoveAll(d.work)
 	defer d.stopAll()
-	for _, b := range []string{"trustgate", "terraform-provider-trustgate_v0.1.0"} {
+	for _, b := range []string{"trustgate", "terraform-provider-trustgate_v" + version} {
 		if _, err := os.Stat(filepath.Join(d.bin, b)); err != nil {
 			return fmt.Errorf("%s is missing: run `make demo` (it builds first)", filepath.Join("bin", b))
 		}
 	}
 	if _, err := exec.LookPath("terraform"); err != nil {
-		return errors.New("terraform is not on PATH: install Terraform >= 1.11")
+		return errors.New("terraform is not on PATH: install Terraform >= 1.10")
 	}
 
 	step(1, "Start the Trustgate server with --dev (SQLite file, generated keys) on loopback")
