@@ -72,6 +72,13 @@ func TestConcurrentRevocationsAcrossStoresAreNumberedWithoutGaps(t *testing.T) {
 	go func() { // a replica polling while the revocations land
 		defer close(reader)
 		for {
+			// Once every writer is done, one more read that starts after that must see the rest.
+			stopped := false
+			select {
+			case <-stop:
+				stopped = true
+			default:
+			}
 			got, err := stores[1].RevocationsSince(ctx, last, now)
 			if err != nil {
 				t.Error(err)
@@ -86,12 +93,8 @@ func TestConcurrentRevocationsAcrossStoresAreNumberedWithoutGaps(t *testing.T) {
 				seen[r.JTI] = true
 			}
 			mu.Unlock()
-			select {
-			case <-stop:
-				if len(got) == 0 {
-					return
-				}
-			default:
+			if stopped && len(got) == 0 {
+				return
 			}
 		}
 	}()
