@@ -42,7 +42,7 @@ func BenchmarkMintSigningInput(b *testing.B) {
 		Iat: c.IssuedAt.Unix(), Nbf: c.NotBefore.Unix(), Exp: c.Expiry.Unix(),
 		Jti: "q1w2e3r4t5y6u7i8o9p0aa", Connection: c.Connection, ConnectionID: c.ConnectionID, SourceIss: c.SourceIssuer,
 	}
-	header := ring.current.header
+	header := ring.currentKey().header
 	want := header + "." + b64.EncodeToString(mustJSON(json.Marshal(w)))
 	b.Run("appendWireClaims", func(b *testing.B) {
 		b.ReportAllocs()
