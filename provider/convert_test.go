@@ -237,8 +237,8 @@ func TestExtractDescribesThePendingProposal(t *testing.T) {
 	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	live := &api.Connection{
 		ID: "id-1", Name: "gh", Description: "live", ProviderType: api.ProviderGitHub,
-		GitHub:   &api.GitHubSettings{OwnerID: "65", Ref: "refs/heads/main"},
-		JWKSURL:  "https://keys.example/live", JWKSURLOverridden: true,
+		GitHub:  &api.GitHubSettings{OwnerID: "65", Ref: "refs/heads/main"},
+		JWKSURL: "https://keys.example/live", JWKSURLOverridden: true,
 		TokenTTL: api.TokenTTL{Amount: 30, Unit: "minutes"}, IdentityClaim: "sub",
 		Conditions:          []api.Condition{{Claim: "workflow", Operator: "equals", Value: strptr("deploy")}},
 		EffectiveConditions: []api.Condition{{Claim: "ref", Operator: "equals", Value: strptr("refs/heads/main")}},

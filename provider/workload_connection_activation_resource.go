@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -152,7 +153,11 @@ func (r *activationResource) ModifyPlan(ctx context.Context, req resource.Modify
 	if approvesProposal(planned.ApprovedFingerprint, prior.Fingerprint.ValueString(), prior.ProposalFingerprint.ValueString()) {
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("fingerprint"), planned.ApprovedFingerprint)...)
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("proposal_fingerprint"), types.StringValue(""))...)
+		return
 	}
+	author, d := req.Private.GetKey(ctx, proposalPrivateKey)
+	resp.Diagnostics.Append(d...)
+	addReviewWarnings(&resp.Diagnostics, planned, prior, proposalAuthorFrom(author))
 }
 
 // approvesProposal reports whether approved names a pending proposal (fingerprint proposal, ""
@@ -188,6 +193,7 @@ func (r *activationResource) Create(ctx context.Context, req resource.CreateRequ
 	}
 	m.extract(conn)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, proposalPrivateKey, proposalPrivateValue(conn.Proposal))...)
 }
 
 // apply brings the connection to what m asks: first the pending proposal approved when
@@ -251,11 +257,11 @@ func (r *activationResource) Read(ctx context.Context, req resource.ReadRequest,
 	}
 	m.extract(conn)
 	m.Active = types.BoolValue(conn.Status == api.StatusActive)
-	addReviewWarnings(&resp.Diagnostics, conn, m.ApprovedFingerprint.ValueString())
 	if m.OnDestroy.IsNull() {
 		m.OnDestroy = types.StringValue(onDestroyDeactivate)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, proposalPrivateKey, proposalPrivateValue(conn.Proposal))...)
 }
 
 func (r *activationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -278,6 +284,7 @@ func (r *activationResource) Update(ctx context.Context, req resource.UpdateRequ
 	}
 	m.extract(conn)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, proposalPrivateKey, proposalPrivateValue(conn.Proposal))...)
 }
 
 func (r *activationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -327,29 +334,59 @@ func (m *activationModel) extract(c *api.Connection) {
 	}
 }
 
-// addReviewWarnings tells the security workspace, on every refresh, what waits for it: a proposal
-// to review, or an active connection whose live configuration is no longer the approved one.
-func addReviewWarnings(diags *diag.Diagnostics, conn *api.Connection, approved string) {
-	if p := conn.Proposal; p != nil && approved != p.Fingerprint {
+// addReviewWarnings tells the security workspace at plan time what waits for it (prior is the
+// refreshed state, planned what the configuration asks): a proposal that this plan does not
+// approve, or an active connection whose live configuration is no longer the approved one.
+func addReviewWarnings(diags *diag.Diagnostics, planned, prior activationModel, author proposalAuthor) {
+	name, live, proposal := prior.ConnectionName.ValueString(), prior.Fingerprint.ValueString(), prior.ProposalFingerprint.ValueString()
+	approved := planned.ApprovedFingerprint
+	if proposal != "" {
+		who := "Someone"
+		if author.By != "" {
+			who = fmt.Sprintf("%s (at %s)", author.By, author.At)
+		}
 		how := fmt.Sprintf("To approve it, set approved_fingerprint = %q and apply with the key of a security admin "+
-			"other than %s; to keep the live configuration, leave approved_fingerprint as it is.", p.Fingerprint, p.ProposedBy)
-		if p.Fingerprint == conn.Fingerprint {
+			"who did not write it; to keep the live configuration, leave approved_fingerprint as it is.", proposal)
+		if proposal == live {
 			how = "It changes only the description, so its fingerprint is the live one and approved_fingerprint cannot " +
-				"tell them apart: approve it through the API (POST /v1/workload-connections/" + conn.Name +
+				"tell them apart: approve it through the API (POST /v1/workload-connections/" + name +
 				"/proposal/approve), or leave it pending."
 		}
 		diags.AddAttributeWarning(path.Root("proposal_fingerprint"), "A proposed change waits for review",
-			fmt.Sprintf("%s proposed a change to workload connection %q at %s (fingerprint %s); Trustgate still enforces "+
-				"the live configuration (fingerprint %s). Review the proposal (the proposal attribute of data source "+
-				"trustgate_workload_connection, or the platform team's plan). %s",
-				p.ProposedBy, conn.Name, p.ProposedAt.UTC().Format(time.RFC3339), p.Fingerprint, conn.Fingerprint, how))
+			fmt.Sprintf("%s proposed a change to workload connection %q (fingerprint %s); Trustgate still enforces the "+
+				"live configuration (fingerprint %s). Review the proposal: the proposal attribute of data source "+
+				"trustgate_workload_connection, or the platform team's plan. %s", who, name, proposal, live, how))
 	}
-	if approved != "" && conn.Status == api.StatusActive && approved != conn.Fingerprint &&
-		(conn.Proposal == nil || approved != conn.Proposal.Fingerprint) {
+	if approved.Equal(prior.ApprovedFingerprint) && approved.ValueString() != "" && prior.Status.ValueString() == api.StatusActive &&
+		approved.ValueString() != live && approved.ValueString() != proposal {
 		diags.AddAttributeWarning(path.Root("approved_fingerprint"), "The active connection is no longer the approved one",
 			fmt.Sprintf("Connection %q is active with fingerprint %s, but approved_fingerprint is %s: its configuration "+
 				"changed after this activation was approved (a proposal was approved elsewhere). Review the connection, "+
 				"then set approved_fingerprint to its current fingerprint (or deactivate it with active = false).",
-				conn.Name, conn.Fingerprint, approved))
+				name, live, approved.ValueString()))
 	}
+}
+
+// proposalPrivateKey is the private-state key holding who proposed the pending change and when,
+// for the plan-time warning (the state shows only the proposal's fingerprint).
+const proposalPrivateKey = "proposal_author"
+
+type proposalAuthor struct {
+	By string `json:"by,omitempty"`
+	At string `json:"at,omitempty"`
+}
+
+func proposalPrivateValue(p *api.Proposal) []byte {
+	var a proposalAuthor
+	if p != nil {
+		a = proposalAuthor{By: p.ProposedBy, At: p.ProposedAt.UTC().Format(time.RFC3339)}
+	}
+	b, _ := json.Marshal(a)
+	return b
+}
+
+func proposalAuthorFrom(b []byte) proposalAuthor {
+	var a proposalAuthor
+	_ = json.Unmarshal(b, &a) // absent (a state written by an older provider): no name
+	return a
 }
