@@ -167,3 +167,69 @@ func TestChangeControlOutcomeSaysWhatTheApplyDid(t *testing.T) {
 		})
 	}
 }
+
+// approved_fingerprint approves a proposal only when it names the pending one and not the live
+// configuration: deactivating or activating again with the live fingerprint approves nothing.
+func TestApprovesProposalOnlyWhenApprovedNamesThePendingProposal(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		approved types.String
+		live     string
+		proposal string
+		want     bool
+	}{
+		{"the pending proposal", types.StringValue("sha256:p"), "sha256:l", "sha256:p", true},
+		{"the live fingerprint", types.StringValue("sha256:l"), "sha256:l", "sha256:p", false},
+		{"nothing pending", types.StringValue("sha256:p"), "sha256:l", "", false},
+		{"a description-only proposal", types.StringValue("sha256:l"), "sha256:l", "sha256:l", false},
+		{"no approved_fingerprint", types.StringNull(), "sha256:l", "sha256:p", false},
+		{"not known yet", types.StringUnknown(), "sha256:l", "sha256:p", false},
+		{"a stale one", types.StringValue("sha256:old"), "sha256:l", "sha256:p", false},
+	} {
+		if got := approvesProposal(tt.approved, tt.live, tt.proposal); got != tt.want {
+			t.Errorf("%s: approvesProposal = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestReviewWarningsSayWhatWaitsForTheSecurityTeam(t *testing.T) {
+	state := func(approved, live, proposal string) activationModel {
+		return activationModel{ConnectionName: types.StringValue("c"), Status: types.StringValue(api.StatusActive),
+			ApprovedFingerprint: types.StringValue(approved), Fingerprint: types.StringValue(live),
+			ProposalFingerprint: types.StringValue(proposal)}
+	}
+	author := proposalAuthorFrom(proposalPrivateValue(&api.Proposal{ProposedBy: "devops"}))
+	tests := []struct {
+		name           string
+		planned, prior activationModel
+		want           []string // summary: detail fragment
+	}{
+		{"nothing pending, live approved", state("sha256:l", "sha256:l", ""), state("sha256:l", "sha256:l", ""), nil},
+		{"a proposal waits", state("sha256:l", "sha256:l", "sha256:p"), state("sha256:l", "sha256:l", "sha256:p"),
+			[]string{"A proposed change waits for review", `devops (at 0001-01-01T00:00:00Z) proposed`, `approved_fingerprint = "sha256:p"`}},
+		{"a description-only proposal", state("sha256:l", "sha256:l", "sha256:l"), state("sha256:l", "sha256:l", "sha256:l"),
+			[]string{"A proposed change waits for review", "approve it through the API"}},
+		{"approved elsewhere", state("sha256:old", "sha256:l", ""), state("sha256:old", "sha256:l", ""),
+			[]string{"The active connection is no longer the approved one", "sha256:old"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var diags diag.Diagnostics
+			addReviewWarnings(&diags, tt.planned, tt.prior, author)
+			if tt.want == nil {
+				if len(diags) != 0 {
+					t.Fatalf("want no warning, got %v", diags)
+				}
+				return
+			}
+			if len(diags) != 1 || diags.HasError() || diags[0].Summary() != tt.want[0] {
+				t.Fatalf("want the warning %q, got %v", tt.want[0], diags)
+			}
+			for _, w := range tt.want[1:] {
+				if !strings.Contains(diags[0].Detail(), w) {
+					t.Errorf("detail does not say %q: %s", w, diags[0].Detail())
+				}
+			}
+		})
+	}
+}

@@ -92,8 +92,9 @@ resource "trustgate_workload_connection" "test" {
 			},
 		},
 		{
+			// A GitHub Enterprise Server (host) moves the issuer and the JWKS URL.
 			name: "acc-github", providerType: "github",
-			jwksURL: "https://token.actions.githubusercontent.com/.well-known/jwks",
+			jwksURL: "https://github.acme.example/_services/token/.well-known/jwks",
 			create: `
 resource "trustgate_workload_connection" "test" {
   name = "acc-github"
@@ -101,10 +102,10 @@ resource "trustgate_workload_connection" "test" {
     owner_id   = "65"
     owner      = "acme"
     repository = "acme/app"
+    host       = "github.acme.example"
   }
 }`,
-			// Every github input changes in place: the owner id, the new repository_id, and host,
-			// which moves the issuer to a GitHub Enterprise Server.
+			// The github inputs change in place: the owner id, repository_id added, the host's port.
 			update: `
 resource "trustgate_workload_connection" "test" {
   name      = "acc-github"
@@ -112,7 +113,7 @@ resource "trustgate_workload_connection" "test" {
   github {
     owner_id      = "66"
     repository_id = "74"
-    host          = "github.acme.example"
+    host          = "github.acme.example:8443"
     ref           = "refs/heads/main"
   }
   condition {
@@ -125,12 +126,12 @@ resource "trustgate_workload_connection" "test" {
 				at(tfjsonpath.New("github"), knownvalue.ObjectPartial(map[string]knownvalue.Check{
 					"owner_id": knownvalue.StringExact("66"), "owner": knownvalue.Null(),
 					"repository_id": knownvalue.StringExact("74"), "repository": knownvalue.Null(),
-					"host": knownvalue.StringExact("github.acme.example"), "ref": knownvalue.StringExact("refs/heads/main"),
+					"host": knownvalue.StringExact("github.acme.example:8443"), "ref": knownvalue.StringExact("refs/heads/main"),
 				})),
-				at(tfjsonpath.New("jwks_url"), knownvalue.StringExact("https://github.acme.example/_services/token/.well-known/jwks")),
+				at(tfjsonpath.New("jwks_url"), knownvalue.StringExact("https://github.acme.example:8443/_services/token/.well-known/jwks")),
 				at(tfjsonpath.New("effective_conditions"), knownvalue.ListPartial(map[int]knownvalue.Check{
 					0: knownvalue.ObjectPartial(map[string]knownvalue.Check{"claim": knownvalue.StringExact("iss"),
-						"value": knownvalue.StringExact("https://github.acme.example/_services/token")}),
+						"value": knownvalue.StringExact("https://github.acme.example:8443/_services/token")}),
 					2: knownvalue.ObjectPartial(map[string]knownvalue.Check{"claim": knownvalue.StringExact("repository_owner_id"),
 						"value": knownvalue.StringExact("66")}),
 					3: knownvalue.ObjectPartial(map[string]knownvalue.Check{"claim": knownvalue.StringExact("repository_id"),

@@ -293,8 +293,10 @@ func (d *demo) changeControl(ctx context.Context, platform, security, server, is
 	if live != liveFingerprint || proposal == liveFingerprint || pending != "true" {
 		return fmt.Errorf("after the apply: fingerprint %s, live_fingerprint %s (want %s), proposal_pending %s", proposal, live, liveFingerprint, pending)
 	}
-	if _, err := d.terraform(ctx, platform, append([]string{"plan", "-detailed-exitcode", "-input=false"}, tfvars...)...); err != nil {
+	if plan, err := d.terraform(ctx, platform, append([]string{"plan", "-detailed-exitcode", "-input=false"}, tfvars...)...); err != nil {
 		return fmt.Errorf("the platform plan after proposing should be empty: %w", err)
+	} else if strings.Contains(plan, "proposes a change") {
+		return fmt.Errorf("the empty platform plan still warns about a proposal:\n%s", plan)
 	}
 	say("the platform team's next plan is empty: its state describes the proposal")
 	release := map[string]any{}
