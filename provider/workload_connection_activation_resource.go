@@ -111,7 +111,7 @@ func (r *activationResource) Schema(_ context.Context, _ resource.SchemaRequest,
 			},
 			"fingerprint": schema.StringAttribute{
 				Computed: true, PlanModifiers: keep,
-				MarkdownDescription: "Current fingerprint of the connection's configuration.",
+				MarkdownDescription: "Fingerprint of the configuration Trustgate enforces (the live one; a pending proposal's is `proposal_fingerprint`).",
 			},
 			"activated_by": schema.StringAttribute{
 				Computed: true, PlanModifiers: keep,

@@ -76,7 +76,8 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 			"configuration does not change what Trustgate enforces: it stores a *proposal* that a security admin who did " +
 			"not write it approves by its fingerprint. While a proposal is pending, the configuration attributes, " +
 			"`fingerprint`, `effective_conditions` and `jwks_url` describe the proposal, `live_fingerprint` what is " +
-			"enforced, and `proposal_pending` is true.\n\nAt most one preset block (`github`, `gitlab`, `circleci`, `google_cloud`) may be set; " +
+			"enforced, and `proposal_pending` is true.\n\nAt most one preset block (`github`, `gitlab`, `circleci`, " +
+			"`google_cloud`) may be set; " +
 			"none means a generic connection, which needs `jwks_url` and conditions on `iss` and `aud`.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
@@ -382,16 +383,6 @@ func (r *workloadConnectionResource) planDerived(ctx context.Context, req resour
 	}
 }
 
-// changeControlState is what planChangeControl reads from the prior state.
-type changeControlState struct {
-	Name            types.String `tfsdk:"name"`
-	Status          types.String `tfsdk:"status"`
-	Fingerprint     types.String `tfsdk:"fingerprint"`
-	LiveFingerprint types.String `tfsdk:"live_fingerprint"`
-	ConfigChangedBy types.String `tfsdk:"config_changed_by"`
-	ProposalPending types.Bool   `tfsdk:"proposal_pending"`
-}
-
 // planChangeControl plans what an update does under change control (CONTRACT.md §1, §6). A draft
 // changes in place: live_fingerprint follows fingerprint and nothing is proposed. Once activated
 // (the status never returns to draft), what is live stays as it is (live_fingerprint,
@@ -401,7 +392,11 @@ func (r *workloadConnectionResource) planChangeControl(ctx context.Context, req 
 	if resp.Plan.Raw.Equal(req.State.Raw) {
 		return // nothing to apply (a refresh)
 	}
-	var prior changeControlState
+	// What planChangeControl reads from the prior (refreshed) state.
+	var prior struct {
+		Name, Status, Fingerprint, LiveFingerprint, ConfigChangedBy types.String
+		ProposalPending                                             types.Bool
+	}
 	for name, target := range map[string]any{
 		"name": &prior.Name, "status": &prior.Status, "fingerprint": &prior.Fingerprint,
 		"live_fingerprint": &prior.LiveFingerprint, "config_changed_by": &prior.ConfigChangedBy,
