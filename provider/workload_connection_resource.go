@@ -365,7 +365,9 @@ func (r *workloadConnectionResource) planDerived(ctx context.Context, req resour
 	for _, name := range []string{"jwks_url", "fingerprint", "effective_conditions"} {
 		if pv, ok := topLevel(req.Plan.Raw, name); ok {
 			if sv, ok := topLevel(req.State.Raw, name); ok && pv.Equal(sv) {
-				continue // nothing changed (a refresh): SetAttribute would rewrite the plan for nothing
+				// Nothing changed (a refresh): SetAttribute would rewrite the whole plan for nothing
+				// (BenchmarkModifyPlanRefresh; TestModifyPlanPlansWhatWritingTheStateValuesPlans).
+				continue
 			}
 		}
 		var v attr.Value
@@ -389,8 +391,11 @@ func (r *workloadConnectionResource) planDerived(ctx context.Context, req resour
 // config_changed_by) and the apply stores a proposal, which a warning explains; a rename, which
 // the server refuses outside draft, is refused here before anything is sent.
 func (r *workloadConnectionResource) planChangeControl(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if resp.Plan.Raw.Equal(req.State.Raw) {
-		return // nothing to apply (a refresh)
+	if rev, ok := topLevel(resp.Plan.Raw, "revision"); ok && rev.IsKnown() {
+		// Nothing to apply (a refresh): the framework marks revision, computed without a plan
+		// modifier, unknown as soon as anything changes. Comparing the whole plan with the state
+		// would cost every unchanged resource of a large plan more than the rest of ModifyPlan.
+		return
 	}
 	// What planChangeControl reads from the prior (refreshed) state.
 	var prior struct {
@@ -464,8 +469,9 @@ func (providerTypeFromPreset) PlanModifyString(_ context.Context, req planmodifi
 }
 
 // presetType is the provider type the preset blocks of a configuration or plan select; known is
-// false while a block is unknown (or there is no value). It reads the raw value directly: the
-// framework's GetAttribute converts the whole block and showed in the profile of large plans.
+// false while a block is unknown (or there is no value). It reads the raw value directly rather
+// than converting each whole block with GetAttribute, which every resource of every plan would pay:
+// BenchmarkPresetType runs both, TestPresetTypeReadsWhatGetAttributeReads checks they agree.
 func presetType(obj tftypes.Value) (pt string, known bool) {
 	present := map[string]bool{}
 	for _, name := range presetBlocks {

@@ -5,6 +5,9 @@
 // event; then change control: the platform team changes the active connection (its plan shows a
 // proposal), the security team approves the proposal by fingerprint, and a CI job's exchange
 // follows the new rule. It stops everything it started and exits non-zero on any failure.
+//
+// The provider version comes from the Makefile (`make demo` passes -version $(VERSION)), the same
+// one `make build` put into the binary's name.
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -52,8 +56,10 @@ const (
 )
 
 func main() {
+	version := flag.String("version", "", "provider version that `make build` built (bin/terraform-provider-trustgate_vVERSION); make demo passes the Makefile's VERSION")
+	flag.Parse()
 	start := time.Now()
-	if err := run(); err != nil {
+	if err := run(*version); err != nil {
 		fmt.Fprintf(os.Stderr, "\nDEMO FAILED: %v\n", err)
 		os.Exit(1)
 	}
@@ -69,7 +75,10 @@ type demo struct {
 func step(n int, title string)    { fmt.Printf("\n\033[1mStep %d. %s\033[0m\n", n, title) }
 func say(format string, a ...any) { fmt.Printf("   "+format+"\n", a...) }
 
-func run() error {
+func run(version string) error {
+	if version == "" {
+		return errors.New("no provider version: run `make demo`, which passes -version from the Makefile's VERSION")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	root, err := os.Getwd()
@@ -82,13 +91,13 @@ func run() error {
 	}
 	defer os.RemoveAll(d.work)
 	defer d.stopAll()
-	for _, b := range []string{"trustgate", "terraform-provider-trustgate_v0.1.0"} {
+	for _, b := range []string{"trustgate", "terraform-provider-trustgate_v" + version} {
 		if _, err := os.Stat(filepath.Join(d.bin, b)); err != nil {
 			return fmt.Errorf("%s is missing: run `make demo` (it builds first)", filepath.Join("bin", b))
 		}
 	}
 	if _, err := exec.LookPath("terraform"); err != nil {
-		return errors.New("terraform is not on PATH: install Terraform >= 1.11")
+		return errors.New("terraform is not on PATH: install Terraform >= 1.10")
 	}
 
 	step(1, "Start the Trustgate server with --dev (SQLite file, generated keys) on loopback")

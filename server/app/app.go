@@ -127,8 +127,9 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 			cfg.Logger.Warn("connection catalog refresh after a change failed; the poller will retry", "error", err)
 		}
 	}
-	verifier := jwtverify.NewVerifier(jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS, Now: cfg.Now}),
-		jwtverify.VerifierOptions{Now: cfg.Now})
+	jwks := jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS, Now: cfg.Now})
+	catalog.PruneJWKS(jwks)
+	verifier := jwtverify.NewVerifier(jwks, jwtverify.VerifierOptions{Now: cfg.Now})
 	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, PublicURL: cfg.PublicURL, Now: cfg.Now}
 	var limiter *httpapi.RateLimiter
 	if cfg.RatePerConnection > 0 || cfg.RatePerClient > 0 {

@@ -43,6 +43,19 @@ type Broker struct {
 	Now       func() time.Time
 }
 
+// Admit, when given to Exchange, is asked once the outcome is known and before anything is
+// recorded or issued (the HTTP layer's per-connection rate limits): connectionID is "" for a name
+// that is unknown or not active, granted says whether the token passed every check. Its error
+// ends the exchange and is returned as is.
+type Admit func(connectionID string, granted bool) error
+
+func (a Admit) admit(connectionID string, granted bool) error {
+	if a == nil {
+		return nil
+	}
+	return a(connectionID, granted)
+}
+
 // Refusal is a failed exchange in RFC 6749 §5.2 terms. Description names the kind of check that
 // failed and never the expected values (those are in the audit event and the test endpoint).
 type Refusal struct {
@@ -63,7 +76,7 @@ func (b *Broker) now() time.Time {
 }
 
 // Exchange validates req and, if every rule holds, returns a signed access token.
-func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m audit.Meta) (*api.TokenResponse, error) {
+func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m audit.Meta, admit Admit) (*api.TokenResponse, error) {
 	refuse := func(code, desc string) *Refusal {
 		return &Refusal{Code: code, Description: fmt.Sprintf("%s (request %s)", desc, m.RequestID)}
 	}
@@ -90,6 +103,9 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m audit.Met
 			reason = "connection is " + entry.Conn.Status + ", not active"
 		}
 		ev.Reason = reason
+		if err := admit.admit("", false); err != nil {
+			return nil, err
+		}
 		if err := b.Audit.Record(ctx, ev); err != nil {
 			return nil, auditDown(m)
 		}
@@ -99,6 +115,9 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m audit.Met
 	ev.ConnectionID = entry.Conn.ID
 
 	res := b.Verifier.Verify(ctx, req.SubjectToken, entry.Policy)
+	if err := admit.admit(entry.Conn.ID, res.OK); err != nil {
+		return nil, err
+	}
 	if !res.OK {
 		ev.Reason = res.FailedKind
 		ev.Detail = failedCheckDetail(res)

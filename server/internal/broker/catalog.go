@@ -28,14 +28,21 @@ type Entry struct {
 	Conn     connection.Connection
 	Resolved connection.Resolved
 	Policy   jwtverify.Policy
+	// proposalJWKSURL is the key source of the pending proposal ("" when none): in use too, so
+	// that the JWKS cache keeps it for the proposal's tests.
+	proposalJWKSURL string
 }
 
 // NewEntry resolves a connection for evaluation.
 func NewEntry(conn connection.Connection, opts connection.Options) *Entry {
 	r := connection.Resolve(conn.Spec, opts)
-	return &Entry{Conn: conn, Resolved: r, Policy: jwtverify.Policy{
+	e := &Entry{Conn: conn, Resolved: r, Policy: jwtverify.Policy{
 		JWKSURL: r.JWKSURL, Conditions: r.EffectiveConditions, IdentityClaim: conn.Spec.IdentityClaim,
 	}}
+	if p := conn.Proposal; p != nil {
+		e.proposalJWKSURL = connection.Resolve(p.Spec, opts).JWKSURL
+	}
+	return e
 }
 
 // Active reports whether the connection may issue tokens.
@@ -58,6 +65,30 @@ type Catalog struct {
 	mu   sync.Mutex // serialises rebuilds
 	// healthy is false while the last poll failed; exchanges keep using the last good snapshot.
 	healthy atomic.Bool
+	// jwks, when set, is told after every rebuild which JWKS URLs the connections use, so that
+	// it forgets the others (CONTRACT.md §4). Guarded by mu.
+	jwks *jwtverify.JWKSCache
+}
+
+// PruneJWKS makes every rebuild of the catalog drop from cache the JWKS URLs that no connection
+// (in any status, drafts included, so the test endpoint's URLs count while their draft exists)
+// uses any more.
+func (c *Catalog) PruneJWKS(cache *jwtverify.JWKSCache) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.jwks = cache
+	cache.Retain(c.snap.Load().jwksURLs())
+}
+
+func (s *snapshot) jwksURLs() map[string]struct{} {
+	urls := make(map[string]struct{}, len(s.byID))
+	for _, e := range s.byID {
+		urls[e.Policy.JWKSURL] = struct{}{}
+		if e.proposalJWKSURL != "" {
+			urls[e.proposalJWKSURL] = struct{}{}
+		}
+	}
+	return urls
 }
 
 // NewCatalog loads every connection once.
@@ -124,6 +155,9 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 	}
 	c.snap.Store(next)
 	c.healthy.Store(true)
+	if c.jwks != nil {
+		c.jwks.Retain(next.jwksURLs())
+	}
 	return nil
 }
 

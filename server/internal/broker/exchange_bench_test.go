@@ -82,12 +82,12 @@ func BenchmarkExchangeGranted(b *testing.B) {
 	req := api.TokenRequest{GrantType: api.GrantTypeTokenExchange, SubjectToken: tok,
 		SubjectTokenType: api.TokenTypeIDToken, Connection: "bench"}
 	m := audit.Meta{RequestID: "bench", RemoteAddr: "192.0.2.1"}
-	if _, err := br.Exchange(ctx, req, m); err != nil {
+	if _, err := br.Exchange(ctx, req, m, nil); err != nil {
 		b.Fatalf("the benchmark exchange must be granted: %v", err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := br.Exchange(ctx, req, m); err != nil {
+		if _, err := br.Exchange(ctx, req, m, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,7 +13,9 @@
 //     split duty; RetiredToken: tokens issued before the latest deactivation stay dead.
 //   - PatchAction, PlanPatch, CheckApprove, Approve, CheckDiscard, ConfigChanged: change control
 //     of activated connections (proposals) and who counts as a configuration's author.
-//   - LookupClaim, EvaluateCondition, Evaluate, IdentityValue: conditions against a claim set.
+//   - LookupClaim, EvaluateCondition, Evaluate, IdentityValue, MatchGlob: conditions against a
+//     claim set.
+//   - InlineJWKSThumbprints: an inline jwks document's keys, as the fingerprint covers them.
 //
 // # Choices and why
 //
@@ -107,6 +109,26 @@
 // canonicalised ("1e2" matches 100). An array claim matches when any element matches; nested
 // arrays are not flattened. starts_with matches strings only. JSON null is present-but-null: it
 // fails `exists` and never matches anything.
+//
+// not_equals and glob. not_equals needs the claim present and not null; a string, number or
+// boolean must differ from the value (typed as for equals), an array must have no element equal to
+// it, and an object fails (it cannot be compared: fail closed). glob matches strings only (any
+// element of an array); MatchGlob is one pass with two backtrack points, O(pattern × claim), and a
+// pattern is at most 256 bytes, so a hostile claim cannot make matching expensive. A pattern made
+// only of `*` is refused: exists says that plainly. FuzzMatchGlobAgainstRegexp compares the
+// matcher with a regular-expression reference.
+//
+// Key sources. At most one of jwks_url, issuer_url (generic only; OIDC discovery, which implies
+// the condition iss equals issuer_url, first in effective_conditions) and jwks (keys inline;
+// with a preset it replaces the derived URL). An inline jwks must hold public keys only: a key
+// with a private member (d, p, q, dp, dq, qi, oth, or k of a symmetric key) is refused, since the
+// connection is readable by every role. The fingerprint covers an inline jwks as the sorted RFC
+// 7638 thumbprints of its keys (computed with go-jose), so key order and metadata do not matter.
+// issuer_url keeps a trailing slash as written (some issuers put one in iss).
+//
+// Token shape. claim_mappings (≤ 20, names ^[a-z][a-z0-9_]{0,63}$, sources like condition claims)
+// and token_audience (1–10 distinct strings; an empty list means none) are validated here and
+// applied by the broker; single_use is enforced by the broker through the store.
 //
 // Identity. IdentityValue accepts a non-empty string or a number; booleans, null, objects, arrays
 // and empty strings are refused: none of them names a workload.

@@ -324,6 +324,9 @@ func matchScalar(v any, c api.Condition) bool {
 		return ok && c.Value != nil && strings.HasPrefix(s, *c.Value)
 	case api.OpOneOf:
 		return slices.ContainsFunc(c.Values, func(w string) bool { return scalarEquals(v, w) })
+	case api.OpGlob:
+		s, ok := v.(string)
+		return ok && c.Value != nil && MatchGlob(*c.Value, s)
 	}
 	return false
 }
@@ -337,9 +340,13 @@ func EvaluateCondition(claims map[string]any, c api.Condition) api.Check {
 		check.Expected = "present"
 	case api.OpOneOf:
 		check.Expected = slices.Clone(c.Values)
-	case api.OpEquals, api.OpStartsWith:
+	case api.OpEquals, api.OpStartsWith, api.OpGlob:
 		if c.Value != nil {
 			check.Expected = *c.Value
+		}
+	case api.OpNotEquals:
+		if c.Value != nil {
+			check.Expected = "not " + *c.Value
 		}
 	default:
 		check.Detail = fmt.Sprintf("unknown operator %q; the condition on claim %q never holds", c.Operator, c.Claim)
@@ -367,13 +374,16 @@ func EvaluateCondition(claims map[string]any, c api.Condition) api.Check {
 		check.Passed = true
 		return check
 	}
-	if (c.Operator == api.OpEquals || c.Operator == api.OpStartsWith) && c.Value == nil {
+	if c.Operator != api.OpOneOf && c.Value == nil {
 		check.Detail = fmt.Sprintf("the %s condition on claim %q has no value, so it never holds", c.Operator, c.Claim)
 		return check
 	}
 	if _, isObject := v.(map[string]any); isObject {
 		check.Detail = fmt.Sprintf("claim %q is an object; an object claim never matches %s", c.Claim, c.Operator)
 		return check
+	}
+	if c.Operator == api.OpNotEquals {
+		return notEquals(check, v, c)
 	}
 	if elems, isArray := elements(v); isArray {
 		for _, e := range elems {
@@ -389,13 +399,34 @@ func EvaluateCondition(claims map[string]any, c api.Condition) api.Check {
 		check.Passed = true
 		return check
 	}
-	if c.Operator == api.OpStartsWith {
+	if c.Operator == api.OpStartsWith || c.Operator == api.OpGlob {
 		if _, isString := v.(string); !isString {
-			check.Detail = fmt.Sprintf("claim %q is %s; starts_with only matches strings", c.Claim, kindOfValue(v))
+			check.Detail = fmt.Sprintf("claim %q is %s; %s only matches strings", c.Claim, kindOfValue(v), c.Operator)
 			return check
 		}
 	}
 	check.Detail = fmt.Sprintf("claim %q is %s that does not %s", c.Claim, describe(v), wantVerb(c))
+	return check
+}
+
+// notEquals finishes a not_equals check on a present, non-null claim that is not an object: the
+// claim must not equal the value, and an array claim must have no element that does.
+func notEquals(check api.Check, v any, c api.Condition) api.Check {
+	if elems, isArray := elements(v); isArray {
+		for _, e := range elems {
+			if scalarEquals(e, *c.Value) {
+				check.Detail = fmt.Sprintf("an element of the array claim %q equals %q", c.Claim, *c.Value)
+				return check
+			}
+		}
+		check.Passed = true
+		return check
+	}
+	if scalarEquals(v, *c.Value) {
+		check.Detail = fmt.Sprintf("claim %q equals %q", c.Claim, *c.Value)
+		return check
+	}
+	check.Passed = true
 	return check
 }
 
@@ -408,6 +439,8 @@ func wantPhrase(c api.Condition) string {
 		return fmt.Sprintf("is a string starting with %q", *c.Value)
 	case api.OpOneOf:
 		return fmt.Sprintf("is one of the %d allowed values", len(c.Values))
+	case api.OpGlob:
+		return fmt.Sprintf("is a string matching %q", *c.Value)
 	}
 	return "matches"
 }
@@ -421,6 +454,8 @@ func wantVerb(c api.Condition) string {
 		return fmt.Sprintf("start with %q", *c.Value)
 	case api.OpOneOf:
 		return fmt.Sprintf("equal any of the %d allowed values", len(c.Values))
+	case api.OpGlob:
+		return fmt.Sprintf("match %q", *c.Value)
 	}
 	return "match"
 }

@@ -23,11 +23,18 @@ var (
 	decimalPattern = regexp.MustCompile(api.DecimalIDPattern)
 	// One GitLab namespace path segment.
 	gitlabSegment = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$`)
+	// Names of the access token's mapped claims.
+	claimMappingName = regexp.MustCompile(api.ClaimMappingNamePattern)
 )
 
 // maxShortText bounds free-text preset inputs and claim names (not in CONTRACT.md; a safety bound far
 // above any real value).
 const maxShortText = 1024
+
+// maxGlobPattern bounds a glob pattern: matching costs up to its length times the claim's, and
+// claims are attacker-chosen inside a validly signed token (not in CONTRACT.md; real patterns are
+// a ref or a repository path).
+const maxGlobPattern = 256
 
 type fieldErrors []api.FieldError
 
@@ -57,6 +64,7 @@ func Normalize(in api.ConnectionInput, opts Options) (api.ConnectionInput, error
 	validateKeySource(in, out.ProviderType, typeOK, opts, &fe)
 	normalizeTTL(in, &out, &fe)
 	normalizeIdentityClaim(in, &out, &fe)
+	validateTokenShape(in, &out, &fe)
 	for i, c := range out.Conditions {
 		validateCondition(i, &out.Conditions[i], c, &fe)
 	}
@@ -149,16 +157,110 @@ func validatePresetBlocks(in api.ConnectionInput, opts Options, fe *fieldErrors)
 	}
 }
 
-// validateKeySource checks where the signing keys come from: a jwks_url override, or the preset's
+// validateKeySource checks where the signing keys come from: at most one of a jwks_url override,
+// an issuer_url for OIDC discovery (generic only) and an inline jwks; with none, the preset's
 // derived URL; a generic connection must name one.
 func validateKeySource(in api.ConnectionInput, providerType string, typeOK bool, opts Options, fe *fieldErrors) {
+	var given []string
+	for _, f := range []struct{ name, value string }{{"jwks_url", in.JWKSURL}, {"issuer_url", in.IssuerURL}, {"jwks", in.JWKS}} {
+		if f.value != "" {
+			given = append(given, f.name)
+		}
+	}
+	for _, name := range given[min(1, len(given)):] {
+		fe.add(name, "give only one key source: %s are all set; keep one of jwks_url (where the keys are published), issuer_url (OIDC discovery) or jwks (the keys inline)", strings.Join(given, ", "))
+	}
 	if in.JWKSURL != "" {
 		if msg := checkJWKSURL(in.JWKSURL, opts); msg != "" {
 			fe.add("jwks_url", "%s", msg)
 		}
-	} else if typeOK && providerType == api.ProviderGeneric {
-		fe.add("jwks_url", "is required for a generic connection: say where the issuer publishes its signing keys")
 	}
+	if in.IssuerURL != "" {
+		switch {
+		case typeOK && providerType != api.ProviderGeneric:
+			fe.add("issuer_url", "is for generic connections only: the %s preset already knows its issuer and keys (to give the keys inline, use jwks)", providerType)
+		default:
+			if msg := checkIssuerURL(in.IssuerURL, opts); msg != "" {
+				fe.add("issuer_url", "%s", msg)
+			}
+		}
+	}
+	if in.JWKS != "" {
+		if _, err := InlineJWKSThumbprints(in.JWKS); err != nil {
+			fe.add("jwks", "%s", err.Error())
+		}
+	}
+	if len(given) == 0 && typeOK && providerType == api.ProviderGeneric {
+		fe.add("jwks_url", "is required for a generic connection: say where the issuer publishes its signing keys (or set issuer_url for OIDC discovery, or jwks to give the keys inline)")
+	}
+}
+
+// checkIssuerURL returns why an issuer_url is refused, or "": the JWKS URL rules (https, no
+// internal addresses) and no query (OpenID Connect Discovery §3: an issuer identifier has none).
+// A trailing slash is kept as written: some issuers put one in iss, and the discovery document's
+// issuer must equal issuer_url byte for byte.
+func checkIssuerURL(raw string, opts Options) string {
+	if msg := checkJWKSURL(raw, opts); msg != "" {
+		return msg
+	}
+	if strings.Contains(raw, "?") {
+		return "must not have a query: an issuer identifier has none, and it is compared byte for byte with the discovery document's issuer and the tokens' iss"
+	}
+	return ""
+}
+
+// validateTokenShape checks the fields that shape the issued access token: claim_mappings and
+// token_audience (an empty list means the same as none).
+func validateTokenShape(in api.ConnectionInput, out *api.ConnectionInput, fe *fieldErrors) {
+	if len(in.ClaimMappings) > api.MaxClaimMappings {
+		fe.add("claim_mappings", "has %d entries; at most %d are allowed", len(in.ClaimMappings), api.MaxClaimMappings)
+	}
+	names := make([]string, 0, len(in.ClaimMappings))
+	for name := range in.ClaimMappings {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !claimMappingName.MatchString(name) {
+			fe.add("claim_mappings."+name, "is not a valid access-token claim name: lowercase letters, digits and underscores, starting with a letter, at most 64 (%s)", api.ClaimMappingNamePattern)
+			continue
+		}
+		if msg := checkClaimName(in.ClaimMappings[name]); msg != "" {
+			fe.add("claim_mappings."+name, "source claim %s", msg)
+		}
+	}
+	if len(in.ClaimMappings) == 0 {
+		out.ClaimMappings = nil
+	} else {
+		out.ClaimMappings = make(map[string]string, len(in.ClaimMappings))
+		for k, v := range in.ClaimMappings {
+			out.ClaimMappings[k] = v
+		}
+	}
+
+	out.TokenAudience = nil
+	if len(in.TokenAudience) == 0 {
+		return
+	}
+	if len(in.TokenAudience) > api.MaxTokenAudiences {
+		fe.add("token_audience", "lists %d audiences; at most %d are allowed", len(in.TokenAudience), api.MaxTokenAudiences)
+	}
+	seen := map[string]bool{}
+	for i, aud := range in.TokenAudience {
+		f := fmt.Sprintf("token_audience[%d]", i)
+		switch {
+		case aud == "":
+			fe.add(f, "must not be empty")
+		case strings.TrimSpace(aud) != aud:
+			fe.add(f, "must not start or end with white space")
+		case len(aud) > maxShortText:
+			fe.add(f, "is longer than %d bytes", maxShortText)
+		case seen[aud]:
+			fe.add(f, "%q is listed twice", aud)
+		}
+		seen[aud] = true
+	}
+	out.TokenAudience = slices.Clone(in.TokenAudience)
 }
 
 func normalizeTTL(in api.ConnectionInput, out *api.ConnectionInput, fe *fieldErrors) {
@@ -215,11 +317,18 @@ func validateCondition(i int, dst *api.Condition, c api.Condition, fe *fieldErro
 		fe.add(p+".claim", "%s", msg)
 	}
 	switch c.Operator {
-	case api.OpEquals, api.OpStartsWith:
-		if c.Value == nil {
+	case api.OpEquals, api.OpStartsWith, api.OpNotEquals, api.OpGlob:
+		switch {
+		case c.Value == nil:
 			fe.add(p+".value", "is required for operator %s", c.Operator)
-		} else if c.Operator == api.OpStartsWith && *c.Value == "" {
+		case c.Operator == api.OpStartsWith && *c.Value == "":
 			fe.add(p+".value", "must not be empty for starts_with: every string starts with \"\"; use exists to require the claim")
+		case c.Operator == api.OpGlob && *c.Value == "":
+			fe.add(p+".value", "must not be empty for glob: only the empty string would match; use equals \"\" if that is meant")
+		case c.Operator == api.OpGlob && onlyWildcards(*c.Value):
+			fe.add(p+".value", "%q is only wildcards, so it matches (nearly) anything: use exists to require the claim, or write the fixed part of the pattern (refs/heads/release/*)", *c.Value)
+		case c.Operator == api.OpGlob && len(*c.Value) > maxGlobPattern:
+			fe.add(p+".value", "is longer than %d bytes: a glob pattern that long is better written as several conditions", maxGlobPattern)
 		}
 		if len(c.Values) > 0 {
 			fe.add(p+".values", "is only for operator one_of; use value with %s", c.Operator)
@@ -427,22 +536,57 @@ func checkJWKSURL(raw string, opts Options) string {
 func BlockedJWKSAddr(addr netip.Addr) bool { return JWKSAddrRefusal(addr) != "" }
 
 // blockedPrefixes are address ranges a JWKS fetch may not reach unless insecure JWKS URLs are
-// allowed: besides what netip classifies as loopback, private, link-local, multicast or
-// unspecified, the "this network" block, carrier-grade NAT and the limited broadcast address.
-var blockedPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("255.255.255.255/32"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
+// allowed, besides what netip classifies as loopback, private (including IPv6 unique-local
+// fc00::/7), link-local, multicast or unspecified. The IPv6 ranges are the forms that carry or
+// reach an IPv4 address some gateway forwards to; each is refused whole because its last hop
+// cannot be judged from here:
+//   - ::/96 (IPv4-compatible) and ::ffff:0:0:0/96 (SIIT IPv4-translated) are deprecated or
+//     translator-internal; no public host is addressed that way.
+//   - 2002::/16 (6to4, deprecated by RFC 7526): the embedded IPv4 names only the site's 6to4
+//     router, the other 80 bits reach any host behind it, so checking the embedded address would
+//     still let 2002:<public router>::<internal host> through. 2001::/32 (Teredo) likewise.
+//   - 64:ff9b:1::/48 (local-use NAT64, RFC 8215): the operator's own translator, mapping to
+//     whatever it is configured to, internal networks included.
+//   - fec0::/10 (site-local, deprecated but still routed inside some sites) and 100::/64
+//     (discard-only).
+//
+// The well-known NAT64 prefix 64:ff9b::/96 is not here: JWKSAddrRefusal checks its embedded IPv4
+// instead, because IPv6-only hosts behind DNS64 reach real IPv4-only JWKS hosts through it.
+var blockedPrefixes = []struct {
+	prefix netip.Prefix
+	why    string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "reserved address"},
+	{netip.MustParsePrefix("100.64.0.0/10"), "carrier-grade NAT address"},
+	{netip.MustParsePrefix("192.0.0.0/24"), "reserved address"},
+	{netip.MustParsePrefix("198.18.0.0/15"), "reserved address"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved address"},
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible IPv6 address"},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated IPv6 address"},
+	{netip.MustParsePrefix("2002::/16"), "6to4 address"},
+	{netip.MustParsePrefix("2001::/32"), "Teredo address"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64 address"},
+	{netip.MustParsePrefix("fec0::/10"), "site-local address"},
+	{netip.MustParsePrefix("100::/64"), "discard-only address"},
 }
+
+// nat64WellKnown is the NAT64 well-known prefix (RFC 6052): its last 32 bits are an IPv4 address.
+var nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")
 
 // JWKSAddrRefusal says why a JWKS URL may not reach ip outside --allow-insecure-jwks, or "" when
 // it may. It is the one rule: Normalize applies it to literal hosts at create/update time, and the
 // jwtverify package's dialer applies it to every resolved address at fetch time.
 func JWKSAddrRefusal(ip netip.Addr) string {
-	ip = ip.Unmap()
+	ip = ip.Unmap() // IPv4-mapped ::ffff:a.b.c.d is judged as a.b.c.d
+	if nat64WellKnown.Contains(ip) {
+		// RFC 6052 §3.1 forbids non-global IPv4 addresses behind the well-known prefix, but the
+		// translator does not enforce it: the embedded address must pass the IPv4 rules.
+		b := ip.As16()
+		if why := JWKSAddrRefusal(netip.AddrFrom4([4]byte(b[12:]))); why != "" {
+			return why + " behind NAT64"
+		}
+		return ""
+	}
 	switch {
 	case !ip.IsValid():
 		return "not an IP address"
@@ -458,8 +602,8 @@ func JWKSAddrRefusal(ip netip.Addr) string {
 		return "multicast address"
 	}
 	for _, p := range blockedPrefixes {
-		if p.Contains(ip) {
-			return "reserved address"
+		if p.prefix.Contains(ip) {
+			return p.why
 		}
 	}
 	return ""
@@ -497,6 +641,9 @@ func tenancy(spec api.ConnectionInput, opts Options) *api.FieldError {
 	case api.ProviderGeneric:
 		var missing []string
 		for _, claim := range []string{"iss", "aud"} {
+			if claim == "iss" && spec.IssuerURL != "" {
+				continue // issuer_url pins iss: its condition comes first in effective_conditions
+			}
 			if !pinsClaim(spec.Conditions, claim, api.OpEquals, api.OpOneOf) {
 				missing = append(missing, claim)
 			}
@@ -561,10 +708,13 @@ var sharedServices = []sharedService{
 }
 
 // sharedIssuerScope refuses a generic connection that trusts a shared issuer (named by its iss
-// conditions or by the host of its key source) without the scope that issuer's preset requires:
+// conditions, its issuer_url, or the host of its jwks_url) without the scope that issuer's preset requires:
 // on GitHub and GitLab the CI job picks its own aud, so iss and aud alone admit every tenant.
 func sharedIssuerScope(spec api.ConnectionInput) *api.FieldError {
 	issuers := claimValues(spec.Conditions, "iss")
+	if spec.IssuerURL != "" {
+		issuers = append(issuers, spec.IssuerURL)
+	}
 	keyHosts := []string{urlHost(spec.JWKSURL)}
 	for _, svc := range sharedServices {
 		named := slices.ContainsFunc(issuers, svc.names) || slices.ContainsFunc(keyHosts, func(h string) bool { return slices.Contains(svc.jwksHosts, h) })

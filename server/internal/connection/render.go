@@ -1,6 +1,9 @@
 package connection
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/trustgate/terraform-provider-trustgate/api"
 )
 
@@ -21,6 +24,11 @@ func ToAPI(c *Connection, opts Options) api.Connection {
 		IdentityClaim:       orDefault(spec.IdentityClaim, api.DefaultIdentity),
 		Conditions:          make([]api.Condition, 0, len(spec.Conditions)),
 		EffectiveConditions: r.EffectiveConditions,
+		IssuerURL:           spec.IssuerURL,
+		JWKS:                spec.JWKS,
+		ClaimMappings:       maps.Clone(spec.ClaimMappings),
+		TokenAudience:       slices.Clone(spec.TokenAudience),
+		SingleUse:           spec.SingleUse,
 		Status:              c.Status,
 		Revision:            c.Revision,
 		Fingerprint:         r.Fingerprint,
@@ -100,5 +108,7 @@ func cloneSpec(s api.ConnectionInput) api.ConnectionInput {
 		t := *s.TokenTTL
 		out.TokenTTL = &t
 	}
+	out.ClaimMappings = maps.Clone(s.ClaimMappings)
+	out.TokenAudience = slices.Clone(s.TokenAudience)
 	return out
 }

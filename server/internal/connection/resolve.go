@@ -39,8 +39,15 @@ func DefaultTokenTTL() api.TokenTTL {
 type Resolved struct {
 	// Issuer is the preset's pinned issuer ("" for generic).
 	Issuer string
-	// JWKSURL is the user's override, or the preset's derived URL.
+	// JWKSURL is the user's override, or the preset's derived URL; "" when the keys come from
+	// OIDC discovery (IssuerURL) or are given inline (InlineJWKS).
 	JWKSURL string
+	// IssuerURL is the issuer whose OIDC discovery document names the JWKS URL (generic only).
+	IssuerURL string
+	// InlineJWKS is the connection's inline JWKS document, and JWKSThumbprints the sorted RFC 7638
+	// thumbprints of its keys (nil when it has none, or when it is invalid: Normalize refuses that).
+	InlineJWKS      string
+	JWKSThumbprints []string
 	// EffectiveConditions are the preset's conditions (iss, aud, then scope conditions in CONTRACT.md
 	// table order) followed by the user's.
 	EffectiveConditions []api.Condition
@@ -112,7 +119,15 @@ func Resolve(spec api.ConnectionInput, opts Options) Resolved {
 	}
 
 	r.JWKSURL = spec.JWKSURL
-	if r.JWKSURL == "" {
+	switch {
+	case spec.IssuerURL != "":
+		r.IssuerURL = spec.IssuerURL
+		// Discovery pins the issuer: its condition comes first (CONTRACT.md §1, issuer_url).
+		preset = append([]api.Condition{eq("iss", spec.IssuerURL)}, preset...)
+	case spec.JWKS != "":
+		r.InlineJWKS = spec.JWKS
+		r.JWKSThumbprints, _ = InlineJWKSThumbprints(spec.JWKS)
+	case r.JWKSURL == "":
 		r.JWKSURL = derivedJWKS
 	}
 	r.EffectiveConditions = make([]api.Condition, 0, len(preset)+len(spec.Conditions))
@@ -212,6 +227,13 @@ type fingerprintDoc struct {
 	TokenTTL            api.TokenTTL             `json:"token_ttl"`
 	IdentityClaim       string                   `json:"identity_claim"`
 	EffectiveConditions []api.Condition          `json:"effective_conditions"`
+	// Added in v2, at the end and omitted when empty, so that stored connections keep their
+	// fingerprint.
+	IssuerURL     string            `json:"issuer_url,omitempty"`
+	JWKS          []string          `json:"jwks,omitempty"`
+	ClaimMappings map[string]string `json:"claim_mappings,omitempty"`
+	TokenAudience []string          `json:"token_audience,omitempty"`
+	SingleUse     bool              `json:"single_use,omitempty"`
 }
 
 func fingerprint(spec api.ConnectionInput, pt string, r Resolved) string {
@@ -221,6 +243,11 @@ func fingerprint(spec api.ConnectionInput, pt string, r Resolved) string {
 		TokenTTL:            DefaultTokenTTL(),
 		IdentityClaim:       orDefault(spec.IdentityClaim, api.DefaultIdentity),
 		EffectiveConditions: r.EffectiveConditions,
+		IssuerURL:           r.IssuerURL,
+		JWKS:                r.JWKSThumbprints,
+		ClaimMappings:       spec.ClaimMappings,
+		TokenAudience:       spec.TokenAudience,
+		SingleUse:           spec.SingleUse,
 	}
 	if spec.TokenTTL != nil {
 		doc.TokenTTL = *spec.TokenTTL

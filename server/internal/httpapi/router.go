@@ -62,6 +62,8 @@ type Deps struct {
 type handlers struct {
 	Deps
 	metrics *metrics
+	// admit is admitExchange as a value made once (a method value per request would allocate).
+	admit func(connectionID string, granted bool) error
 }
 
 // NewRouter builds the gin engine with every route of CONTRACT.md §3–§4.
@@ -73,6 +75,10 @@ func NewRouter(d Deps) *gin.Engine {
 		d.Registry = prometheus.NewRegistry()
 	}
 	h := &handlers{Deps: d, metrics: newMetrics(d.Registry)}
+	h.admit = h.admitExchange
+	if d.Broker != nil && d.Broker.Verifier != nil {
+		registerJWKSMetrics(d.Registry, d.Broker.Verifier.Cache())
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()

@@ -61,11 +61,17 @@ func (h *handlers) token(c *gin.Context) {
 			"send the request as application/x-www-form-urlencoded (RFC 8693) or application/json (request "+requestIDOf(c)+")")
 		return
 	}
-	if !h.limitConnection(c, req.Connection) {
-		return
+	var admit broker.Admit
+	if h.Limiter != nil {
+		admit = h.admit
 	}
-	resp, err := h.Broker.Exchange(c.Request.Context(), req, metaOf(c))
+	resp, err := h.Broker.Exchange(c.Request.Context(), req, metaOf(c), admit)
 	if err != nil {
+		var limited *rateLimited
+		if errors.As(err, &limited) {
+			h.tooMany(c, limited.retry)
+			return
+		}
 		var r *broker.Refusal
 		if errors.As(err, &r) {
 			status := http.StatusBadRequest

@@ -9,10 +9,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,8 +39,16 @@ const (
 	// MaxStale is how long cached keys keep serving after the last successful fetch when
 	// refreshes fail.
 	MaxStale = 24 * time.Hour
-	// MinRSABits is the smallest RSA modulus accepted from a JWKS.
+	// MinRSABits and MaxRSABits bound the RSA moduli accepted from a JWKS. The upper bound keeps a
+	// hostile JWKS from making each verification expensive: RSA verification time grows with the
+	// square of the modulus size, and a 97,600-bit modulus (which still fits a 16 KiB token) costs
+	// a quarter of a second of CPU per token.
 	MinRSABits = 2048
+	MaxRSABits = 8192
+	// MaxCachedURLs and MaxCachedBytes bound the cache (CONTRACT.md §4): past either, the least
+	// recently used URLs are forgotten. Bytes are the estimated memory the parsed key sets hold.
+	MaxCachedURLs  = 1000
+	MaxCachedBytes = 16 << 20
 )
 
 // Errors returned by the cache. Wrapped errors carry the details.
@@ -62,6 +72,9 @@ type JWKSOptions struct {
 	RefreshCooldown time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MaxURLs and MaxCacheBytes bound the cache (default MaxCachedURLs and MaxCachedBytes).
+	MaxURLs       int
+	MaxCacheBytes int64
 }
 
 // JWK is one usable public key of a JWKS.
@@ -85,6 +98,8 @@ type KeySet struct {
 	ExpiresAt time.Time
 	// LastError is the error of the last fetch attempt when it failed after FetchedAt.
 	LastError string
+	// size is the estimated memory the set holds, for the cache's byte bound.
+	size int64
 }
 
 // IgnoredKey is a key of a JWKS that cannot be used to verify tokens.
@@ -118,32 +133,56 @@ func (s *KeySet) ignoredReason(kid string) string {
 	return ""
 }
 
+// cacheEntry is the state of one URL. set and used are read without the cache's lock on the hot
+// path; the other fields are guarded by JWKSCache.mu.
 type cacheEntry struct {
-	set         *KeySet // nil until the first successful fetch
+	set  atomic.Pointer[KeySet] // nil until the first successful fetch
+	used atomic.Int64           // the clock's UnixNano at the last lookup, for LRU eviction
+
 	lastAttempt time.Time
 	lastErr     error
+	size        int64 // what this entry counts in JWKSCache.bytes
 }
 
-// JWKSStats are counters for metrics.
+// touchEvery is the resolution of the LRU clock: a lookup writes the entry's last-use time only
+// when it moved by more than this, so concurrent exchanges on one URL do not all write the same
+// cache line.
+const touchEvery = int64(time.Millisecond)
+
+func (e *cacheEntry) touch(now time.Time) {
+	if n := now.UnixNano(); n-e.used.Load() > touchEvery {
+		e.used.Store(n)
+	}
+}
+
+// JWKSStats are counters and sizes for metrics.
 type JWKSStats struct {
 	Fetches     int64 // HTTP fetch attempts
 	FetchErrors int64 // failed fetch attempts
 	StaleServed int64 // lookups answered from keys past their max-age because a refresh failed
+	Evictions   int64 // URLs forgotten because the cache was full or no connection uses them
+	URLs        int   // URLs cached now (with keys or with a failed first fetch)
+	Bytes       int64 // estimated bytes of key material cached now
 }
 
 // JWKSCache fetches and caches JWK sets per URL (CONTRACT.md §4). It is safe for concurrent use.
+//
+// It is bounded: at most MaxURLs URLs and MaxCacheBytes bytes of parsed keys, the least recently
+// used URLs going first, and Retain drops the URLs no connection uses any more. Dropping a URL only
+// costs a fetch the next time it is used.
 type JWKSCache struct {
 	opts   JWKSOptions
 	client *http.Client
 
 	mu      sync.Mutex
-	entries map[string]*cacheEntry
+	entries map[string]*cacheEntry // guarded by mu
+	bytes   int64                  // guarded by mu: the sum of the entries' sizes
 	group   singleflight.Group
-	// sets mirrors every entry's set (jwksURL → *KeySet), written under mu, so that the hot path
-	// (a cached, fresh key set) reads it without taking mu.
-	sets sync.Map
+	// hot mirrors entries (jwksURL → *cacheEntry), written under mu, so that the hot path (a
+	// cached, fresh key set) reads it without taking mu.
+	hot sync.Map
 
-	fetches, fetchErrors, staleServed atomic.Int64
+	fetches, fetchErrors, staleServed, evictions atomic.Int64
 }
 
 // NewJWKSCache returns an empty cache.
@@ -159,6 +198,12 @@ func NewJWKSCache(opts JWKSOptions) *JWKSCache {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxURLs <= 0 {
+		opts.MaxURLs = MaxCachedURLs
+	}
+	if opts.MaxCacheBytes <= 0 {
+		opts.MaxCacheBytes = MaxCachedBytes
 	}
 	dialer := &net.Dialer{Timeout: opts.Timeout}
 	if !opts.AllowInsecure {
@@ -178,7 +223,7 @@ func NewJWKSCache(opts JWKSOptions) *JWKSCache {
 		Timeout:   opts.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 3 {
-				return errors.New("jwks: too many redirects")
+				return errTooManyRedirects
 			}
 			return checkURL(req.URL, opts.AllowInsecure)
 		},
@@ -186,9 +231,77 @@ func NewJWKSCache(opts JWKSOptions) *JWKSCache {
 	return &JWKSCache{opts: opts, client: client, entries: map[string]*cacheEntry{}}
 }
 
-// Stats returns the counters since the cache was created.
+// Stats returns the counters since the cache was created and its current size.
 func (c *JWKSCache) Stats() JWKSStats {
-	return JWKSStats{Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), StaleServed: c.staleServed.Load()}
+	c.mu.Lock()
+	urls, bytes := len(c.entries), c.bytes
+	c.mu.Unlock()
+	return JWKSStats{Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), StaleServed: c.staleServed.Load(),
+		Evictions: c.evictions.Load(), URLs: urls, Bytes: bytes}
+}
+
+// Retain forgets every cached URL that inUse does not hold. The connection catalog calls it with
+// the JWKS URLs of every connection it knows (any status) whenever it changes, so a URL an admin
+// tried once and changed again does not stay in memory.
+func (c *JWKSCache) Retain(inUse map[string]struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for u := range c.entries {
+		if _, ok := inUse[u]; !ok {
+			c.removeLocked(u)
+		}
+	}
+}
+
+// insertLocked adds a new entry for jwksURL, evicting the least recently used ones past MaxURLs.
+func (c *JWKSCache) insertLocked(jwksURL string, e *cacheEntry) {
+	for len(c.entries) >= c.opts.MaxURLs && c.evictOneLocked(e) {
+	}
+	c.entries[jwksURL] = e
+	c.hot.Store(jwksURL, e)
+}
+
+// resizeLocked records e's new size (if e is still cached) and evicts other entries, least
+// recently used first, until the cache is within MaxCacheBytes again.
+func (c *JWKSCache) resizeLocked(jwksURL string, e *cacheEntry, size int64) {
+	if c.entries[jwksURL] != e {
+		return // forgotten while its fetch ran: it is garbage once its callers have their answer
+	}
+	c.bytes += size - e.size
+	e.size = size
+	for c.bytes > c.opts.MaxCacheBytes && c.evictOneLocked(e) {
+	}
+}
+
+// evictOneLocked removes the least recently used entry other than keep, reporting whether there
+// was one. A linear scan: it runs only when a new URL or a larger key set arrives past a bound,
+// and the cache holds at most MaxURLs entries.
+func (c *JWKSCache) evictOneLocked(keep *cacheEntry) bool {
+	oldest, oldestUsed := "", int64(0)
+	for u, e := range c.entries {
+		if e == keep {
+			continue
+		}
+		if used := e.used.Load(); oldest == "" || used < oldestUsed {
+			oldest, oldestUsed = u, used
+		}
+	}
+	if oldest == "" {
+		return false
+	}
+	c.removeLocked(oldest)
+	return true
+}
+
+func (c *JWKSCache) removeLocked(jwksURL string) {
+	e := c.entries[jwksURL]
+	if e == nil {
+		return
+	}
+	c.bytes -= e.size
+	delete(c.entries, jwksURL)
+	c.hot.Delete(jwksURL)
+	c.evictions.Add(1)
 }
 
 // CheckURL says whether rawURL may be used as a JWKS URL under opts (scheme only: addresses are
@@ -224,9 +337,13 @@ func checkURL(u *url.URL, allowInsecure bool) error {
 // When a refresh fails, the previous keys are returned for up to 24 h after their last successful
 // fetch.
 func (c *JWKSCache) Keys(ctx context.Context, jwksURL string) (*KeySet, error) {
-	if v, ok := c.sets.Load(jwksURL); ok {
-		if set := v.(*KeySet); c.opts.Now().Before(set.ExpiresAt) {
-			return set, nil
+	if v, ok := c.hot.Load(jwksURL); ok {
+		e := v.(*cacheEntry)
+		if set := e.set.Load(); set != nil {
+			if now := c.opts.Now(); now.Before(set.ExpiresAt) {
+				e.touch(now)
+				return set, nil
+			}
 		}
 	}
 	return c.refresh(ctx, jwksURL)
@@ -291,9 +408,10 @@ func (c *JWKSCache) refreshOnce(ctx context.Context, jwksURL string) (*KeySet, e
 	e := c.entries[jwksURL]
 	if e == nil {
 		e = &cacheEntry{}
-		c.entries[jwksURL] = e
+		c.insertLocked(jwksURL, e)
 	}
-	prev, lastAttempt, lastErr := e.set, e.lastAttempt, e.lastErr
+	e.touch(now)
+	prev, lastAttempt, lastErr := e.set.Load(), e.lastAttempt, e.lastErr
 	c.mu.Unlock()
 
 	if !lastAttempt.IsZero() && now.Sub(lastAttempt) < c.opts.RefreshCooldown {
@@ -311,17 +429,16 @@ func (c *JWKSCache) refreshOnce(ctx context.Context, jwksURL string) (*KeySet, e
 	e.lastAttempt = now
 	if err != nil {
 		e.lastErr = err
-		if e.set != nil {
-			updated := *e.set
+		if cur := e.set.Load(); cur != nil {
+			updated := *cur
 			updated.LastError = err.Error()
-			e.set = &updated
-			c.sets.Store(jwksURL, e.set)
+			e.set.Store(&updated)
 		}
-		prev = e.set
+		prev = e.set.Load()
 	} else {
 		e.lastErr = nil
-		e.set = set
-		c.sets.Store(jwksURL, set)
+		e.set.Store(set)
+		c.resizeLocked(jwksURL, e, set.size)
 	}
 	c.mu.Unlock()
 
@@ -370,10 +487,7 @@ func (c *JWKSCache) fetch(ctx context.Context, jwksURL string) (set *KeySet, err
 	req.Header.Set("User-Agent", "trustgate-jwks")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		if errors.Is(err, ErrAddressRefused) {
-			return nil, fmt.Errorf("%w: %w", ErrFetch, unwrapRefused(err))
-		}
-		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+		return nil, fetchFailure(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -392,23 +506,37 @@ func (c *JWKSCache) fetch(ctx context.Context, jwksURL string) (set *KeySet, err
 		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
 	}
 	now := c.opts.Now()
-	return &KeySet{
+	set = &KeySet{
 		URL:       jwksURL,
 		Keys:      keys,
 		Ignored:   ignored,
 		FetchedAt: now,
 		ExpiresAt: now.Add(maxAge(resp.Header.Get("Cache-Control"))),
-	}, nil
+	}
+	set.size = set.footprint()
+	return set, nil
 }
 
-func unwrapRefused(err error) error {
-	// Keep the dialer's message (address and reason) without the transport's noise.
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if strings.HasPrefix(e.Error(), ErrAddressRefused.Error()) {
-			return e
+// footprint estimates the memory a key set holds: its strings, the keys' numbers and a fixed
+// overhead per key. It is what the cache's byte bound counts.
+func (s *KeySet) footprint() int64 {
+	const perItem = 96 // slice element, interface, key struct and allocation headers
+	n := int64(len(s.URL) + len(s.LastError) + perItem)
+	for _, k := range s.Keys {
+		n += int64(len(k.KID)+len(k.Alg)+len(k.desc)) + perItem
+		switch key := k.Key.(type) {
+		case *rsa.PublicKey:
+			n += int64(len(key.N.Bits())) * 8
+		case *ecdsa.PublicKey:
+			n += 2 * int64(key.Curve.Params().BitSize+7) / 8
+		case ed25519.PublicKey:
+			n += int64(len(key))
 		}
 	}
-	return err
+	for _, ig := range s.Ignored {
+		n += int64(len(ig.KID)+len(ig.Reason)) + perItem
+	}
+	return n
 }
 
 // maxAge reads max-age from a Cache-Control header, clamped to [5 min, 24 h], 1 h without one.
@@ -439,28 +567,42 @@ func ParseJWKS(body []byte) (keys []JWK, ignored []IgnoredKey, err error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, nil, fmt.Errorf("JWKS is not valid JSON: %v", err)
 	}
+	refused := 0
+	ignore := func(ig IgnoredKey) {
+		// A hostile JWKS of a million tiny bogus keys would otherwise hold a reason for each
+		// (far more memory than its 1 MiB): the first few reasons are enough to explain it.
+		if refused++; len(ignored) < maxIgnoredKeys {
+			ignored = append(ignored, ig)
+		}
+	}
 	for i, raw := range doc.Keys {
 		var m jwkset.JWKMarshal
 		if err := json.Unmarshal(raw, &m); err != nil {
-			ignored = append(ignored, IgnoredKey{Reason: fmt.Sprintf("key %d: invalid JSON: %v", i, err)})
+			ignore(IgnoredKey{Reason: fmt.Sprintf("key %d: invalid JSON: %v", i, err)})
 			continue
 		}
 		k, why := parseJWK(m)
 		if why != "" {
-			ignored = append(ignored, IgnoredKey{KID: m.KID, Reason: why})
+			ignore(IgnoredKey{KID: m.KID, Reason: why})
 			continue
 		}
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		reasons := make([]string, 0, len(ignored))
+		reasons := make([]string, 0, len(ignored)+1)
 		for _, ig := range ignored {
 			reasons = append(reasons, fmt.Sprintf("%q: %s", ig.KID, ig.Reason))
+		}
+		if more := refused - len(ignored); more > 0 {
+			reasons = append(reasons, fmt.Sprintf("%d more", more))
 		}
 		return nil, ignored, fmt.Errorf("JWKS has no usable key (%d keys; %s)", len(doc.Keys), strings.Join(reasons, "; "))
 	}
 	return keys, ignored, nil
 }
+
+// maxIgnoredKeys bounds the refused keys ParseJWKS reports (and the cache keeps) per JWKS.
+const maxIgnoredKeys = 16
 
 func parseJWK(m jwkset.JWKMarshal) (JWK, string) {
 	if m.USE != "" && m.USE != jwkset.UseSig {
@@ -471,6 +613,12 @@ func parseJWK(m jwkset.JWKMarshal) (JWK, string) {
 	default:
 		return JWK{}, fmt.Sprintf("key type %q cannot verify signatures", m.KTY)
 	}
+	if m.KTY == jwkset.KtyRSA {
+		// Measured before the library parses the number, so an oversized modulus costs nothing.
+		if n, ok := base64Bits(m.N); ok && n > MaxRSABits {
+			return JWK{}, fmt.Sprintf("RSA key has %d bits, at most %d allowed", n, MaxRSABits)
+		}
+	}
 	// Public members only; certificates are never used or fetched.
 	pub := jwkset.JWKMarshal{KTY: m.KTY, USE: m.USE, KEYOPS: m.KEYOPS, ALG: m.ALG, KID: m.KID, CRV: m.CRV, X: m.X, Y: m.Y, N: m.N, E: m.E}
 	j, err := jwkset.NewJWKFromMarshal(pub, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
@@ -479,8 +627,10 @@ func parseJWK(m jwkset.JWKMarshal) (JWK, string) {
 	}
 	switch key := j.Key().(type) {
 	case *rsa.PublicKey:
-		if bits := key.N.BitLen(); bits < MinRSABits {
-			return JWK{}, fmt.Sprintf("RSA key has %d bits, at least %d required", bits, MinRSABits)
+		if n := key.N.BitLen(); n < MinRSABits {
+			return JWK{}, fmt.Sprintf("RSA key has %d bits, at least %d required", n, MinRSABits)
+		} else if n > MaxRSABits {
+			return JWK{}, fmt.Sprintf("RSA key has %d bits, at most %d allowed", n, MaxRSABits)
 		}
 		if key.E < 3 || key.E%2 == 0 {
 			return JWK{}, "RSA key has an invalid public exponent"
@@ -492,4 +642,20 @@ func parseJWK(m jwkset.JWKMarshal) (JWK, string) {
 	k := JWK{KID: m.KID, Alg: string(m.ALG), Key: j.Key()}
 	k.desc = describeKey(k)
 	return k, ""
+}
+
+// base64Bits is the bit length of the big-endian number a base64url member (padded or not)
+// encodes, or false when it is not base64url (the library then says why).
+func base64Bits(member string) (int, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(member, "="))
+	if err != nil {
+		return 0, false
+	}
+	for len(b) > 0 && b[0] == 0 {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, true
+	}
+	return (len(b)-1)*8 + bits.Len8(b[0]), true
 }

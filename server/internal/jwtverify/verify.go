@@ -144,6 +144,9 @@ func NewVerifier(cache *JWKSCache, opts VerifierOptions) *Verifier {
 	return &Verifier{keys: cache, evaluate: opts.Evaluate, identity: opts.Identity, now: opts.Now}
 }
 
+// Cache is the JWKS cache the verifier takes keys from (for its size metrics and for pruning).
+func (v *Verifier) Cache() *JWKSCache { return v.keys }
+
 // supportedAlgs maps each accepted `alg` to the key it needs. HMAC and none are absent on purpose.
 var supportedAlgs = map[string]algSpec{
 	"RS256": {jwt.SigningMethodRS256, "RSA", nil, "RS256"},

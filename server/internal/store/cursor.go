@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Page sizes of the list methods.
@@ -48,8 +50,17 @@ func decodeCursor(s, kind string) (cursor, error) {
 	if err != nil {
 		return c, fmt.Errorf("%w: not base64url", ErrBadCursor)
 	}
+	// Text the databases cannot store never reaches them (CONTRACT.md §3): json.Unmarshal would
+	// quietly turn invalid UTF-8 into U+FFFD and decode \u0000 into a NUL, which PostgreSQL
+	// refuses with an error (a 500) and SQLite would compare as a different name.
+	if !utf8.Valid(b) {
+		return c, fmt.Errorf("%w: not UTF-8", ErrBadCursor)
+	}
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("%w: %v", ErrBadCursor, err)
+	}
+	if strings.ContainsRune(c.Kind, 0) || strings.ContainsRune(c.Name, 0) {
+		return c, fmt.Errorf("%w: unstorable text", ErrBadCursor)
 	}
 	if c.Kind != kind {
 		return c, fmt.Errorf("%w: cursor of another list", ErrBadCursor)
