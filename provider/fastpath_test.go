@@ -48,7 +48,7 @@ func realisticConnection(tb testing.TB) connectionValues {
 	conn := &api.Connection{
 		ID: "0193a4f2-7c1e-7b3a-9d4e-5f6a7b8c9d0e", Name: "github-deploy", Description: "deploys acme/app from main",
 		ProviderType: api.ProviderGitHub,
-		GitHub:       &api.GitHubSettings{Owner: "acme", Repository: "acme/app"},
+		GitHub:       &api.GitHubSettings{OwnerID: "61234567", Owner: "acme", Repository: "acme/app"},
 		JWKSURL:      "https://token.actions.githubusercontent.com/.well-known/jwks",
 		TokenTTL:     api.TokenTTL{Amount: 30, Unit: api.UnitMinutes}, IdentityClaim: "sub",
 		Conditions: []api.Condition{
@@ -59,13 +59,14 @@ func realisticConnection(tb testing.TB) connectionValues {
 		EffectiveConditions: []api.Condition{
 			{Claim: "iss", Operator: api.OpEquals, Value: v("https://token.actions.githubusercontent.com")},
 			{Claim: "aud", Operator: api.OpEquals, Value: v("https://github.com/acme")},
+			{Claim: "repository_owner_id", Operator: api.OpEquals, Value: v("61234567")},
 			{Claim: "repository_owner", Operator: api.OpEquals, Value: v("acme")},
 			{Claim: "repository", Operator: api.OpEquals, Value: v("acme/app")},
 			{Claim: "ref", Operator: api.OpEquals, Value: v("refs/heads/main")},
 			{Claim: "environment", Operator: api.OpOneOf, Values: []string{"prod", "staging"}},
 		},
 		Status: api.StatusActive, Revision: 3, Fingerprint: "sha256:" + strings.Repeat("0123456789abcdef", 4),
-		CreatedBy: "platform-ci", ActivatedBy: "alice", ActivatedAt: &activated,
+		CreatedBy: "platform-ci", ActivatedBy: "alice", ActivatedAt: &activated, ConfigChangedBy: "platform-ci",
 	}
 	var m connectionModel
 	noDiagErrors(tb, m.extract(ctx, conn))
@@ -74,6 +75,7 @@ func realisticConnection(tb testing.TB) connectionValues {
 	c.EffectiveConditions = types.ListNull(types.ObjectType{AttrTypes: conditionAttrTypes})
 	c.Status, c.Revision, c.Fingerprint = types.StringNull(), types.Int64Null(), types.StringNull()
 	c.CreatedBy, c.ActivatedBy, c.ActivatedAt = types.StringNull(), types.StringNull(), types.StringNull()
+	c.ConfigChangedBy, c.LiveFingerprint, c.ProposalPending = types.StringNull(), types.StringNull(), types.BoolNull()
 
 	cv := connectionValues{schema: sr.Schema, stateModel: m}
 	cv.state = tfsdk.State{Schema: sr.Schema}
@@ -192,15 +194,18 @@ func writeStateValues(ctx context.Context, state tfsdk.State, plan *tfsdk.Plan) 
 	return diags
 }
 
-// renamePlan is what the framework plans for a rename: the new name, and every computed attribute
-// without UseStateForUnknown unknown.
-func renamePlan(tb testing.TB, cv connectionValues) tfsdk.Plan {
+// describePlan is what the framework plans for a new description: the new description, and every
+// computed attribute without UseStateForUnknown unknown. (The connection is active, so it cannot
+// be renamed, and the description change is a proposal.)
+func describePlan(tb testing.TB, cv connectionValues) tfsdk.Plan {
 	tb.Helper()
 	ctx := context.Background()
 	m := cv.stateModel
-	m.Name = types.StringValue("github-deploy-renamed")
+	m.Description = types.StringValue("deploys acme/app from main and release")
 	m.JWKSURL, m.Fingerprint = types.StringUnknown(), types.StringUnknown()
 	m.EffectiveConditions = types.ListUnknown(types.ObjectType{AttrTypes: conditionAttrTypes})
+	m.Revision = types.Int64Unknown()
+	m.LiveFingerprint, m.ConfigChangedBy, m.ProposalPending = types.StringUnknown(), types.StringUnknown(), types.BoolUnknown()
 	p := tfsdk.Plan{Schema: cv.schema}
 	noDiagErrors(tb, p.Set(ctx, &m))
 	return p
@@ -208,11 +213,12 @@ func renamePlan(tb testing.TB, cv connectionValues) tfsdk.Plan {
 
 // TestModifyPlanPlansWhatWritingTheStateValuesPlans: comparing raw values first (and skipping the
 // write when the plan already holds the state's value) plans the same as always writing them, on
-// a refresh (nothing changed) and on a rename (the derived values come back from state).
+// a refresh (nothing changed) and on a new description (the derived values come back from state;
+// change control plans what stays live and the proposal).
 func TestModifyPlanPlansWhatWritingTheStateValuesPlans(t *testing.T) {
 	ctx := context.Background()
 	cv := realisticConnection(t)
-	for name, plan := range map[string]tfsdk.Plan{"refresh": cv.refreshPlan, "rename": renamePlan(t, cv)} {
+	for name, plan := range map[string]tfsdk.Plan{"refresh": cv.refreshPlan, "description": describePlan(t, cv)} {
 		t.Run(name, func(t *testing.T) {
 			req := resource.ModifyPlanRequest{Config: cv.config, State: cv.state, Plan: plan}
 			resp := &resource.ModifyPlanResponse{Plan: tfsdk.Plan{Schema: cv.schema, Raw: plan.Raw.Copy()}}
@@ -220,6 +226,13 @@ func TestModifyPlanPlansWhatWritingTheStateValuesPlans(t *testing.T) {
 			noDiagErrors(t, resp.Diagnostics)
 			want := tfsdk.Plan{Schema: cv.schema, Raw: plan.Raw.Copy()}
 			noDiagErrors(t, writeStateValues(ctx, cv.state, &want))
+			if name == "description" {
+				// The connection is active with nothing pending: what is live stays, and the
+				// change becomes a proposal.
+				noDiagErrors(t, want.SetAttribute(ctx, path.Root("live_fingerprint"), cv.stateModel.LiveFingerprint))
+				noDiagErrors(t, want.SetAttribute(ctx, path.Root("config_changed_by"), cv.stateModel.ConfigChangedBy))
+				noDiagErrors(t, want.SetAttribute(ctx, path.Root("proposal_pending"), types.BoolValue(true)))
+			}
 			if !resp.Plan.Raw.Equal(want.Raw) {
 				diffs, _ := resp.Plan.Raw.Diff(want.Raw)
 				t.Fatalf("ModifyPlan planned differently from writing the state's values: %v", diffs)
@@ -301,7 +314,7 @@ func BenchmarkPresetValidators(b *testing.B) {
 	noDiagErrors(b, cv.config.GetAttribute(ctx, path.Root(api.ProviderGitHub), &github))
 	req := validator.ObjectRequest{Path: path.Root(api.ProviderGitHub), PathExpression: path.MatchRoot(api.ProviderGitHub), ConfigValue: github, Config: cv.config}
 	b.Run("blockRequires", func(b *testing.B) {
-		ours := requiresSettings("owner")[0]
+		ours := requiresSettings("owner_id")[0]
 		b.ReportAllocs()
 		for b.Loop() {
 			var resp validator.ObjectResponse
@@ -309,7 +322,7 @@ func BenchmarkPresetValidators(b *testing.B) {
 		}
 	})
 	b.Run("objectvalidator.AlsoRequires", func(b *testing.B) {
-		library := objectvalidator.AlsoRequires(path.MatchRelative().AtName("owner"))
+		library := objectvalidator.AlsoRequires(path.MatchRelative().AtName("owner_id"))
 		b.ReportAllocs()
 		for b.Loop() {
 			var resp validator.ObjectResponse

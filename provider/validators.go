@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/helpers/validatordiag"
 	"github.com/hashicorp/terraform-plugin-framework-validators/objectvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -239,5 +240,36 @@ func (v blockRequires) ValidateObject(_ context.Context, req validator.ObjectReq
 			resp.Diagnostics.Append(validatordiag.InvalidAttributeCombinationDiagnostic(req.Path,
 				fmt.Sprintf("Attribute %q must be specified when %q is specified", req.Path.AtName(name), req.Path)))
 		}
+	}
+}
+
+// decimalID is the plan-time check of a preset's numeric id (github.owner_id, ...): the rule is
+// api.DecimalIDPattern, which the server applies too.
+func decimalID(what string) validator.String {
+	return stringvalidator.RegexMatches(decimalIDRegexp,
+		fmt.Sprintf("must be %s, a decimal number written as a string (for example \"65\"): ids stay with what they name, names can be registered again", what))
+}
+
+var decimalIDRegexp = regexp.MustCompile(api.DecimalIDPattern)
+
+// hostShape checks at plan time that a preset's host (github.host, gitlab.domain) is a bare host
+// name with an optional port, by api.HostProblem, the rule the server applies. Whether the host
+// may be reached is left to the server.
+type hostShape struct{}
+
+var _ validator.String = hostShape{}
+
+func (hostShape) Description(context.Context) string {
+	return "must be a lowercase host name with an optional port, without scheme, path or credentials"
+}
+
+func (v hostShape) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (hostShape) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() || req.ConfigValue.ValueString() == "" {
+		return // "" is refused by the length validator
+	}
+	if msg := api.HostProblem(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid host", req.Path.String()+" "+msg+".")
 	}
 }
