@@ -33,7 +33,7 @@ func (r release) serve(t *testing.T, version string) *httptest.Server {
 			http.NotFound(w, req)
 			return
 		}
-		w.Write(body)
+		_, _ = w.Write(body) // a failed write shows up as the installer's download error
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -53,7 +53,9 @@ func serverArchive(t *testing.T, version string) []byte {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body))}); err != nil {
 			t.Fatal(err)
 		}
-		tw.Write([]byte(body))
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
