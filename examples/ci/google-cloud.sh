@@ -6,9 +6,9 @@
 #
 # In Cloud Build, run it as a step, for example:
 #   steps:
-#     - name: golang:1.26
+#     - name: gcr.io/cloud-builders/gcloud   # any image with sh, curl, tar and sha256sum
 #       entrypoint: sh
-#       args: ["examples/ci/google-cloud.sh"]
+#       args: ["ci/google-cloud.sh"]
 #   serviceAccount: projects/PROJECT/serviceAccounts/deployer@PROJECT.iam.gserviceaccount.com
 #   options:
 #     logging: CLOUD_LOGGING_ONLY
@@ -20,10 +20,12 @@ TRUSTGATE_CONNECTION="${TRUSTGATE_CONNECTION:-google-deploy}"
 TRUSTGATE_AUDIENCE="${TRUSTGATE_AUDIENCE:-https://trustgate.example.com}"
 export TRUSTGATE_SERVER TRUSTGATE_CONNECTION TRUSTGATE_AUDIENCE
 
-# Pin a released version instead of @latest in production.
-command -v trustgate >/dev/null 2>&1 ||
-  go install github.com/trustgate/terraform-provider-trustgate/server/cmd/trustgate@latest
-PATH="$PATH:$(go env GOPATH 2>/dev/null)/bin"
+# A released binary, checked against the release's SHA256SUMS by install-trustgate.sh (from
+# examples/ci, kept beside this script). Pin the version.
+TRUSTGATE_VERSION="${TRUSTGATE_VERSION:-0.1.0}"
+export TRUSTGATE_VERSION
+PATH="$HOME/.local/bin:$PATH"
+command -v trustgate >/dev/null 2>&1 || sh "$(dirname "$0")/install-trustgate.sh"
 
 # The token comes from http://metadata.google.internal/...identity?audience=...&format=full
 # (GCE_METADATA_HOST overrides the host). A plain assignment so that `set -e` stops on a refusal.
