@@ -3,7 +3,7 @@
 //
 // It is the one place where the concrete types meet the interfaces the packages declare for what
 // they need: *store.Store is admin.Storer, broker.Source, principal.Storer, audit.Sink and
-// httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer is admin.Recorder
+// audit.OnceSink, httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer is admin.Recorder
 // and broker.Recorder. The assertions below keep that true at compile time.
 package app
 
@@ -36,6 +36,7 @@ var (
 	_ broker.Source    = (*store.Store)(nil)
 	_ principal.Storer = (*store.Store)(nil)
 	_ audit.Sink       = (*store.Store)(nil)
+	_ audit.OnceSink   = (*store.Store)(nil)
 	_ httpapi.Pinger   = (*store.Store)(nil)
 	_ admin.Recorder   = (*audit.Writer)(nil)
 	_ broker.Recorder  = (*audit.Writer)(nil)
@@ -143,7 +144,45 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 
 	a.wg.Add(1)
 	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.cleanSingleUse(runCtx, time.Minute) }()
 	return a, nil
+}
+
+// cleanSingleUse removes expired single-use records (CONTRACT.md §1 single_use: kept until the
+// token's exp + 60 s) every interval until ctx ends, in small batches with a pause between them
+// so that exchanges, whose audit batches insert into the same table, never wait long behind it.
+// Every replica runs it; deleting what another replica deleted is a no-op.
+func (a *App) cleanSingleUse(ctx context.Context, every time.Duration) {
+	now := a.Config.Now
+	if now == nil {
+		now = time.Now
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			n, err := a.Store.DeleteExpiredSingleUse(ctx, now(), store.SingleUseCleanupBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.Config.Logger.Warn("removing expired single-use token records failed; retrying later", "error", err)
+				}
+				break
+			}
+			if n < store.SingleUseCleanupBatch {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // Close stops background work and flushes the audit writer. It does not close the store.
