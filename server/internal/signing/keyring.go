@@ -71,13 +71,13 @@ type wireClaims struct {
 	Iss          string       `json:"iss"`
 	Sub          string       `json:"sub"`
 	Aud          api.Audience `json:"aud"`
-	Iat          int64  `json:"iat"`
-	Nbf          int64  `json:"nbf"`
-	Exp          int64  `json:"exp"`
-	Jti          string `json:"jti"`
-	Connection   string `json:"connection"`
-	ConnectionID string `json:"connection_id"`
-	SourceIss    string `json:"source_iss"`
+	Iat          int64        `json:"iat"`
+	Nbf          int64        `json:"nbf"`
+	Exp          int64        `json:"exp"`
+	Jti          string       `json:"jti"`
+	Connection   string       `json:"connection"`
+	ConnectionID string       `json:"connection_id"`
+	SourceIss    string       `json:"source_iss"`
 	// Claims is omitted when nil and written as {} when empty (omitzero, not omitempty).
 	Claims map[string]any `json:"claims,omitzero"`
 }
