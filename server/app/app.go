@@ -66,6 +66,9 @@ type Config struct {
 	// cool-down, access-token lifetimes, the times of changes such as a deactivation (default
 	// time.Now). Tests move it instead of waiting.
 	Now func() time.Time
+	// SingleUseCleanup is how often expired single-use token records are removed (default 1
+	// minute; tests shorten it).
+	SingleUseCleanup time.Duration
 }
 
 // App is a running server's parts.
@@ -98,6 +101,9 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	}
 	if cfg.CatalogPoll <= 0 {
 		cfg.CatalogPoll = 250 * time.Millisecond
+	}
+	if cfg.SingleUseCleanup <= 0 {
+		cfg.SingleUseCleanup = time.Minute
 	}
 	opts := connection.Options{DefaultAudience: cfg.Audience, AllowInsecureJWKS: cfg.AllowInsecureJWKS}
 	for _, p := range cfg.TrustedProxies {
@@ -145,7 +151,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	a.wg.Add(1)
 	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
 	a.wg.Add(1)
-	go func() { defer a.wg.Done(); a.cleanSingleUse(runCtx, time.Minute) }()
+	go func() { defer a.wg.Done(); a.cleanSingleUse(runCtx, cfg.SingleUseCleanup) }()
 	return a, nil
 }
 
