@@ -437,11 +437,15 @@ func TestDiscoveryDocumentsThatCannotVouchForKeys(t *testing.T) {
 			actual: func(string) any { return e.iss.URL }, detail: "names the issuer",
 		},
 		"a trailing slash": {
-			doc:    func(self string) map[string]any { return map[string]any{"issuer": self + "/", "jwks_uri": e.iss.JWKSURL} },
+			doc: func(self string) map[string]any {
+				return map[string]any{"issuer": self + "/", "jwks_uri": e.iss.JWKSURL}
+			},
 			actual: func(self string) any { return self + "/" }, detail: "trailing slash",
 		},
 		"a jwks_uri with another scheme": {
-			doc:    func(self string) map[string]any { return map[string]any{"issuer": self, "jwks_uri": "file:///etc/passwd"} },
+			doc: func(self string) map[string]any {
+				return map[string]any{"issuer": self, "jwks_uri": "file:///etc/passwd"}
+			},
 			actual: func(self string) any { return self }, detail: "jwks_uri is refused",
 		},
 		"a jwks_uri with credentials": {
