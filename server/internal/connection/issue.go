@@ -125,16 +125,19 @@ type SingleUse struct {
 // different prefixes so that they can never collide. iss and jti are length-prefixed in the hash
 // so that no choice of the two strings gives another pair's key.
 func SingleUseKey(claims map[string]any, rawToken string) string {
+	var sum [sha256.Size]byte
+	prefix := "sha256:"
 	if jti, ok := claims["jti"].(string); ok && jti != "" {
 		iss, _ := claims["iss"].(string)
-		h := sha256.New()
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(iss)))
-		h.Write(n[:])
-		h.Write([]byte(iss))
-		h.Write([]byte(jti))
-		return "jti:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+		var scratch [256]byte // on the stack for the usual iss and jti: one allocation per key
+		in := binary.BigEndian.AppendUint64(scratch[:0], uint64(len(iss)))
+		in = append(append(in, iss...), jti...)
+		sum, prefix = sha256.Sum256(in), "jti:"
+	} else {
+		sum = sha256.Sum256([]byte(rawToken))
 	}
-	sum := sha256.Sum256([]byte(rawToken))
-	return "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
+	var out [len("sha256:") + 43]byte
+	n := copy(out[:], prefix)
+	base64.RawURLEncoding.Encode(out[n:], sum[:])
+	return string(out[:n+base64.RawURLEncoding.EncodedLen(sha256.Size)])
 }
