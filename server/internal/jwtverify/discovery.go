@@ -82,8 +82,24 @@ func (c *JWKSCache) fetchDiscovery(ctx context.Context, issuer string) (*KeySet,
 		FetchedAt: now,
 		ExpiresAt: now.Add(maxAge(header.Get("Cache-Control"))),
 	}
+	set.issuerValue, set.discoveryDetail = set.Issuer, "jwks_uri "+set.JWKSURI
 	set.size = set.footprint()
 	return set, nil
+}
+
+// discoveryDoc returns issuer's discovery document, fetching it when it is not cached or due for
+// a refresh (Keys for a DiscoveryKey, without building the key on the hot path).
+func (c *JWKSCache) discoveryDoc(ctx context.Context, issuer string) (*KeySet, error) {
+	if v, ok := c.hotDiscovery.Load(issuer); ok {
+		e := v.(*cacheEntry)
+		if set := e.set.Load(); set != nil {
+			if now := c.opts.Now(); now.Before(set.ExpiresAt) {
+				e.touch(now)
+				return set, nil
+			}
+		}
+	}
+	return c.refresh(ctx, DiscoveryKey(issuer))
 }
 
 // jwksURIRefusal says why a discovery document's jwks_uri may not be fetched, or "". Literal

@@ -102,6 +102,9 @@ type KeySet struct {
 	// document (see DiscoveryKey): what it says its issuer is, and where its keys are.
 	Issuer  string
 	JWKSURI string
+	// issuerValue and discoveryDetail are the discovery check's values, boxed once per fetch.
+	issuerValue     any
+	discoveryDetail string
 	// size is the estimated memory the set holds, for the cache's byte bound.
 	size int64
 }
@@ -183,8 +186,11 @@ type JWKSCache struct {
 	bytes   int64                  // guarded by mu: the sum of the entries' sizes
 	group   singleflight.Group
 	// hot mirrors entries (jwksURL → *cacheEntry), written under mu, so that the hot path (a
-	// cached, fresh key set) reads it without taking mu.
-	hot sync.Map
+	// cached, fresh key set) reads it without taking mu. hotDiscovery holds the discovery
+	// documents' entries again by issuer (DiscoveryKey without its prefix), so that their hot
+	// path does not build the key.
+	hot          sync.Map
+	hotDiscovery sync.Map
 
 	fetches, fetchErrors, staleServed, evictions atomic.Int64
 }
@@ -275,6 +281,9 @@ func (c *JWKSCache) insertLocked(jwksURL string, e *cacheEntry) {
 	}
 	c.entries[jwksURL] = e
 	c.hot.Store(jwksURL, e)
+	if issuer, ok := strings.CutPrefix(jwksURL, discoveryPrefix); ok {
+		c.hotDiscovery.Store(issuer, e)
+	}
 }
 
 // resizeLocked records e's new size (if e is still cached) and evicts other entries, least
@@ -317,6 +326,9 @@ func (c *JWKSCache) removeLocked(jwksURL string) {
 	c.bytes -= e.size
 	delete(c.entries, jwksURL)
 	c.hot.Delete(jwksURL)
+	if issuer, ok := strings.CutPrefix(jwksURL, discoveryPrefix); ok {
+		c.hotDiscovery.Delete(issuer)
+	}
 	c.evictions.Add(1)
 }
 

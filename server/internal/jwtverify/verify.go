@@ -278,7 +278,7 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 		wantKey = wantInlineKey
 		key, err = p.Inline.lookup(kid)
 	case p.IssuerURL != "":
-		doc, derr := v.keys.Keys(ctx, DiscoveryKey(p.IssuerURL))
+		doc, derr := v.keys.discoveryDoc(ctx, p.IssuerURL)
 		if derr != nil {
 			var refusal *discoveryRefusal
 			var said any
@@ -287,7 +287,9 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 			}
 			return r.fail(CheckDiscovery, p.IssuerURL, said, derr.Error())
 		}
-		r.pass(CheckDiscovery, p.IssuerURL, doc.Issuer, "jwks_uri "+doc.JWKSURI)
+		// The document's issuer equals issuer_url byte for byte (fetchDiscovery): both values are
+		// the one boxed when it was fetched.
+		r.pass(CheckDiscovery, doc.issuerValue, doc.issuerValue, doc.discoveryDetail)
 		wantKey = wantDiscoveredKey
 		key, err = v.keys.lookupDiscovered(ctx, p.IssuerURL, doc, kid)
 	case p.JWKSURL != "":
