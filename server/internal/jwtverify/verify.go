@@ -237,9 +237,13 @@ func (r *run) failKind(name, kind string, expected, actual any, detail string) *
 
 // Verify runs every check of CONTRACT.md §4 on rawJWT against p.
 func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result {
-	// Room for every check: the 10 fixed ones before the conditions (discovery included), the
+	// Room for every check: the 9 fixed ones before the conditions (10 with discovery), the
 	// conditions, identity.
-	r := &run{res: &Result{Checks: make([]api.Check, 0, 11+len(p.Conditions))}}
+	fixed := 10
+	if p.IssuerURL != "" {
+		fixed++
+	}
+	r := &run{res: &Result{Checks: make([]api.Check, 0, fixed+len(p.Conditions))}}
 
 	// 1. Size.
 	if len(rawJWT) > MaxTokenBytes {
