@@ -258,8 +258,9 @@ func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, toke
 			return nil, fmt.Errorf("single_use runs: %w (server log: %s)", err, srv.proc.log)
 		}
 		su := er.SingleUse
-		c.logf("[%s] single_use off → on: %.0f → %.0f exchanges/s (%+.1f %%), server CPU %.1f → %.1f µs (%+.1f %%), machine CPU %.1f → %.1f µs (%+.1f %%); %d records for %d grants, %d replays",
+		c.logf("[%s] single_use off → on: %.0f → %.0f exchanges/s (%+.1f %%), server CPU %.1f → %.1f µs (%+.1f %%), database CPU %.1f → %.1f µs, server + database %+.1f %%, machine CPU %.1f → %.1f µs (%+.1f %%); %d records for %d grants, %d replays",
 			dbName, su.OffPerSec, su.OnPerSec, su.ThroughputChange, su.OffServerCPUus, su.OnServerCPUus, su.ServerCPUChange,
+			su.OffDatabaseCPUus, su.OnDatabaseCPUus, su.ServerAndDatabaseChange,
 			su.OffMachineCPUus, su.OnMachineCPUus, su.MachineCPUChange, su.Records, su.Granted, su.Replays)
 	}
 	if err := srv.stop(); err != nil {

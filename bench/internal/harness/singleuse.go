@@ -31,6 +31,9 @@ type SingleUseRun struct {
 	// MachineCPUus is the whole machine's busy CPU per exchange minus the load generator's:
 	// the server plus, on PostgreSQL, the database's processes (and whatever else ran meanwhile).
 	MachineCPUus float64 `json:"machine_cpu_us_per_exchange"`
+	// DatabaseCPUus is the CPU per exchange of PostgreSQL's processes (every backend and
+	// background process pg_stat_activity lists; 0 on SQLite, whose work is in the server's).
+	DatabaseCPUus float64 `json:"database_cpu_us_per_exchange,omitempty"`
 }
 
 // SingleUseResult compares the runs with single_use off and on.
@@ -44,9 +47,14 @@ type SingleUseResult struct {
 	OnServerCPUus    float64 `json:"on_server_cpu_us_per_exchange"`
 	OffMachineCPUus  float64 `json:"off_machine_cpu_us_per_exchange"`
 	OnMachineCPUus   float64 `json:"on_machine_cpu_us_per_exchange"`
+	OffDatabaseCPUus float64 `json:"off_database_cpu_us_per_exchange,omitempty"`
+	OnDatabaseCPUus  float64 `json:"on_database_cpu_us_per_exchange,omitempty"`
 	ThroughputChange float64 `json:"throughput_change_pct"` // (on - off) / off × 100
 	ServerCPUChange  float64 `json:"server_cpu_change_pct"`
 	MachineCPUChange float64 `json:"machine_cpu_change_pct"`
+	// ServerAndDatabaseChange is the change of server + database CPU per exchange: on
+	// PostgreSQL the whole cost of an exchange, on SQLite the server's.
+	ServerAndDatabaseChange float64 `json:"server_and_database_cpu_change_pct"`
 	// Records is the number of single_use records in the database after the runs, which must
 	// equal the grants of the single_use runs; Replays counts replay refusals (must be 0).
 	Records int64 `json:"records"`
@@ -75,9 +83,11 @@ func singleUseOn(ctx context.Context, c Config, srv *server, jwksURL string, tok
 				t.Requests = append(t.Requests, TokenRequest(srv.Addr, name, tok))
 			}
 			c.logf("[single_use] round %d, single_use %v: %d tokens, each exchanged once, %d workers", round+1, once, len(tokens), c.Workers)
+			db := startDBMeter(ctx, srv.DSN)
 			run := OnceLoop(ctx, t, c.Workers)
-			c.logf("[single_use] %.0f exchanges/s, server %.1f CPU µs, machine %.1f CPU µs per exchange, %d errors %v",
-				run.PerSec, run.ServerCPUus, run.machineCPUus, run.Errors, run.ErrorSamples)
+			run.databaseCPUus = db.perOp(ctx, run.Requests)
+			c.logf("[single_use] %.0f exchanges/s, CPU µs per exchange: server %.1f, database %.1f, machine %.1f; %d errors %v",
+				run.PerSec, run.ServerCPUus, run.databaseCPUus, run.machineCPUus, run.Errors, run.ErrorSamples)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -113,6 +123,9 @@ func singleUseOn(ctx context.Context, c Config, srv *server, jwksURL string, tok
 	res.ThroughputChange = pctChange(res.OffPerSec, res.OnPerSec)
 	res.ServerCPUChange = pctChange(res.OffServerCPUus, res.OnServerCPUus)
 	res.MachineCPUChange = pctChange(res.OffMachineCPUus, res.OnMachineCPUus)
+	res.OffDatabaseCPUus = median(false, func(r SingleUseRun) float64 { return r.DatabaseCPUus })
+	res.OnDatabaseCPUus = median(true, func(r SingleUseRun) float64 { return r.DatabaseCPUus })
+	res.ServerAndDatabaseChange = pctChange(res.OffServerCPUus+res.OffDatabaseCPUus, res.OnServerCPUus+res.OnDatabaseCPUus)
 	var err error
 	if res.Records, err = countSingleUseRecords(ctx, srv.DSN); err != nil {
 		return nil, fmt.Errorf("counting single-use records: %w", err)
@@ -130,12 +143,73 @@ func pctChange(from, to float64) float64 {
 // onceResult is a OnceLoop result with the replay refusals counted apart.
 type onceResult struct {
 	ClosedResult
-	machineCPUus float64
-	replays      int
+	machineCPUus, databaseCPUus float64
+	replays                     int
 }
 
 func (o onceResult) SingleUseRun(once bool) SingleUseRun {
-	return SingleUseRun{SingleUse: once, ClosedResult: o.ClosedResult, MachineCPUus: o.machineCPUus}
+	return SingleUseRun{SingleUse: once, ClosedResult: o.ClosedResult, MachineCPUus: o.machineCPUus, DatabaseCPUus: o.databaseCPUus}
+}
+
+// dbMeter measures the CPU time of a PostgreSQL server's processes (on this machine) between
+// start and perOp: the processes pg_stat_activity lists at either instant, from /proc.
+type dbMeter struct {
+	db    *sql.DB
+	start map[int]time.Duration
+}
+
+// startDBMeter starts measuring the PostgreSQL server behind dsn (nil for SQLite or when it
+// cannot be read: then perOp is 0).
+func startDBMeter(ctx context.Context, dsn string) *dbMeter {
+	if strings.HasPrefix(dsn, "sqlite://") {
+		return nil
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil
+	}
+	m := &dbMeter{db: db}
+	if m.start = m.sample(ctx); m.start == nil {
+		_ = db.Close()
+		return nil
+	}
+	return m
+}
+
+func (m *dbMeter) sample(ctx context.Context) map[int]time.Duration {
+	rows, err := m.db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity`)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	out := map[int]time.Duration{}
+	for rows.Next() {
+		var pid int
+		if rows.Scan(&pid) != nil {
+			return nil
+		}
+		if cpu, err := processCPU(pid); err == nil {
+			out[pid] = cpu
+		}
+	}
+	if rows.Err() != nil {
+		return nil
+	}
+	return out
+}
+
+// perOp is the database's CPU µs per operation since start, and ends the measurement.
+func (m *dbMeter) perOp(ctx context.Context, ops int) float64 {
+	if m == nil || ops == 0 {
+		return 0
+	}
+	defer m.db.Close()
+	end := m.sample(ctx)
+	var total time.Duration
+	for pid, cpu := range end {
+		total += cpu - m.start[pid] // a process started meanwhile counts whole
+	}
+	return round1(float64(total.Microseconds()) / float64(ops))
 }
 
 // OnceLoop sends every request of t exactly once over workers kept-alive connections, each worker
