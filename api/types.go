@@ -7,6 +7,11 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -83,6 +88,9 @@ const (
 	MaxTokenAudiences = 10
 	// jwks (inline keys): at most this many bytes of JSON.
 	MaxInlineJWKSBytes = 64 << 10
+	// DecimalIDPattern is the shape of the numeric ids the presets pin (github.owner_id and
+	// repository_id, gitlab.project_id, google_cloud.account_id), written as strings.
+	DecimalIDPattern = `^[0-9]{1,32}$`
 )
 
 // TokenTTL is the lifetime of issued access tokens, stored exactly as given.
@@ -495,4 +503,43 @@ func TTLUnitSeconds(unit string) int64 {
 func TTLInRange(amount int64, unit string) bool {
 	per := TTLUnitSeconds(unit)
 	return per > 0 && amount >= 1 && amount <= MaxTokenTTLSeconds/per && amount*per >= MinTokenTTLSeconds
+}
+
+// hostLabel is one DNS label of a host name, lowercase.
+var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// HostProblem says what is wrong with hostport as the host of a preset (gitlab.domain,
+// github.host): a lowercase host name or an IP literal, with an optional port, and nothing else
+// (no scheme, path or credentials). It returns "" when the shape is right; whether the address may
+// be reached is the server's decision (CONTRACT.md §4). The server and the provider's plan-time
+// validator share this one definition.
+func HostProblem(hostport string) string {
+	if strings.ContainsAny(hostport, "/?#@\\ \t\r\n%") {
+		return fmt.Sprintf("must be a host name such as gitlab.example.com, without scheme, path or credentials; got %q", hostport)
+	}
+	host, port := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return fmt.Sprintf("has an invalid port %q", port)
+		}
+	} else if strings.Contains(hostport, ":") {
+		return fmt.Sprintf("must be a host name with an optional port, such as gitlab.example.com:8443 (an IPv6 address in brackets); got %q", hostport)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "" // an IP literal; whether it may be reached is decided with the JWKS URL
+	}
+	if len(host) > 253 {
+		return "is longer than 253 characters"
+	}
+	if host != strings.ToLower(host) {
+		return fmt.Sprintf("must be lowercase, as it appears in the tokens' iss claim: %q", strings.ToLower(host))
+	}
+	for _, label := range strings.Split(host, ".") {
+		if !hostLabel.MatchString(label) {
+			return fmt.Sprintf("must be a host name such as gitlab.example.com (lowercase letters, digits, hyphens and dots, no scheme or path); got %q", hostport)
+		}
+	}
+	return ""
 }

@@ -19,12 +19,14 @@ import (
 // copies an api.Connection back into a model. CRUD methods stay short because of it.
 
 type githubModel struct {
-	Owner          types.String `tfsdk:"owner"`
 	OwnerID        types.String `tfsdk:"owner_id"`
+	Owner          types.String `tfsdk:"owner"`
+	RepositoryID   types.String `tfsdk:"repository_id"`
 	Repository     types.String `tfsdk:"repository"`
 	Ref            types.String `tfsdk:"ref"`
 	Environment    types.String `tfsdk:"environment"`
 	EnterpriseSlug types.String `tfsdk:"enterprise_slug"`
+	Host           types.String `tfsdk:"host"`
 	Audience       types.String `tfsdk:"audience"`
 }
 
@@ -93,6 +95,9 @@ type connectionModel struct {
 	CreatedBy           types.String      `tfsdk:"created_by"`
 	ActivatedBy         types.String      `tfsdk:"activated_by"`
 	ActivatedAt         types.String      `tfsdk:"activated_at"`
+	ConfigChangedBy     types.String      `tfsdk:"config_changed_by"`
+	LiveFingerprint     types.String      `tfsdk:"live_fingerprint"`
+	ProposalPending     types.Bool        `tfsdk:"proposal_pending"`
 }
 
 // providerTypeOf names the provider type that the preset blocks select: generic when none is set.
@@ -124,9 +129,10 @@ func fromModel(ctx context.Context, m connectionModel, jwksOverride types.String
 	}
 	if g := m.GitHub; g != nil {
 		in.GitHub = &api.GitHubSettings{
-			Owner: g.Owner.ValueString(), OwnerID: g.OwnerID.ValueString(), Repository: g.Repository.ValueString(),
+			OwnerID: g.OwnerID.ValueString(), Owner: g.Owner.ValueString(),
+			RepositoryID: g.RepositoryID.ValueString(), Repository: g.Repository.ValueString(),
 			Ref: g.Ref.ValueString(), Environment: g.Environment.ValueString(),
-			EnterpriseSlug: g.EnterpriseSlug.ValueString(), Audience: g.Audience.ValueString(),
+			EnterpriseSlug: g.EnterpriseSlug.ValueString(), Host: g.Host.ValueString(), Audience: g.Audience.ValueString(),
 		}
 	}
 	if g := m.GitLab; g != nil {
@@ -215,9 +221,12 @@ func nullableObject(v any) any {
 	return out
 }
 
-// extract copies what the server answered into the resource model.
-func (m *connectionModel) extract(ctx context.Context, c *api.Connection) diag.Diagnostics {
+// extract copies what the server answered into the resource model. The configuration attributes,
+// fingerprint, effective_conditions and jwks_url describe the pending proposal when there is one
+// (described); live_fingerprint, status, revision and the principals describe what is live.
+func (m *connectionModel) extract(ctx context.Context, live *api.Connection) diag.Diagnostics {
 	var diags diag.Diagnostics
+	c := described(live)
 	m.ID = types.StringValue(c.ID)
 	m.Name = types.StringValue(c.Name)
 	m.Description = types.StringValue(c.Description)
@@ -230,13 +239,49 @@ func (m *connectionModel) extract(ctx context.Context, c *api.Connection) diag.D
 	var d diag.Diagnostics
 	m.EffectiveConditions, d = conditionList(ctx, c.EffectiveConditions)
 	diags.Append(d...)
-	m.Status = types.StringValue(c.Status)
-	m.Revision = types.Int64Value(c.Revision)
+	m.Status = types.StringValue(live.Status)
+	m.Revision = types.Int64Value(live.Revision)
 	m.Fingerprint = types.StringValue(c.Fingerprint)
-	m.CreatedBy = types.StringValue(c.CreatedBy)
-	m.ActivatedBy = stringOrNull(c.ActivatedBy)
-	m.ActivatedAt = timeOrNull(c.ActivatedAt)
+	m.CreatedBy = types.StringValue(live.CreatedBy)
+	m.ActivatedBy = stringOrNull(live.ActivatedBy)
+	m.ActivatedAt = timeOrNull(live.ActivatedAt)
+	m.ConfigChangedBy = stringOrNull(live.ConfigChangedBy)
+	m.LiveFingerprint = types.StringValue(live.Fingerprint)
+	m.ProposalPending = types.BoolValue(live.Proposal != nil)
 	return diags
+}
+
+// described is the connection as the platform workspace's resource describes it (CONTRACT.md §6,
+// change control): while a proposal is pending, its configuration, effective conditions, JWKS URL
+// and fingerprint stand in for the live ones, because that is what the workspace's last apply
+// asked for; the plan stays empty until someone else changes the proposal or discards it. Status,
+// revision and the principals stay live. Without a proposal it is the connection itself.
+func described(live *api.Connection) *api.Connection {
+	p := live.Proposal
+	if p == nil {
+		return live
+	}
+	c := *live
+	cfg := p.Config
+	c.Name, c.Description = cfg.Name, cfg.Description
+	c.ProviderType = cfg.ProviderType
+	if c.ProviderType == "" {
+		c.ProviderType = providerTypeOf(cfg.GitHub != nil, cfg.GitLab != nil, cfg.CircleCI != nil, cfg.GoogleCloud != nil)
+	}
+	c.GitHub, c.GitLab, c.CircleCI, c.GoogleCloud = cfg.GitHub, cfg.GitLab, cfg.CircleCI, cfg.GoogleCloud
+	c.JWKSURL, c.JWKSURLOverridden = p.JWKSURL, cfg.JWKSURL != ""
+	if cfg.TokenTTL != nil {
+		c.TokenTTL = *cfg.TokenTTL
+	}
+	c.IdentityClaim = cfg.IdentityClaim
+	if c.IdentityClaim == "" {
+		c.IdentityClaim = api.DefaultIdentity
+	}
+	c.Conditions = cfg.Conditions
+	c.EffectiveConditions = p.EffectiveConditions
+	c.IssuerURL, c.JWKS, c.ClaimMappings, c.TokenAudience, c.SingleUse = cfg.IssuerURL, cfg.JWKS, cfg.ClaimMappings, cfg.TokenAudience, cfg.SingleUse
+	c.Fingerprint = p.Fingerprint
+	return &c
 }
 
 func presetModels(c *api.Connection) (*githubModel, *gitlabModel, *circleciModel, *googleCloudModel) {
@@ -246,9 +291,10 @@ func presetModels(c *api.Connection) (*githubModel, *gitlabModel, *circleciModel
 	var gc *googleCloudModel
 	if g := c.GitHub; g != nil {
 		gh = &githubModel{
-			Owner: types.StringValue(g.Owner), OwnerID: stringOrNull(g.OwnerID), Repository: stringOrNull(g.Repository),
+			OwnerID: types.StringValue(g.OwnerID), Owner: stringOrNull(g.Owner),
+			RepositoryID: stringOrNull(g.RepositoryID), Repository: stringOrNull(g.Repository),
 			Ref: stringOrNull(g.Ref), Environment: stringOrNull(g.Environment),
-			EnterpriseSlug: stringOrNull(g.EnterpriseSlug), Audience: stringOrNull(g.Audience),
+			EnterpriseSlug: stringOrNull(g.EnterpriseSlug), Host: stringOrNull(g.Host), Audience: stringOrNull(g.Audience),
 		}
 	}
 	if g := c.GitLab; g != nil {

@@ -61,13 +61,15 @@ func TestFromModelBuildsTheAPIInputOfEveryPreset(t *testing.T) {
 		{
 			name: "github",
 			model: connectionModel{Name: types.StringValue("gh"), GitHub: &githubModel{
-				Owner: types.StringValue("acme"), Repository: types.StringValue("acme/app"), OwnerID: types.StringNull(),
-				Ref: types.StringNull(), Environment: types.StringNull(), EnterpriseSlug: types.StringNull(), Audience: types.StringNull(),
+				OwnerID: types.StringValue("65"), Owner: types.StringNull(), RepositoryID: types.StringValue("74"),
+				Repository: types.StringValue("acme/app"), Ref: types.StringNull(), Environment: types.StringNull(),
+				EnterpriseSlug: types.StringNull(), Host: types.StringValue("github.acme.example"), Audience: types.StringNull(),
 			}},
 			wantType: api.ProviderGitHub,
 			check: func(t *testing.T, in api.ConnectionInput) {
-				if in.GitHub == nil || in.GitHub.Owner != "acme" || in.GitHub.Repository != "acme/app" || in.GitHub.Ref != "" {
-					t.Errorf("github = %+v", in.GitHub)
+				want := api.GitHubSettings{OwnerID: "65", RepositoryID: "74", Repository: "acme/app", Host: "github.acme.example"}
+				if in.GitHub == nil || *in.GitHub != want {
+					t.Errorf("github = %+v, want %+v", in.GitHub, want)
 				}
 			},
 		},
@@ -135,7 +137,7 @@ func TestMergePatchNullsEverythingTheConfigurationLeavesOut(t *testing.T) {
 	in := api.ConnectionInput{
 		Name:         "gh",
 		ProviderType: api.ProviderGitHub,
-		GitHub:       &api.GitHubSettings{Owner: "acme"},
+		GitHub:       &api.GitHubSettings{OwnerID: "65"},
 		TokenTTL:     &api.TokenTTL{Amount: 1, Unit: "hours"},
 	}
 	b, err := json.Marshal(mergePatch(in))
@@ -156,10 +158,10 @@ func TestMergePatchNullsEverythingTheConfigurationLeavesOut(t *testing.T) {
 	if !ok {
 		t.Fatalf("github = %v", got["github"])
 	}
-	if gh["owner"] != "acme" {
-		t.Errorf("github.owner = %v", gh["owner"])
+	if gh["owner_id"] != "65" {
+		t.Errorf("github.owner_id = %v", gh["owner_id"])
 	}
-	for _, k := range []string{"owner_id", "repository", "ref", "environment", "enterprise_slug", "audience"} {
+	for _, k := range []string{"owner", "repository_id", "repository", "ref", "environment", "enterprise_slug", "host", "audience"} {
 		if v, ok := gh[k]; !ok || v != nil {
 			t.Errorf("github.%s = %v (present %v), want an explicit null so the server drops it", k, v, ok)
 		}
@@ -177,7 +179,7 @@ func TestExtractRoundTripsAConnection(t *testing.T) {
 	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	conn := &api.Connection{
 		ID: "id-1", Name: "gh", Description: "d", ProviderType: api.ProviderGitHub,
-		GitHub:   &api.GitHubSettings{Owner: "acme", Ref: "refs/heads/main"},
+		GitHub:   &api.GitHubSettings{OwnerID: "65", Owner: "acme", Ref: "refs/heads/main"},
 		JWKSURL:  "https://token.actions.githubusercontent.com/.well-known/jwks",
 		TokenTTL: api.TokenTTL{Amount: 90, Unit: "seconds"}, IdentityClaim: "sub",
 		Conditions: []api.Condition{{Claim: "aud", Operator: "one_of", Values: []string{"x"}}},
@@ -186,14 +188,20 @@ func TestExtractRoundTripsAConnection(t *testing.T) {
 			{Claim: "aud", Operator: "one_of", Values: []string{"x"}},
 		},
 		Status: api.StatusActive, Revision: 3, Fingerprint: "sha256:ab", CreatedBy: "devops",
-		ActivatedBy: "security", ActivatedAt: &at,
+		ActivatedBy: "security", ActivatedAt: &at, ConfigChangedBy: "devops",
 	}
 	var m connectionModel
 	if diags := m.extract(ctx, conn); diags.HasError() {
 		t.Fatal(diags)
 	}
-	if m.GitHub == nil || m.GitHub.Ref.ValueString() != "refs/heads/main" || !m.GitHub.Repository.IsNull() {
+	if m.GitHub == nil || m.GitHub.Ref.ValueString() != "refs/heads/main" || !m.GitHub.Repository.IsNull() ||
+		!m.GitHub.RepositoryID.IsNull() || !m.GitHub.Host.IsNull() {
 		t.Errorf("github = %+v (unset inputs must be null, not \"\")", m.GitHub)
+	}
+	if m.LiveFingerprint.ValueString() != "sha256:ab" || m.Fingerprint.ValueString() != "sha256:ab" ||
+		m.ProposalPending.ValueBool() || m.ConfigChangedBy.ValueString() != "devops" {
+		t.Errorf("without a proposal: fingerprint %v, live %v, pending %v, config_changed_by %v",
+			m.Fingerprint, m.LiveFingerprint, m.ProposalPending, m.ConfigChangedBy)
 	}
 	if m.GitLab != nil || m.CircleCI != nil || m.GoogleCloud != nil {
 		t.Error("absent presets must stay nil (null blocks)")
@@ -208,7 +216,7 @@ func TestExtractRoundTripsAConnection(t *testing.T) {
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if in.GitHub.Owner != "acme" || in.TokenTTL.Amount != 90 || len(in.Conditions) != 1 || len(in.Conditions[0].Values) != 1 {
+	if in.GitHub.OwnerID != "65" || in.GitHub.Owner != "acme" || in.TokenTTL.Amount != 90 || len(in.Conditions) != 1 || len(in.Conditions[0].Values) != 1 {
 		t.Errorf("round trip lost data: %+v", in)
 	}
 
@@ -219,6 +227,62 @@ func TestExtractRoundTripsAConnection(t *testing.T) {
 	}
 	if d.Conditions == nil || !d.ActivatedAt.IsNull() || !d.ActivatedBy.IsNull() {
 		t.Errorf("a never-activated connection: conditions %v (want empty, not nil), activated %v %v", d.Conditions, d.ActivatedBy, d.ActivatedAt)
+	}
+}
+
+// With a proposal pending, the resource describes the proposal (what the platform workspace last
+// applied) and keeps what is live in live_fingerprint, status, revision and the principals.
+func TestExtractDescribesThePendingProposal(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	live := &api.Connection{
+		ID: "id-1", Name: "gh", Description: "live", ProviderType: api.ProviderGitHub,
+		GitHub:  &api.GitHubSettings{OwnerID: "65", Ref: "refs/heads/main"},
+		JWKSURL: "https://keys.example/live", JWKSURLOverridden: true,
+		TokenTTL: api.TokenTTL{Amount: 30, Unit: "minutes"}, IdentityClaim: "sub",
+		Conditions:          []api.Condition{{Claim: "workflow", Operator: "equals", Value: strptr("deploy")}},
+		EffectiveConditions: []api.Condition{{Claim: "ref", Operator: "equals", Value: strptr("refs/heads/main")}},
+		Status:              api.StatusActive, Revision: 7, Fingerprint: "sha256:live", CreatedBy: "devops",
+		ActivatedBy: "security", ActivatedAt: &at, ConfigChangedBy: "devops",
+		Proposal: &api.Proposal{
+			Fingerprint: "sha256:proposed", ProposedBy: "devops", ProposedAt: at,
+			Config: api.ConnectionInput{
+				Name: "gh", Description: "proposed", ProviderType: api.ProviderGitHub,
+				GitHub:   &api.GitHubSettings{OwnerID: "65", RepositoryID: "74", Ref: "refs/heads/release"},
+				TokenTTL: &api.TokenTTL{Amount: 10, Unit: "minutes"}, IdentityClaim: "repository",
+			},
+			EffectiveConditions: []api.Condition{
+				{Claim: "repository_owner_id", Operator: "equals", Value: strptr("65")},
+				{Claim: "repository_id", Operator: "equals", Value: strptr("74")},
+				{Claim: "ref", Operator: "equals", Value: strptr("refs/heads/release")},
+			},
+			JWKSURL: "https://token.actions.githubusercontent.com/.well-known/jwks",
+		},
+	}
+	var m connectionModel
+	if diags := m.extract(ctx, live); diags.HasError() {
+		t.Fatal(diags)
+	}
+	if m.Description.ValueString() != "proposed" || m.GitHub.Ref.ValueString() != "refs/heads/release" ||
+		m.GitHub.RepositoryID.ValueString() != "74" || m.TokenTTL.Amount.ValueInt64() != 10 ||
+		m.IdentityClaim.ValueString() != "repository" || len(m.Conditions) != 0 {
+		t.Errorf("configuration is not the proposal's: %+v / %+v / conditions %v", m, m.GitHub, m.Conditions)
+	}
+	if m.Fingerprint.ValueString() != "sha256:proposed" || len(m.EffectiveConditions.Elements()) != 3 ||
+		m.JWKSURL.ValueString() != "https://token.actions.githubusercontent.com/.well-known/jwks" {
+		t.Errorf("derived attributes are not the proposal's: %v %v %v", m.Fingerprint, m.EffectiveConditions, m.JWKSURL)
+	}
+	if m.LiveFingerprint.ValueString() != "sha256:live" || !m.ProposalPending.ValueBool() ||
+		m.Status.ValueString() != "active" || m.Revision.ValueInt64() != 7 || m.ActivatedBy.ValueString() != "security" ||
+		m.ConfigChangedBy.ValueString() != "devops" {
+		t.Errorf("live attributes: live %v pending %v status %v revision %v activated_by %v config_changed_by %v",
+			m.LiveFingerprint, m.ProposalPending, m.Status, m.Revision, m.ActivatedBy, m.ConfigChangedBy)
+	}
+	if described(live).JWKSURLOverridden {
+		t.Error("the proposal derives its JWKS URL, but the override flag is the live one's")
+	}
+	if live.Description != "live" || live.Fingerprint != "sha256:live" {
+		t.Error("described changed the live connection")
 	}
 }
 

@@ -16,13 +16,20 @@ func TestAccDataSources_readOneByNameOrIDAndListWithFilters(t *testing.T) {
 	s := accServer(t)
 	gh := s.CreateDraft(t, api.ConnectionInput{
 		Name: "ds-github", Description: "from acme/app",
-		GitHub:   &api.GitHubSettings{Owner: "acme", Repository: "acme/app"},
+		GitHub:   &api.GitHubSettings{OwnerID: "65", Owner: "acme", RepositoryID: "74", Repository: "acme/app"},
 		TokenTTL: &api.TokenTTL{Amount: 20, Unit: api.UnitMinutes},
 	})
 	s.CreateDraft(t, genericInput("ds-generic"))
 	s.CreateDraft(t, genericInput("other-generic"))
 	if _, err := s.Client(t, s.SecurityKey).SetStatus(context.Background(), "ds-generic", api.StatusChange{Status: api.StatusActive}, 0); err != nil {
 		t.Fatal(err)
+	}
+	// The platform team proposes a shorter TTL for the active connection: the data sources show the
+	// proposal beside the live configuration, for the security team to review.
+	proposed, err := s.DevOps.PatchConnection(context.Background(), "ds-generic",
+		map[string]any{"token_ttl": map[string]any{"amount": 5, "unit": "minutes"}}, 0)
+	if err != nil || proposed.Proposal == nil {
+		t.Fatalf("proposing a change through the API: %v (%+v)", err, proposed)
 	}
 
 	byName := "data.trustgate_workload_connection.by_name"
@@ -59,8 +66,13 @@ data "trustgate_workload_connections" "github" {
 				statecheck.ExpectKnownValue(byName, tfjsonpath.New("id"), knownvalue.StringExact(gh.ID)),
 				statecheck.ExpectKnownValue(byName, tfjsonpath.New("description"), knownvalue.StringExact("from acme/app")),
 				statecheck.ExpectKnownValue(byName, tfjsonpath.New("provider_type"), knownvalue.StringExact("github")),
-				statecheck.ExpectKnownValue(byName, tfjsonpath.New("github"), knownvalue.ObjectPartial(map[string]knownvalue.Check{
-					"owner": knownvalue.StringExact("acme"), "repository": knownvalue.StringExact("acme/app"), "ref": knownvalue.Null()})),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("github"), knownvalue.ObjectExact(map[string]knownvalue.Check{
+					"owner_id": knownvalue.StringExact("65"), "owner": knownvalue.StringExact("acme"),
+					"repository_id": knownvalue.StringExact("74"), "repository": knownvalue.StringExact("acme/app"),
+					"ref": knownvalue.Null(), "environment": knownvalue.Null(), "enterprise_slug": knownvalue.Null(),
+					"host": knownvalue.Null(), "audience": knownvalue.Null()})),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("config_changed_by"), knownvalue.StringExact("devops")),
+				statecheck.ExpectKnownValue(byName, tfjsonpath.New("proposal"), knownvalue.Null()),
 				statecheck.ExpectKnownValue(byName, tfjsonpath.New("gitlab"), knownvalue.Null()),
 				statecheck.ExpectKnownValue(byName, tfjsonpath.New("token_ttl"), knownvalue.ObjectExact(map[string]knownvalue.Check{
 					"amount": knownvalue.Int64Exact(20), "unit": knownvalue.StringExact("minutes")})),
@@ -76,6 +88,24 @@ data "trustgate_workload_connections" "github" {
 					knownvalue.ObjectPartial(map[string]knownvalue.Check{
 						"name": knownvalue.StringExact("ds-generic"), "status": knownvalue.StringExact("active"),
 						"activated_by": knownvalue.StringExact("security"), "conditions": knownvalue.ListSizeExact(2),
+						// Live: 15 minutes; the proposal: 5.
+						"token_ttl":   knownvalue.ObjectExact(map[string]knownvalue.Check{"amount": knownvalue.Int64Exact(15), "unit": knownvalue.StringExact("minutes")}),
+						"fingerprint": knownvalue.StringExact(proposed.Fingerprint),
+						"proposal": knownvalue.ObjectPartial(map[string]knownvalue.Check{
+							"fingerprint":          knownvalue.StringExact(proposed.Proposal.Fingerprint),
+							"proposed_by":          knownvalue.StringExact("devops"),
+							"proposed_at":          knownvalue.NotNull(),
+							"jwks_url":             knownvalue.StringExact("https://issuer.example.com/.well-known/jwks.json"),
+							"effective_conditions": knownvalue.ListSizeExact(2),
+							"config": knownvalue.ObjectPartial(map[string]knownvalue.Check{
+								"name":          knownvalue.StringExact("ds-generic"),
+								"provider_type": knownvalue.StringExact("generic"),
+								"jwks_url":      knownvalue.StringExact("https://issuer.example.com/.well-known/jwks.json"),
+								"github":        knownvalue.Null(),
+								"token_ttl":     knownvalue.ObjectExact(map[string]knownvalue.Check{"amount": knownvalue.Int64Exact(5), "unit": knownvalue.StringExact("minutes")}),
+								"conditions":    knownvalue.ListSizeExact(2),
+							}),
+						}),
 					}),
 				})),
 				statecheck.ExpectKnownValue(github, tfjsonpath.New("connections"), knownvalue.ListExact([]knownvalue.Check{

@@ -63,8 +63,9 @@ func explainAPIError(action string, err error) (string, string) {
 				"`trustgate keys list` on the server and create a new one with `trustgate keys create` if needed."
 	case http.StatusForbidden:
 		return "Trustgate refused to " + action,
-			server + "\n\nThe API key's role does not allow this. Connections are created and changed by devops_admin " +
-				"keys while they are drafts, activated by security_admin keys, and read by every role."
+			server + "\n\nThe API key's role does not allow this. Connections are created by devops_admin keys, " +
+				"changed by devops_admin or security_admin keys (after their first activation as proposals), activated " +
+				"and approved by security_admin keys, and read by every role."
 	case http.StatusNotFound:
 		return "Cannot " + action + ": not found", server
 	case http.StatusPreconditionFailed:
@@ -171,11 +172,32 @@ const ownershipSummary = "A security admin owns this workload connection now"
 
 func ownershipDetail(name string, apiErr error) string {
 	return "Trustgate said: " + apiErr.Error() + "\n\n" +
-		"The connection \"" + name + "\" has been activated, and from its first activation on only security_admin " +
-		"keys may change or delete it (split duty: the platform team drafts, the security team owns what runs). " +
-		"Nothing was changed. Either revert this configuration to what the server has (the next plan is then empty), " +
-		"or ask the security team to make the change with their key, or to deactivate and delete the connection " +
-		"so that you can create a new draft under another name."
+		"The connection \"" + name + "\" has been activated, and from its first activation on a security admin owns " +
+		"it (split duty): the platform team changes its configuration only through proposals, which an apply of this " +
+		"resource stores and a security admin approves, and only security_admin keys may deactivate or delete it. " +
+		"Nothing was changed. To retire the connection, ask the security team to destroy its " +
+		"trustgate_workload_connection_activation with on_destroy = \"delete\" (or to deactivate and delete it), " +
+		"then remove this resource from your configuration with a `removed` block."
+}
+
+// addChangeControlOutcome tells what an update of an activated connection did under change
+// control: the stored proposal and what the security team approves, or the discarded proposal
+// when the configuration went back to the live one. A draft's update needs no word.
+func addChangeControlOutcome(diags *diag.Diagnostics, conn *api.Connection, wasPending bool) {
+	switch {
+	case conn.Status == api.StatusDraft:
+	case conn.Proposal != nil:
+		diags.AddWarning("Change stored as a proposal: "+conn.Proposal.Fingerprint,
+			fmt.Sprintf("Workload connection %q is active or has been, so this change waits for approval and Trustgate "+
+				"keeps enforcing the live configuration (live_fingerprint %s). Ask the security team to review the "+
+				"proposal and approve it with approved_fingerprint = %q in their "+
+				"trustgate_workload_connection_activation; a security admin other than its author (%s) must apply it.",
+				conn.Name, conn.Fingerprint, conn.Proposal.Fingerprint, conn.Proposal.ProposedBy))
+	case wasPending:
+		diags.AddWarning("Pending proposal discarded",
+			fmt.Sprintf("The configuration of workload connection %q equals the live one again, so Trustgate discarded "+
+				"the pending proposal. Nothing waits for approval; live_fingerprint is %s.", conn.Name, conn.Fingerprint))
+	}
 }
 
 // activationError explains a refused status change.
@@ -204,4 +226,32 @@ func activationError(diags *diag.Diagnostics, action string, conn *api.Connectio
 		}
 	}
 	addAPIError(diags, action, err)
+}
+
+// approvalError explains a refused approval of conn's pending proposal (conn as read just before).
+func approvalError(diags *diag.Diagnostics, conn *api.Connection, approved string, err error) {
+	var apiErr *apiclient.Error
+	if errors.As(err, &apiErr) && conn.Proposal != nil {
+		p := conn.Proposal
+		switch apiErr.Problem.Type {
+		case api.ProblemFourEyes:
+			diags.AddError("Trustgate refused to approve the proposal: four eyes",
+				"Trustgate said: "+apiErr.Error()+"\n\n"+
+					fmt.Sprintf("%s wrote the change proposed to workload connection %q, and the author of a change may "+
+						"not approve it. Apply this with the API key of another security admin. Nothing was changed: "+
+						"the connection still enforces %s and the proposal is still pending.", p.ProposedBy, conn.Name, conn.Fingerprint))
+			return
+		case api.ProblemFingerprintMismatch:
+			diags.AddAttributeError(path.Root("approved_fingerprint"), "The pending proposal is not the one that was approved",
+				"Trustgate said: "+apiErr.Error()+"\n\n"+
+					fmt.Sprintf("approved_fingerprint is %s, but the proposal pending on workload connection %q has "+
+						"fingerprint %s (proposed by %s) and the live configuration %s: the proposal changed after it "+
+						"was reviewed, and nothing was changed on the server. Review the pending proposal (the platform "+
+						"team's plan, or the proposal attribute of data source trustgate_workload_connection), then set "+
+						"approved_fingerprint to %s to approve it, or to %s to keep the live configuration.",
+						approved, conn.Name, p.Fingerprint, p.ProposedBy, conn.Fingerprint, p.Fingerprint, conn.Fingerprint))
+			return
+		}
+	}
+	addAPIError(diags, fmt.Sprintf("approve the proposal on workload connection %q", conn.Name), err)
 }

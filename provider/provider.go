@@ -1,7 +1,7 @@
 // Package provider is the Trustgate Terraform provider: the platform team's
 // trustgate_workload_connection, the security team's trustgate_workload_connection_activation,
 // the trustgate_workload_connection(s) data sources and the trustgate_access_token ephemeral
-// resource (CONTRACT.md §6). Every call to the server goes through server/apiclient.
+// resource (CONTRACT.md §6). Every call to the server goes through api/apiclient.
 package provider
 
 import (

@@ -12,7 +12,7 @@ import (
 func TestAccWorkloadConnection_planTimeValidation(t *testing.T) {
 	s := accServer(t)
 	prov := providerConfig(s, "", s.DevOpsKey)
-	github := "\n  github {\n    owner = \"acme\"\n  }\n"
+	github := "\n  github {\n    owner_id = \"65\"\n  }\n"
 	tests := []struct {
 		name   string
 		body   string
@@ -76,15 +76,50 @@ func TestAccWorkloadConnection_planTimeValidation(t *testing.T) {
     domain = "gitlab.com"
     group  = "acme"
   }`, `(?s)Invalid Attribute Combination.*cannot be configured together`},
-		{"preset block without its required input", `name = "v"
+		{"github without owner_id", `name = "v"
   github {
+    owner      = "acme"
     repository = "acme/app"
-  }`, `(?s)Invalid Attribute Combination.*github.owner`},
+  }`, `(?s)Invalid Attribute Combination.*github.owner_id`},
+		{"github owner_id that is a name", `name = "v"
+  github {
+    owner_id = "acme"
+  }`, `(?s)owner_id.*must\s+be\s+the\s+owner's\s+numeric\s+id`},
+		{"github repository_id with a sign", `name = "v"
+  github {
+    owner_id      = "65"
+    repository_id = "-74"
+  }`, `(?s)repository_id.*the\s+repository's\s+numeric\s+id`},
+		{"github empty repository_id", `name = "v"
+  github {
+    owner_id      = "65"
+    repository_id = ""
+  }`, `(?s)repository_id.*string\s+length\s+must\s+be\s+at\s+least\s+1`},
+		{"github host with a scheme", `name = "v"
+  github {
+    owner_id = "65"
+    host     = "https://github.acme.example"
+  }`, `(?s)Invalid host.*github.host\s+must\s+be\s+a\s+host\s+name.*without\s+scheme`},
+		{"github host in capitals", `name = "v"
+  github {
+    owner_id = "65"
+    host     = "GitHub.Acme.Example"
+  }`, `(?s)Invalid host.*must\s+be\s+lowercase`},
+		{"gitlab domain with a path", `name = "v"
+  gitlab {
+    domain = "gitlab.example.com/acme"
+    group  = "acme"
+  }`, `(?s)Invalid host.*gitlab.domain`},
+		{"gitlab project_id that is a path", `name = "v"
+  gitlab {
+    domain     = "gitlab.com"
+    project_id = "acme/app"
+  }`, `(?s)project_id.*the\s+project's\s+numeric\s+id`},
 		{"generic without jwks_url", `name = "v"`, `Missing jwks_url for a generic connection`},
 		{"empty optional preset input", `name = "v"
   github {
-    owner = "acme"
-    ref   = ""
+    owner_id = "65"
+    ref      = ""
   }`, `(?s)ref.*string length must be at least 1`},
 	}
 	var steps []resource.TestStep
@@ -111,7 +146,7 @@ func TestAccProvider_configurationErrorsSayWhatToSet(t *testing.T) {
 resource "trustgate_workload_connection" "test" {
   name = "acc-provider"
   github {
-    owner = "acme"
+    owner_id = "65"
   }
 }`
 	resource.Test(t, resource.TestCase{
@@ -148,7 +183,7 @@ func TestAccProvider_readsEndpointAndKeyFromTheEnvironment(t *testing.T) {
 resource "trustgate_workload_connection" "test" {
   name = "acc-env"
   github {
-    owner = "acme"
+    owner_id = "65"
   }
 }`,
 		}},

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/helpers/validatordiag"
 	"github.com/hashicorp/terraform-plugin-framework-validators/objectvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -20,7 +21,7 @@ import (
 
 // Plan-time checks of the static field rules of CONTRACT.md §1 that no validator of
 // terraform-plugin-framework-validators expresses: the token TTL's total bounds and which operand
-// each condition operator takes. The bounds and operator names come from server/api, so the
+// each condition operator takes. The bounds and operator names come from package api, so the
 // server and the provider share one definition.
 
 // tokenTTLBounds checks that token_ttl totals between api.MinTokenTTLSeconds and
@@ -39,7 +40,7 @@ func (v tokenTTLBounds) ValidateObject(_ context.Context, req validator.ObjectRe
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	// Read directly rather than with As (reflection), which showed in the profile of large plans.
+	// Read the attributes directly: As would convert the object into a struct by reflection.
 	attrs := req.ConfigValue.Attributes()
 	amount, okAmount := attrs["amount"].(types.Int64)
 	unit, okUnit := attrs["unit"].(types.String)
@@ -145,10 +146,11 @@ var fingerprintRegexp = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // The two validators below do what resourcevalidator.Conflicting and objectvalidator.AlsoRequires
 // do for the preset blocks, with the same descriptions and diagnostics, without their cost: those
 // find each path expression by walking the whole configuration with a schema lookup per value
-// (tfsdk.Config.PathMatches), which took about 11 % of the provider's CPU and 18 % of its
-// allocations in a 500-resource plan (BENCHMARKS.md). The blocks are top-level and their inputs
-// direct children, so a direct lookup finds the same values. validators_test.go checks each against
-// the library validator it replaces.
+// (tfsdk.Config.PathMatches), for every resource of every plan. The blocks are top-level and their
+// inputs direct children, so a direct lookup finds the same values. BenchmarkPresetValidators runs
+// each beside the library validator it replaces (figures in BENCHMARKS.md, "Fast paths and their
+// benchmarks"); TestAtMostOnePresetSaysWhatResourcevalidatorConflictingSays and
+// TestPresetBlocksRequireTheirInputsAsObjectvalidatorAlsoRequiresDoes check that they agree.
 
 // atMostOnePreset refuses a configuration with more than one preset block; unknown blocks are
 // given the benefit of the doubt.
@@ -238,5 +240,36 @@ func (v blockRequires) ValidateObject(_ context.Context, req validator.ObjectReq
 			resp.Diagnostics.Append(validatordiag.InvalidAttributeCombinationDiagnostic(req.Path,
 				fmt.Sprintf("Attribute %q must be specified when %q is specified", req.Path.AtName(name), req.Path)))
 		}
+	}
+}
+
+// decimalID is the plan-time check of a preset's numeric id (github.owner_id, ...): the rule is
+// api.DecimalIDPattern, which the server applies too.
+func decimalID(what string) validator.String {
+	return stringvalidator.RegexMatches(decimalIDRegexp,
+		fmt.Sprintf("must be %s, a decimal number written as a string (for example \"65\"): ids stay with what they name, names can be registered again", what))
+}
+
+var decimalIDRegexp = regexp.MustCompile(api.DecimalIDPattern)
+
+// hostShape checks at plan time that a preset's host (github.host, gitlab.domain) is a bare host
+// name with an optional port, by api.HostProblem, the rule the server applies. Whether the host
+// may be reached is left to the server.
+type hostShape struct{}
+
+var _ validator.String = hostShape{}
+
+func (hostShape) Description(context.Context) string {
+	return "must be a lowercase host name with an optional port, without scheme, path or credentials"
+}
+
+func (v hostShape) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (hostShape) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() || req.ConfigValue.ValueString() == "" {
+		return // "" is refused by the length validator
+	}
+	if msg := api.HostProblem(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid host", req.Path.String()+" "+msg+".")
 	}
 }

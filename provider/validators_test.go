@@ -190,7 +190,7 @@ func TestPresetBlocksRequireTheirInputsAsObjectvalidatorAlsoRequiresDoes(t *test
 	ctx := context.Background()
 	var sr resource.SchemaResponse
 	NewWorkloadConnectionResource().Schema(ctx, resource.SchemaRequest{}, &sr)
-	required := map[string]string{"github": "owner", "gitlab": "domain", "circleci": "organization_id", "google_cloud": "client_id"}
+	required := map[string]string{"github": "owner_id", "gitlab": "domain", "circleci": "organization_id", "google_cloud": "client_id"}
 	for block, input := range required {
 		library := objectvalidator.AlsoRequires(path.MatchRelative().AtName(input))
 		b, ok := sr.Schema.Blocks[block].(schema.SingleNestedBlock)

@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -49,6 +51,7 @@ type activationModel struct {
 	Fingerprint         types.String `tfsdk:"fingerprint"`
 	ActivatedBy         types.String `tfsdk:"activated_by"`
 	ActivatedAt         types.String `tfsdk:"activated_at"`
+	ProposalFingerprint types.String `tfsdk:"proposal_fingerprint"`
 }
 
 func (r *activationResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -62,10 +65,13 @@ func (r *activationResource) Configure(_ context.Context, req resource.Configure
 func (r *activationResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "Activates (or deactivates) a workload connection. Applied by the security team with a " +
-			"`security_admin` key, normally in its own workspace, after reviewing the connection the platform team " +
-			"drafted. Trustgate enforces four eyes: the principal who created the connection or last changed its " +
-			"configuration cannot activate it. Status changes made elsewhere show up as a diff on `active`.",
+		MarkdownDescription: "Activates (or deactivates) a workload connection, and approves changes proposed to it. " +
+			"Applied by the security team with a `security_admin` key, normally in its own workspace, after reviewing " +
+			"the connection the platform team drafted. Trustgate enforces four eyes: the principal who created the " +
+			"connection or last changed its configuration cannot activate it, and the author of a proposal cannot " +
+			"approve it. Once the connection is activated, the platform team's changes wait as a proposal, shown in " +
+			"`proposal_fingerprint`; setting `approved_fingerprint` to it approves the proposal. Status changes made " +
+			"elsewhere show up as a diff on `active`.",
 		Attributes: map[string]schema.Attribute{
 			"connection_name": schema.StringAttribute{
 				Required:            true,
@@ -81,8 +87,11 @@ func (r *activationResource) Schema(_ context.Context, _ resource.SchemaRequest,
 			},
 			"approved_fingerprint": schema.StringAttribute{
 				Optional: true,
-				MarkdownDescription: "The fingerprint the security team reviewed. The status change is refused, and " +
-					"nothing changes, when the connection's current fingerprint differs.",
+				MarkdownDescription: "The fingerprint the security team reviewed. When it names the connection's " +
+					"pending proposal (`proposal_fingerprint`), the apply approves that proposal, which then becomes the " +
+					"live configuration, and sets the status as `active` asks. Otherwise it must be the live " +
+					"configuration's fingerprint, and a pending proposal is left alone. Anything else is refused and " +
+					"nothing changes: the configuration changed after it was reviewed.",
 				Validators: []validator.String{stringvalidator.RegexMatches(fingerprintRegexp, "must look like sha256:<64 hex digits>")},
 			},
 			"on_destroy": schema.StringAttribute{
@@ -102,7 +111,7 @@ func (r *activationResource) Schema(_ context.Context, _ resource.SchemaRequest,
 			},
 			"fingerprint": schema.StringAttribute{
 				Computed: true, PlanModifiers: keep,
-				MarkdownDescription: "Current fingerprint of the connection's configuration.",
+				MarkdownDescription: "Fingerprint of the configuration Trustgate enforces (the live one; a pending proposal's is `proposal_fingerprint`).",
 			},
 			"activated_by": schema.StringAttribute{
 				Computed: true, PlanModifiers: keep,
@@ -112,24 +121,52 @@ func (r *activationResource) Schema(_ context.Context, _ resource.SchemaRequest,
 				Computed: true, PlanModifiers: keep,
 				MarkdownDescription: "When the connection was last activated (RFC 3339).",
 			},
+			"proposal_fingerprint": schema.StringAttribute{
+				Computed: true,
+				MarkdownDescription: "Fingerprint of the change waiting for approval on the connection, `\"\"` when " +
+					"nothing is pending. Refreshed on every plan: when the platform team proposes a change, it shows " +
+					"here (and a warning says so) while the plan stays empty; review the proposal and set " +
+					"`approved_fingerprint` to this value to approve it.",
+			},
 		},
 	}
 }
 
-// ModifyPlan marks what a status change alters as unknown when `active` changes.
+// ModifyPlan plans what an update changes: a change of `active` makes the status, activation and
+// fingerprint unknown; an approved_fingerprint that names the pending proposal approves it, so the
+// plan shows the proposal's fingerprint becoming the connection's and nothing left pending.
 func (r *activationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
 		return
 	}
-	var planned, prior types.Bool
-	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("active"), &planned)...)
-	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("active"), &prior)...)
-	if resp.Diagnostics.HasError() || planned.Equal(prior) {
+	var planned, prior activationModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &planned)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	for _, name := range []string{"status", "activated_by", "activated_at", "fingerprint"} {
-		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(name), types.StringUnknown())...)
+	if !planned.Active.Equal(prior.Active) {
+		for _, name := range []string{"status", "activated_by", "activated_at", "fingerprint"} {
+			resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(name), types.StringUnknown())...)
+		}
 	}
+	if approvesProposal(planned.ApprovedFingerprint, prior.Fingerprint.ValueString(), prior.ProposalFingerprint.ValueString()) {
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("fingerprint"), planned.ApprovedFingerprint)...)
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("proposal_fingerprint"), types.StringValue(""))...)
+		return
+	}
+	author, d := req.Private.GetKey(ctx, proposalPrivateKey)
+	resp.Diagnostics.Append(d...)
+	addReviewWarnings(&resp.Diagnostics, planned, prior, proposalAuthorFrom(author))
+}
+
+// approvesProposal reports whether approved names a pending proposal (fingerprint proposal, ""
+// when none) rather than the live configuration (fingerprint live). When the two are equal (a
+// proposal that changes only the description), approved names the live configuration: an
+// approval is never implied.
+func approvesProposal(approved types.String, live, proposal string) bool {
+	return !approved.IsNull() && !approved.IsUnknown() && proposal != "" &&
+		approved.ValueString() == proposal && approved.ValueString() != live
 }
 
 func (r *activationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -150,12 +187,30 @@ func (r *activationResource) Create(ctx context.Context, req resource.CreateRequ
 		addAPIError(&resp.Diagnostics, fmt.Sprintf("read workload connection %q", m.ConnectionName.ValueString()), err)
 		return
 	}
-	conn = r.applyStatus(ctx, conn, m, &resp.Diagnostics)
+	conn = r.apply(ctx, conn, m, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	m.extract(conn)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, proposalPrivateKey, proposalPrivateValue(conn.Proposal))...)
+}
+
+// apply brings the connection to what m asks: first the pending proposal approved when
+// approved_fingerprint is not the live fingerprint (the server checks that it is exactly the
+// proposal's, 409, and that the caller did not write it, 403), then the status `active` asks for.
+// Without approved_fingerprint, or with the live one, a pending proposal is left alone.
+func (r *activationResource) apply(ctx context.Context, conn *api.Connection, m activationModel, diags *diag.Diagnostics) *api.Connection {
+	if approved := m.ApprovedFingerprint.ValueString(); conn.Proposal != nil && approved != "" && approved != conn.Fingerprint {
+		// No If-Match: the fingerprint pins what was reviewed, and its refusal says more than a 412.
+		out, err := r.client.ApproveProposal(ctx, conn.ID, approved, 0)
+		if err != nil {
+			approvalError(diags, conn, approved, err)
+			return nil
+		}
+		conn = out
+	}
+	return r.applyStatus(ctx, conn, m, diags)
 }
 
 // applyStatus brings the connection to the status `active` asks for. A draft asked to be inactive
@@ -202,17 +257,11 @@ func (r *activationResource) Read(ctx context.Context, req resource.ReadRequest,
 	}
 	m.extract(conn)
 	m.Active = types.BoolValue(conn.Status == api.StatusActive)
-	if approved := m.ApprovedFingerprint.ValueString(); approved != "" && conn.Status == api.StatusActive && approved != conn.Fingerprint {
-		resp.Diagnostics.AddAttributeWarning(path.Root("approved_fingerprint"), "The active connection is no longer the approved one",
-			fmt.Sprintf("Connection %q is active with fingerprint %s, but approved_fingerprint is %s: a security admin "+
-				"changed its configuration after this activation was approved. Review the connection, then set "+
-				"approved_fingerprint to its current fingerprint (or deactivate it with active = false).",
-				conn.Name, conn.Fingerprint, approved))
-	}
 	if m.OnDestroy.IsNull() {
 		m.OnDestroy = types.StringValue(onDestroyDeactivate)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, proposalPrivateKey, proposalPrivateValue(conn.Proposal))...)
 }
 
 func (r *activationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -228,13 +277,14 @@ func (r *activationResource) Update(ctx context.Context, req resource.UpdateRequ
 		return
 	}
 	if !m.Active.Equal(state.Active) || !m.ApprovedFingerprint.Equal(state.ApprovedFingerprint) {
-		conn = r.applyStatus(ctx, conn, m, &resp.Diagnostics)
+		conn = r.apply(ctx, conn, m, &resp.Diagnostics)
 		if resp.Diagnostics.HasError() {
 			return
 		}
 	}
 	m.extract(conn)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, proposalPrivateKey, proposalPrivateValue(conn.Proposal))...)
 }
 
 func (r *activationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -278,4 +328,65 @@ func (m *activationModel) extract(c *api.Connection) {
 	m.Fingerprint = types.StringValue(c.Fingerprint)
 	m.ActivatedBy = stringOrNull(c.ActivatedBy)
 	m.ActivatedAt = timeOrNull(c.ActivatedAt)
+	m.ProposalFingerprint = types.StringValue("")
+	if c.Proposal != nil {
+		m.ProposalFingerprint = types.StringValue(c.Proposal.Fingerprint)
+	}
+}
+
+// addReviewWarnings tells the security workspace at plan time what waits for it (prior is the
+// refreshed state, planned what the configuration asks): a proposal that this plan does not
+// approve, or an active connection whose live configuration is no longer the approved one.
+func addReviewWarnings(diags *diag.Diagnostics, planned, prior activationModel, author proposalAuthor) {
+	name, live, proposal := prior.ConnectionName.ValueString(), prior.Fingerprint.ValueString(), prior.ProposalFingerprint.ValueString()
+	approved := planned.ApprovedFingerprint
+	if proposal != "" {
+		who := "Someone"
+		if author.By != "" {
+			who = fmt.Sprintf("%s (at %s)", author.By, author.At)
+		}
+		how := fmt.Sprintf("To approve it, set approved_fingerprint = %q and apply with the key of a security admin "+
+			"who did not write it; to keep the live configuration, leave approved_fingerprint as it is.", proposal)
+		if proposal == live {
+			how = "It changes only the description, so its fingerprint is the live one and approved_fingerprint cannot " +
+				"tell them apart: approve it through the API (POST /v1/workload-connections/" + name +
+				"/proposal/approve), or leave it pending."
+		}
+		diags.AddAttributeWarning(path.Root("proposal_fingerprint"), "A proposed change waits for review",
+			fmt.Sprintf("%s proposed a change to workload connection %q (fingerprint %s); Trustgate still enforces the "+
+				"live configuration (fingerprint %s). Review the proposal: the proposal attribute of data source "+
+				"trustgate_workload_connection, or the platform team's plan. %s", who, name, proposal, live, how))
+	}
+	if approved.Equal(prior.ApprovedFingerprint) && approved.ValueString() != "" && prior.Status.ValueString() == api.StatusActive &&
+		approved.ValueString() != live && approved.ValueString() != proposal {
+		diags.AddAttributeWarning(path.Root("approved_fingerprint"), "The active connection is no longer the approved one",
+			fmt.Sprintf("Connection %q is active with fingerprint %s, but approved_fingerprint is %s: its configuration "+
+				"changed after this activation was approved (a proposal was approved elsewhere). Review the connection, "+
+				"then set approved_fingerprint to its current fingerprint (or deactivate it with active = false).",
+				name, live, approved.ValueString()))
+	}
+}
+
+// proposalPrivateKey is the private-state key holding who proposed the pending change and when,
+// for the plan-time warning (the state shows only the proposal's fingerprint).
+const proposalPrivateKey = "proposal_author"
+
+type proposalAuthor struct {
+	By string `json:"by,omitempty"`
+	At string `json:"at,omitempty"`
+}
+
+func proposalPrivateValue(p *api.Proposal) []byte {
+	var a proposalAuthor
+	if p != nil {
+		a = proposalAuthor{By: p.ProposedBy, At: p.ProposedAt.UTC().Format(time.RFC3339)}
+	}
+	b, _ := json.Marshal(a)
+	return b
+}
+
+func proposalAuthorFrom(b []byte) proposalAuthor {
+	var a proposalAuthor
+	_ = json.Unmarshal(b, &a) // absent (a state written by an older provider): no name
+	return a
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
-	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
 
@@ -66,6 +65,7 @@ func TestAccActivation_activatesImportsFollowsDriftAndDeactivatesOnDestroy(t *te
 					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("activated_by"), knownvalue.StringExact("security")),
 					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("activated_at"), knownvalue.NotNull()),
 					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("on_destroy"), knownvalue.StringExact("deactivate")),
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("proposal_fingerprint"), knownvalue.StringExact("")),
 				},
 				Check: expectStatus(t, s, "acc-act", api.StatusActive),
 			},
@@ -130,12 +130,13 @@ func TestAccActivation_onDestroyDeleteDeletesTheConnection(t *testing.T) {
 	})
 }
 
-// Four eyes: the security admin who last changed the configuration may not activate it; another may.
+// Four eyes: the security admin who last changed the configuration's rules may not activate it;
+// another may.
 func TestAccActivation_fourEyesRefusesTheLastConfigChanger(t *testing.T) {
 	s := accServer(t)
 	s.CreateDraft(t, genericInput("acc-four-eyes"))
 	if _, err := s.Client(t, s.SecurityKey).PatchConnection(context.Background(), "acc-four-eyes",
-		map[string]any{"description": "tightened by security"}, 0); err != nil {
+		map[string]any{"token_ttl": map[string]any{"amount": 5, "unit": "minutes"}}, 0); err != nil {
 		t.Fatalf("security admin's change through the API: %v", err)
 	}
 	before := mustGet(t, s, "acc-four-eyes")
@@ -188,33 +189,80 @@ func TestAccActivation_mismatchedFingerprintIsRefusedAndChangesNothing(t *testin
 				Check:  expectStatus(t, s, "acc-fp", api.StatusActive),
 			},
 			{
-				// A security admin changes the active connection; re-approving its new fingerprint
-				// is an in-place update that leaves it active.
+				// The platform team proposes a change to the active connection (through the API
+				// here). The security workspace's plan stays empty and shows the proposal.
 				PreConfig: func() {
-					changed, err := s.Client(t, s.SecurityKey).PatchConnection(context.Background(), "acc-fp",
+					changed, err := s.DevOps.PatchConnection(context.Background(), "acc-fp",
 						map[string]any{"token_ttl": map[string]any{"amount": 5, "unit": "minutes"}}, 0)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if changed.Fingerprint == conn.Fingerprint {
-						t.Fatal("a TTL change did not change the fingerprint")
+					if changed.Proposal == nil || changed.Fingerprint != conn.Fingerprint || changed.Proposal.Fingerprint == conn.Fingerprint {
+						t.Fatalf("a TTL change of an active connection is not a proposal with a new fingerprint: %+v", changed)
 					}
-					newFingerprint = changed.Fingerprint
+					newFingerprint = changed.Proposal.Fingerprint
 				},
+				Config: activationConfig(s, s.SecurityKey, "acc-fp", fmt.Sprintf("approved_fingerprint = %q", conn.Fingerprint)),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("proposal_fingerprint"), sameAs("proposal_fingerprint", &newFingerprint)),
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("fingerprint"), knownvalue.StringExact(conn.Fingerprint)),
+				},
+			},
+			{
+				// Deactivating and activating again with the live fingerprint leaves the proposal
+				// alone.
+				Config: activationConfig(s, s.SecurityKey, "acc-fp", fmt.Sprintf("approved_fingerprint = %q\n  active = false", conn.Fingerprint)),
+				Check: func(*terraform.State) error {
+					if c := mustGet(t, s, "acc-fp"); c.Status != api.StatusInactive || c.Fingerprint != conn.Fingerprint || c.Proposal == nil {
+						return fmt.Errorf("deactivation: status %s, live %s, proposal %+v", c.Status, c.Fingerprint, c.Proposal)
+					}
+					return nil
+				},
+			},
+			{
+				Config: activationConfig(s, s.SecurityKey, "acc-fp", fmt.Sprintf("approved_fingerprint = %q", conn.Fingerprint)),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("status"), knownvalue.StringExact("active")),
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("proposal_fingerprint"), sameAs("proposal_fingerprint", &newFingerprint)),
+				},
+				Check: func(*terraform.State) error {
+					if c := mustGet(t, s, "acc-fp"); c.Fingerprint != conn.Fingerprint || c.Proposal == nil || c.Proposal.Fingerprint != newFingerprint {
+						return fmt.Errorf("activation with the live fingerprint touched the proposal: live %s, proposal %+v", c.Fingerprint, c.Proposal)
+					}
+					return nil
+				},
+			},
+			{
+				// Approving the proposal by its fingerprint is an in-place update: the proposal
+				// becomes live, the connection stays active.
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(actAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(actAddr, tfjsonpath.New("fingerprint"), sameAs("planned fingerprint", &newFingerprint)),
+					plancheck.ExpectKnownValue(actAddr, tfjsonpath.New("proposal_fingerprint"), knownvalue.StringExact("")),
 				}},
 				Config:          "variable \"approved\" {\n  type = string\n}\n" + activationConfig(s, s.SecurityKey, "acc-fp", `approved_fingerprint = var.approved`),
 				ConfigVariables: config.Variables{"approved": lazyString{&newFingerprint}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("status"), knownvalue.StringExact("active")),
-					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("fingerprint"), knownvalue.StringFunc(func(v string) error {
-						if v != newFingerprint {
-							return fmt.Errorf("fingerprint %s, want the re-approved %s", v, newFingerprint)
-						}
-						return nil
-					})),
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("fingerprint"), sameAs("fingerprint", &newFingerprint)),
+					statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("proposal_fingerprint"), knownvalue.StringExact("")),
 				},
+				Check: func(*terraform.State) error {
+					c := mustGet(t, s, "acc-fp")
+					if c.Fingerprint != newFingerprint || c.Proposal != nil || c.TokenTTL.Amount != 5 || c.Status != api.StatusActive {
+						return fmt.Errorf("after the approval: live %s (want %s), proposal %+v, ttl %d, status %s", c.Fingerprint, newFingerprint, c.Proposal, c.TokenTTL.Amount, c.Status)
+					}
+					return nil
+				},
+			},
+			{
+				ResourceName: actAddr, ImportState: true, ImportStateId: "acc-fp", ImportStateVerify: true,
+				ImportStateVerifyIdentifierAttribute: "connection_name", ImportStateVerifyIgnore: []string{"approved_fingerprint"},
+				// The prior step's configuration, with its variable.
+				ConfigVariables: config.Variables{"approved": lazyString{&newFingerprint}},
 			},
 		},
 	})
@@ -228,144 +276,5 @@ func TestAccActivation_missingConnectionSaysToApplyThePlatformWorkspaceFirst(t *
 			Config:      activationConfig(s, s.SecurityKey, "acc-nowhere", ""),
 			ExpectError: regexp.MustCompile(`(?s)Workload connection not found.*apply the\s+platform workspace first`),
 		}},
-	})
-}
-
-// TestAccTwoWorkspaces is the split-duty flow of CONTRACT.md §6 with two separate Terraform
-// configurations and states: the platform team's (devops key) creates the connection, the security
-// team's (security key) activates it. Afterwards the platform plan is empty, and a change to it is
-// refused with the ownership error while the server keeps its state.
-func TestAccTwoWorkspaces_platformDraftsSecurityActivatesPlatformPlanStaysEmpty(t *testing.T) {
-	s := accServer(t)
-	platform := providerConfig(s, "", s.DevOpsKey) + `
-resource "trustgate_workload_connection" "test" {
-  name        = "acc-split"
-  description = "deploys from acme/app main"
-  token_ttl   = { amount = 30, unit = "minutes" }
-  github {
-    owner      = "acme"
-    repository = "acme/app"
-  }
-  condition {
-    claim    = "ref"
-    operator = "equals"
-    value    = "refs/heads/main"
-  }
-}
-`
-	changed := strings.Replace(platform, `amount = 30`, `amount = 45`, 1)
-	var activated *api.Connection
-
-	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: platform,
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("status"), knownvalue.StringExact("draft")),
-				},
-			},
-			{
-				// The security workspace, a separate configuration and state with its own key. It
-				// reviews the connection through the data source and approves its fingerprint. Its
-				// last step forgets the activation without destroying it (a `removed` block), so the
-				// connection stays active for the rest of this test.
-				PreConfig: func() {
-					draft := mustGet(t, s, "acc-split")
-					security := providerConfig(s, "", s.SecurityKey) + fmt.Sprintf(`
-data "trustgate_workload_connection" "review" {
-  name = "acc-split"
-}
-
-resource "trustgate_workload_connection_activation" "test" {
-  connection_name      = data.trustgate_workload_connection.review.name
-  approved_fingerprint = %q
-}
-`, draft.Fingerprint)
-					t.Run("security workspace", func(t *testing.T) {
-						resource.Test(t, resource.TestCase{
-							ProtoV6ProviderFactories: providerFactories,
-							Steps: []resource.TestStep{
-								{
-									Config: security,
-									ConfigStateChecks: []statecheck.StateCheck{
-										statecheck.ExpectKnownValue(actAddr, tfjsonpath.New("status"), knownvalue.StringExact("active")),
-										statecheck.ExpectKnownValue("data.trustgate_workload_connection.review",
-											tfjsonpath.New("created_by"), knownvalue.StringExact("devops")),
-									},
-								},
-								{
-									Config: providerConfig(s, "", s.SecurityKey) + `
-removed {
-  from = trustgate_workload_connection_activation.test
-  lifecycle {
-    destroy = false
-  }
-}
-`,
-								},
-							},
-						})
-					})
-					if t.Failed() {
-						t.FailNow()
-					}
-					activated = mustGet(t, s, "acc-split")
-					if activated.Status != api.StatusActive || activated.Revision == draft.Revision {
-						t.Fatalf("after the security workspace: status %s, revision %d (draft had %d)", activated.Status, activated.Revision, draft.Revision)
-					}
-				},
-				// The platform team's unchanged configuration: refreshed, nothing to do.
-				Config: platform,
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectEmptyPlan(),
-				}},
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("status"), knownvalue.StringExact("active")),
-					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("activated_by"), knownvalue.StringExact("security")),
-				},
-			},
-			{
-				Config:      changed,
-				ExpectError: regexp.MustCompile(`(?s)A security admin owns this workload connection now.*Nothing was changed`),
-			},
-			{
-				PreConfig: func() {
-					after := mustGet(t, s, "acc-split")
-					if after.Revision != activated.Revision || after.TokenTTL.Amount != 30 || after.Status != api.StatusActive {
-						t.Fatalf("the refused change reached the server: revision %d→%d, ttl %d, status %s",
-							activated.Revision, after.Revision, after.TokenTTL.Amount, after.Status)
-					}
-				},
-				Config:   platform,
-				PlanOnly: true, // still empty
-			},
-			{
-				// Hand the connection over: the platform workspace forgets it, the security team
-				// retires it.
-				Config: providerConfig(s, "", s.DevOpsKey) + `
-removed {
-  from = trustgate_workload_connection.test
-  lifecycle {
-    destroy = false
-  }
-}
-`,
-				Check: func(*terraform.State) error {
-					sec := s.Client(t, s.SecurityKey)
-					ctx := context.Background()
-					if _, err := sec.SetStatus(ctx, "acc-split", api.StatusChange{Status: api.StatusInactive}, 0); err != nil {
-						return err
-					}
-					if err := sec.DeleteConnection(ctx, "acc-split", 0); err != nil {
-						return err
-					}
-					if _, err := sec.GetConnection(ctx, "acc-split"); !apiclient.IsNotFound(err) {
-						return fmt.Errorf("connection still there: %v", err)
-					}
-					return nil
-				},
-			},
-		},
 	})
 }

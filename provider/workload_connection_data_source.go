@@ -52,6 +52,33 @@ type connectionDataModel struct {
 	CreatedAt           types.String      `tfsdk:"created_at"`
 	UpdatedAt           types.String      `tfsdk:"updated_at"`
 	ActivatedAt         types.String      `tfsdk:"activated_at"`
+	ConfigChangedBy     types.String      `tfsdk:"config_changed_by"`
+	Proposal            *proposalModel    `tfsdk:"proposal"`
+}
+
+// proposalModel is a connection's pending proposal, as the API gives it (CONTRACT.md §1).
+type proposalModel struct {
+	Fingerprint         types.String         `tfsdk:"fingerprint"`
+	ProposedBy          types.String         `tfsdk:"proposed_by"`
+	ProposedAt          types.String         `tfsdk:"proposed_at"`
+	JWKSURL             types.String         `tfsdk:"jwks_url"`
+	EffectiveConditions types.List           `tfsdk:"effective_conditions"`
+	Config              *proposalConfigModel `tfsdk:"config"`
+}
+
+// proposalConfigModel is the configuration a proposal would make live, as in a create body.
+type proposalConfigModel struct {
+	Name          types.String      `tfsdk:"name"`
+	Description   types.String      `tfsdk:"description"`
+	ProviderType  types.String      `tfsdk:"provider_type"`
+	GitHub        *githubModel      `tfsdk:"github"`
+	GitLab        *gitlabModel      `tfsdk:"gitlab"`
+	CircleCI      *circleciModel    `tfsdk:"circleci"`
+	GoogleCloud   *googleCloudModel `tfsdk:"google_cloud"`
+	JWKSURL       types.String      `tfsdk:"jwks_url"`
+	TokenTTL      *tokenTTLModel    `tfsdk:"token_ttl"`
+	IdentityClaim types.String      `tfsdk:"identity_claim"`
+	Conditions    types.List        `tfsdk:"conditions"`
 }
 
 // connectionData converts an API connection for the data sources.
@@ -75,6 +102,7 @@ func connectionData(ctx context.Context, c *api.Connection) (connectionDataModel
 		CreatedAt:         timeOrNull(&c.CreatedAt),
 		UpdatedAt:         timeOrNull(&c.UpdatedAt),
 		ActivatedAt:       timeOrNull(c.ActivatedAt),
+		ConfigChangedBy:   stringOrNull(c.ConfigChangedBy),
 	}
 	m.GitHub, m.GitLab, m.CircleCI, m.GoogleCloud = presetModels(c)
 	var d diag.Diagnostics
@@ -82,7 +110,38 @@ func connectionData(ctx context.Context, c *api.Connection) (connectionDataModel
 	diags.Append(d...)
 	m.EffectiveConditions, d = conditionList(ctx, c.EffectiveConditions)
 	diags.Append(d...)
+	if c.Proposal != nil {
+		m.Proposal, d = proposalData(ctx, c.Proposal)
+		diags.Append(d...)
+	}
 	return m, diags
+}
+
+// proposalData converts a pending proposal for the data sources.
+func proposalData(ctx context.Context, p *api.Proposal) (*proposalModel, diag.Diagnostics) {
+	cfg := p.Config
+	out := &proposalModel{
+		Fingerprint: types.StringValue(p.Fingerprint),
+		ProposedBy:  types.StringValue(p.ProposedBy),
+		ProposedAt:  timeOrNull(&p.ProposedAt),
+		JWKSURL:     types.StringValue(p.JWKSURL),
+		Config: &proposalConfigModel{
+			Name: types.StringValue(cfg.Name), Description: types.StringValue(cfg.Description),
+			ProviderType: types.StringValue(cfg.ProviderType), JWKSURL: stringOrNull(cfg.JWKSURL),
+			IdentityClaim: types.StringValue(cfg.IdentityClaim),
+		},
+	}
+	// The presets convert as a connection's do.
+	out.Config.GitHub, out.Config.GitLab, out.Config.CircleCI, out.Config.GoogleCloud =
+		presetModels(&api.Connection{GitHub: cfg.GitHub, GitLab: cfg.GitLab, CircleCI: cfg.CircleCI, GoogleCloud: cfg.GoogleCloud})
+	if t := cfg.TokenTTL; t != nil {
+		out.Config.TokenTTL = &tokenTTLModel{Amount: types.Int64Value(t.Amount), Unit: types.StringValue(t.Unit)}
+	}
+	var diags, d diag.Diagnostics
+	out.Config.Conditions, diags = conditionList(ctx, cfg.Conditions)
+	out.EffectiveConditions, d = conditionList(ctx, p.EffectiveConditions)
+	diags.Append(d...)
+	return out, diags
 }
 
 // connectionDataAttributes is the read-only schema of a connection, shared by both data sources.
@@ -106,25 +165,31 @@ func connectionDataAttributes() map[string]schema.Attribute {
 		}
 		return schema.SingleNestedAttribute{Computed: true, MarkdownDescription: desc, Attributes: attrs}
 	}
-	return map[string]schema.Attribute{
-		"id":            str("Id (UUID) of the connection."),
+	// The configuration fields, shared by a connection and its pending proposal.
+	config := map[string]schema.Attribute{
 		"name":          str("Name of the connection."),
 		"description":   str("Free-text description."),
 		"provider_type": str("`generic`, `github`, `gitlab`, `circleci` or `google_cloud`."),
 		"github": preset("GitHub Actions preset settings; null for other types.",
-			"owner", "owner_id", "repository", "ref", "environment", "enterprise_slug", "audience"),
-		"gitlab":              preset("GitLab CI preset settings; null for other types.", "domain", "group", "project_path", "project_id", "audience"),
-		"circleci":            preset("CircleCI preset settings; null for other types.", "organization_id", "project_id"),
-		"google_cloud":        preset("Google Cloud preset settings; null for other types.", "client_id", "email", "account_id"),
-		"jwks_url":            str("Effective JWKS URL (the override, or the one the preset derives)."),
-		"jwks_url_overridden": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether `jwks_url` was set explicitly."},
+			"owner_id", "owner", "repository_id", "repository", "ref", "environment", "enterprise_slug", "host", "audience"),
+		"gitlab":       preset("GitLab CI preset settings; null for other types.", "domain", "group", "project_path", "project_id", "audience"),
+		"circleci":     preset("CircleCI preset settings; null for other types.", "organization_id", "project_id"),
+		"google_cloud": preset("Google Cloud preset settings; null for other types.", "client_id", "email", "account_id"),
 		"token_ttl": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "Lifetime of issued access tokens.",
 			Attributes: map[string]schema.Attribute{
 				"amount": schema.Int64Attribute{Computed: true, MarkdownDescription: "Number of units."},
 				"unit":   str("`seconds`, `minutes` or `hours`."),
 			}},
-		"identity_claim":       str("Claim that names the workload in issued tokens."),
-		"conditions":           conds("The user's conditions."),
+		"identity_claim": str("Claim that names the workload in issued tokens."),
+		"conditions":     conds("The user's conditions."),
+	}
+	proposalConfig := map[string]schema.Attribute{
+		"jwks_url": str("The `jwks_url` override; null when the preset derives it (the proposal's `jwks_url` is the effective one)."),
+	}
+	attrs := map[string]schema.Attribute{
+		"id":                   str("Id (UUID) of the connection."),
+		"jwks_url":             str("Effective JWKS URL (the override, or the one the preset derives)."),
+		"jwks_url_overridden":  schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether `jwks_url` was set explicitly."},
 		"effective_conditions": conds("The preset's conditions followed by the user's, in evaluation order."),
 		"status":               str("`draft`, `active` or `inactive`."),
 		"revision":             schema.Int64Attribute{Computed: true, MarkdownDescription: "Revision, incremented on every change."},
@@ -135,7 +200,28 @@ func connectionDataAttributes() map[string]schema.Attribute {
 		"created_at":           str("Creation time (RFC 3339)."),
 		"updated_at":           str("Last change (RFC 3339)."),
 		"activated_at":         str("Last activation (RFC 3339)."),
+		"config_changed_by": str("Key that last changed the live configuration's rules (description changes do not count); " +
+			"four eyes is judged against it."),
 	}
+	for k, v := range config {
+		attrs[k] = v
+		proposalConfig[k] = v
+	}
+	attrs["proposal"] = schema.SingleNestedAttribute{Computed: true,
+		MarkdownDescription: "The change waiting for a security admin's approval on an activated connection; null when " +
+			"nothing is pending. Approve it by setting `approved_fingerprint` of " +
+			"`trustgate_workload_connection_activation` to its `fingerprint`.",
+		Attributes: map[string]schema.Attribute{
+			"fingerprint":          str("Fingerprint of the proposed configuration: what a security admin approves."),
+			"proposed_by":          str("Key that proposed the change; it may not approve it."),
+			"proposed_at":          str("When the change was proposed (RFC 3339)."),
+			"jwks_url":             str("Effective JWKS URL of the proposed configuration."),
+			"effective_conditions": conds("The conditions the proposed configuration would evaluate, in order."),
+			"config": schema.SingleNestedAttribute{Computed: true, Attributes: proposalConfig,
+				MarkdownDescription: "The proposed configuration, as in a create request."},
+		},
+	}
+	return attrs
 }
 
 func (d *connectionDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {

@@ -50,22 +50,19 @@ func (r *workloadConnectionResource) Configure(_ context.Context, req resource.C
 }
 
 // optionalSetting is an optional preset input; "" is refused so that "not set" has one spelling.
-func optionalSetting(desc string) schema.StringAttribute {
+// more are further plan-time checks of its shape.
+func optionalSetting(desc string, more ...validator.String) schema.StringAttribute {
 	return schema.StringAttribute{
 		Optional:            true,
 		MarkdownDescription: desc,
-		Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+		Validators:          append([]validator.String{stringvalidator.LengthAtLeast(1)}, more...),
 	}
 }
 
 // requiredSetting is an input the preset needs. Terraform would demand a Required attribute even
 // when its block is absent, so it is Optional and the block's validator (requiresSettings) demands it.
-func requiredSetting(desc string) schema.StringAttribute {
-	return schema.StringAttribute{
-		Optional:            true,
-		MarkdownDescription: "**Required** in the block. " + desc,
-		Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
-	}
+func requiredSetting(desc string, more ...validator.String) schema.StringAttribute {
+	return optionalSetting("**Required** in the block. "+desc, more...)
 }
 
 var nameRegexp = regexp.MustCompile(api.NamePattern)
@@ -75,8 +72,12 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 		MarkdownDescription: "A workload connection: the trust anchor between Trustgate and one CI identity provider, with " +
 			"the conditions a CI job's OIDC token must meet to get a Trustgate access token. Managed by the platform " +
 			"team with a `devops_admin` key. It is created as a `draft`; a security admin activates it with " +
-			"`trustgate_workload_connection_activation` in another workspace, after which only security admins may " +
-			"change it.\n\nAt most one preset block (`github`, `gitlab`, `circleci`, `google_cloud`) may be set; " +
+			"`trustgate_workload_connection_activation` in another workspace. Once activated, an apply of a changed " +
+			"configuration does not change what Trustgate enforces: it stores a *proposal* that a security admin who did " +
+			"not write it approves by its fingerprint. While a proposal is pending, the configuration attributes, " +
+			"`fingerprint`, `effective_conditions` and `jwks_url` describe the proposal, `live_fingerprint` what is " +
+			"enforced, and `proposal_pending` is true.\n\nAt most one preset block (`github`, `gitlab`, `circleci`, " +
+			"`google_cloud`) may be set; " +
 			"none means a generic connection, which needs `jwks_url` and conditions on `iss` and `aud`.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
@@ -162,7 +163,8 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 			"fingerprint": schema.StringAttribute{
 				Computed: true,
 				MarkdownDescription: "`sha256:<hex>` over everything that decides who gets a token (type, preset " +
-					"settings, JWKS URL, TTL, identity claim, effective conditions). Security admins approve it.",
+					"settings, JWKS URL, TTL, identity claim, effective conditions) of the configuration this resource " +
+					"describes: the pending proposal's when `proposal_pending`, else the live one. Security admins approve it.",
 			},
 			"created_by": schema.StringAttribute{
 				Computed:            true,
@@ -179,20 +181,44 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				MarkdownDescription: "When the connection was last activated (RFC 3339); null if never activated.",
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
+			"config_changed_by": schema.StringAttribute{
+				Computed: true,
+				MarkdownDescription: "Name of the API key that last changed the live configuration's rules (a description " +
+					"change does not count; after an approval, the proposal's author). Four eyes is judged against it: " +
+					"that principal may not activate the connection.",
+			},
+			"live_fingerprint": schema.StringAttribute{
+				Computed: true,
+				MarkdownDescription: "Fingerprint of the configuration Trustgate enforces now. Equal to `fingerprint` " +
+					"unless a proposal is pending, in which case `fingerprint` is the proposal's.",
+			},
+			"proposal_pending": schema.BoolAttribute{
+				Computed: true,
+				MarkdownDescription: "Whether a change to this activated connection waits for a security admin's approval. " +
+					"The security team approves it by setting `approved_fingerprint` of " +
+					"`trustgate_workload_connection_activation` to `fingerprint`.",
+			},
 		},
 		Blocks: map[string]schema.Block{
 			"github": schema.SingleNestedBlock{
-				Validators: requiresSettings("owner"),
+				Validators: requiresSettings("owner_id"),
 				MarkdownDescription: "GitHub Actions preset: pins the issuer `https://token.actions.githubusercontent.com` " +
-					"(or the enterprise issuer) and the audience, and adds a condition per input.",
+					"(or the enterprise issuer), the audience and the owner's numeric id, then adds a condition per " +
+					"other input. Ids are pinned before names because a deleted account's name can be registered " +
+					"again by someone else; an id never comes back.",
 				Attributes: map[string]schema.Attribute{
-					"owner":           requiredSetting("User or organisation owning the repositories (`repository_owner`)."),
-					"owner_id":        optionalSetting("Numeric id of the owner (`repository_owner_id`): survives renames."),
+					"owner_id": requiredSetting("Numeric id of the user or organisation owning the repositories "+
+						"(`repository_owner_id`), e.g. from `gh api orgs/<owner> --jq .id`.", decimalID("the owner's numeric id")),
+					"owner": optionalSetting("User or organisation name (`repository_owner`), pinned in addition to `owner_id`."),
+					"repository_id": optionalSetting("Numeric id of the repository (`repository_id`), e.g. from "+
+						"`gh api repos/<owner>/<name> --jq .id`.", decimalID("the repository's numeric id")),
 					"repository":      optionalSetting("Repository as `owner/name` (`repository`)."),
 					"ref":             optionalSetting("Git ref, e.g. `refs/heads/main` (`ref`)."),
 					"environment":     optionalSetting("GitHub deployment environment (`environment`)."),
-					"enterprise_slug": optionalSetting("GitHub Enterprise slug: the issuer becomes `https://token.actions.githubusercontent.com/<slug>`."),
-					"audience":        optionalSetting("Expected `aud`; defaults to the server's default audience."),
+					"enterprise_slug": optionalSetting("GitHub Enterprise Cloud slug: the issuer becomes `https://token.actions.githubusercontent.com/<slug>`."),
+					"host": optionalSetting("GitHub Enterprise Server host name (with an optional port): the issuer becomes "+
+						"`https://<host>/_services/token`. Not with `enterprise_slug`.", hostShape{}),
+					"audience": optionalSetting("Expected `aud`; defaults to the server's default audience."),
 				},
 			},
 			"gitlab": schema.SingleNestedBlock{
@@ -200,10 +226,10 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				MarkdownDescription: "GitLab CI preset: pins the issuer `https://<domain>` and the audience. On " +
 					"`gitlab.com` at least one of `group`, `project_path`, `project_id` is required.",
 				Attributes: map[string]schema.Attribute{
-					"domain":       requiredSetting("GitLab host, e.g. `gitlab.com`."),
+					"domain":       requiredSetting("GitLab host, e.g. `gitlab.com`.", hostShape{}),
 					"group":        optionalSetting("Top-level group or subgroup path: `project_path` must start with `<group>/`."),
 					"project_path": optionalSetting("Exact project path (`project_path`)."),
-					"project_id":   optionalSetting("Numeric project id (`project_id`)."),
+					"project_id":   optionalSetting("Numeric project id (`project_id`).", decimalID("the project's numeric id")),
 					"audience":     optionalSetting("Expected `aud`; defaults to the server's default audience."),
 				},
 			},
@@ -224,7 +250,7 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				Attributes: map[string]schema.Attribute{
 					"client_id":  requiredSetting("Audience the Google ID token is minted for."),
 					"email":      optionalSetting("Service account email (`email`, with `email_verified` = true)."),
-					"account_id": optionalSetting("Service account unique id (`sub`)."),
+					"account_id": optionalSetting("Service account unique id (`sub`).", decimalID("the service account's numeric unique id")),
 				},
 			},
 			"condition": schema.ListNestedBlock{
@@ -295,12 +321,9 @@ func (r *workloadConnectionResource) ValidateConfig(ctx context.Context, req res
 // conditions and derived JWKS URL depend on (CONTRACT.md §1: not name, not description).
 var fingerprintInputs = []string{"github", "gitlab", "circleci", "google_cloud", "token_ttl", "identity_claim", "condition"}
 
-// ModifyPlan refines what the framework plans for the server-derived attributes of an update
-// (provider_type is planned by providerTypeFromPreset). The framework marks every computed
-// attribute unknown as soon as any configuration changes; here, when only name or description
-// change, fingerprint, effective_conditions and jwks_url keep their values, so a reviewer sees at
-// plan time that who gets a token is unchanged. Removing a jwks_url override plans a change, which
-// an optional+computed attribute would otherwise hide by keeping the old value.
+// ModifyPlan refines what the framework plans for an update (provider_type is planned by
+// providerTypeFromPreset): the attributes the server derives from the configuration
+// (planDerived), then what change control does with the update (planChangeControl).
 func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() { // destroy or create
 		return
@@ -308,7 +331,18 @@ func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resourc
 	if _, known := presetType(req.Plan.Raw); !known {
 		return
 	}
+	r.planDerived(ctx, req, resp)
+	if !resp.Diagnostics.HasError() {
+		r.planChangeControl(ctx, req, resp)
+	}
+}
 
+// planDerived refines what the framework plans for the server-derived attributes. The framework
+// marks every computed attribute unknown as soon as any configuration changes; here, when only
+// name or description change, fingerprint, effective_conditions and jwks_url keep their values, so
+// a reviewer sees at plan time that who gets a token is unchanged. Removing a jwks_url override
+// plans a change, which an optional+computed attribute would otherwise hide by keeping the old value.
+func (r *workloadConnectionResource) planDerived(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	var cfgJWKS, stateJWKS types.String
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("jwks_url"), &cfgJWKS)...)
 	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("jwks_url"), &stateJWKS)...)
@@ -331,7 +365,9 @@ func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resourc
 	for _, name := range []string{"jwks_url", "fingerprint", "effective_conditions"} {
 		if pv, ok := topLevel(req.Plan.Raw, name); ok {
 			if sv, ok := topLevel(req.State.Raw, name); ok && pv.Equal(sv) {
-				continue // nothing changed (a refresh): SetAttribute would rewrite the plan for nothing
+				// Nothing changed (a refresh): SetAttribute would rewrite the whole plan for nothing
+				// (BenchmarkModifyPlanRefresh; TestModifyPlanPlansWhatWritingTheStateValuesPlans).
+				continue
 			}
 		}
 		var v attr.Value
@@ -347,6 +383,70 @@ func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resourc
 		}
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(name), v)...)
 	}
+}
+
+// planChangeControl plans what an update does under change control (CONTRACT.md §1, §6). A draft
+// changes in place: live_fingerprint follows fingerprint and nothing is proposed. Once activated
+// (the status never returns to draft), what is live stays as it is (live_fingerprint,
+// config_changed_by) and the apply stores a proposal, which a warning explains; a rename, which
+// the server refuses outside draft, is refused here before anything is sent.
+func (r *workloadConnectionResource) planChangeControl(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if rev, ok := topLevel(resp.Plan.Raw, "revision"); ok && rev.IsKnown() {
+		// Nothing to apply (a refresh): the framework marks revision, computed without a plan
+		// modifier, unknown as soon as anything changes. Comparing the whole plan with the state
+		// would cost every unchanged resource of a large plan more than the rest of ModifyPlan.
+		return
+	}
+	// What planChangeControl reads from the prior (refreshed) state.
+	var prior struct {
+		Name, Status, Fingerprint, LiveFingerprint, ConfigChangedBy types.String
+		ProposalPending                                             types.Bool
+	}
+	for name, target := range map[string]any{
+		"name": &prior.Name, "status": &prior.Status, "fingerprint": &prior.Fingerprint,
+		"live_fingerprint": &prior.LiveFingerprint, "config_changed_by": &prior.ConfigChangedBy,
+		"proposal_pending": &prior.ProposalPending,
+	} {
+		resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root(name), target)...)
+	}
+	var plannedName, plannedFingerprint types.String
+	resp.Diagnostics.Append(resp.Plan.GetAttribute(ctx, path.Root("name"), &plannedName)...)
+	resp.Diagnostics.Append(resp.Plan.GetAttribute(ctx, path.Root("fingerprint"), &plannedFingerprint)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	set := func(name string, v attr.Value) {
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(name), v)...)
+	}
+	if prior.Status.ValueString() == api.StatusDraft {
+		set("live_fingerprint", plannedFingerprint)
+		set("proposal_pending", types.BoolValue(false))
+		if plannedFingerprint.Equal(prior.Fingerprint) { // a new name or description: not a rule change
+			set("config_changed_by", prior.ConfigChangedBy)
+		}
+		return
+	}
+	if !plannedName.IsUnknown() && !plannedName.Equal(prior.Name) {
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "An activated workload connection cannot be renamed",
+			fmt.Sprintf("Workload connection %q has been activated, and CI jobs name it in their token exchange, so "+
+				"Trustgate allows renaming only while a connection is a draft. Nothing was sent to the server. Keep the "+
+				"name %q, or create a new connection under the new name (a new resource) and have the security team "+
+				"activate it and retire this one.", prior.Name.ValueString(), prior.Name.ValueString()))
+		return
+	}
+	set("live_fingerprint", prior.LiveFingerprint)
+	set("config_changed_by", prior.ConfigChangedBy)
+	if !prior.ProposalPending.ValueBool() {
+		// With nothing pending the state is the live configuration, so a change is a proposal.
+		set("proposal_pending", types.BoolValue(true))
+	}
+	resp.Diagnostics.AddWarning("This apply proposes a change: Trustgate keeps enforcing the live configuration",
+		fmt.Sprintf("Workload connection %q has been activated, so applying this stores the change as a proposal "+
+			"(proposal_pending = true) and Trustgate keeps enforcing the live configuration (live_fingerprint %s) "+
+			"until a security admin who did not write the proposal approves it: in the security workspace, "+
+			"approved_fingerprint of trustgate_workload_connection_activation set to the proposal's fingerprint, which "+
+			"this resource's fingerprint shows after the apply. A configuration equal to the live one discards a "+
+			"pending proposal instead.", prior.Name.ValueString(), prior.LiveFingerprint.ValueString()))
 }
 
 // providerTypeFromPreset plans provider_type from the preset block, so that the plan shows it.
@@ -369,8 +469,9 @@ func (providerTypeFromPreset) PlanModifyString(_ context.Context, req planmodifi
 }
 
 // presetType is the provider type the preset blocks of a configuration or plan select; known is
-// false while a block is unknown (or there is no value). It reads the raw value directly: the
-// framework's GetAttribute converts the whole block and showed in the profile of large plans.
+// false while a block is unknown (or there is no value). It reads the raw value directly rather
+// than converting each whole block with GetAttribute, which every resource of every plan would pay:
+// BenchmarkPresetType runs both, TestPresetTypeReadsWhatGetAttributeReads checks they agree.
 func presetType(obj tftypes.Value) (pt string, known bool) {
 	present := map[string]bool{}
 	for _, name := range presetBlocks {
@@ -473,6 +574,7 @@ func (r *workloadConnectionResource) Update(ctx context.Context, req resource.Up
 		return
 	}
 	r.saveState(ctx, conn, &m, &resp.State, resp.Private, &resp.Diagnostics)
+	addChangeControlOutcome(&resp.Diagnostics, conn, state.ProposalPending.ValueBool())
 }
 
 func (r *workloadConnectionResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -507,7 +609,7 @@ func (r *workloadConnectionResource) saveState(ctx context.Context, conn *api.Co
 		return
 	}
 	diags.Append(state.Set(ctx, m)...)
-	diags.Append(private.SetKey(ctx, jwksPrivateKey, jwksPrivateValue(conn.JWKSURLOverridden))...)
+	diags.Append(private.SetKey(ctx, jwksPrivateKey, jwksPrivateValue(described(conn).JWKSURLOverridden))...)
 }
 
 // writeError explains a refused create, update or delete: field errors land on their attributes,

@@ -13,7 +13,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
+	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 )
@@ -90,23 +92,29 @@ resource "trustgate_workload_connection" "test" {
 			},
 		},
 		{
+			// A GitHub Enterprise Server (host) moves the issuer and the JWKS URL.
 			name: "acc-github", providerType: "github",
-			jwksURL: "https://token.actions.githubusercontent.com/.well-known/jwks",
+			jwksURL: "https://github.acme.example/_services/token/.well-known/jwks",
 			create: `
 resource "trustgate_workload_connection" "test" {
   name = "acc-github"
   github {
+    owner_id   = "65"
     owner      = "acme"
     repository = "acme/app"
+    host       = "github.acme.example"
   }
 }`,
+			// The github inputs change in place: the owner id, repository_id added, the host's port.
 			update: `
 resource "trustgate_workload_connection" "test" {
   name      = "acc-github"
   token_ttl = { amount = 30, unit = "minutes" }
   github {
-    owner = "acme"
-    ref   = "refs/heads/main"
+    owner_id      = "66"
+    repository_id = "74"
+    host          = "github.acme.example:8443"
+    ref           = "refs/heads/main"
   }
   condition {
     claim    = "workflow"
@@ -115,8 +123,20 @@ resource "trustgate_workload_connection" "test" {
   }
 }`,
 			updated: []statecheck.StateCheck{
-				at(tfjsonpath.New("github").AtMapKey("ref"), knownvalue.StringExact("refs/heads/main")),
-				at(tfjsonpath.New("github").AtMapKey("repository"), knownvalue.Null()),
+				at(tfjsonpath.New("github"), knownvalue.ObjectPartial(map[string]knownvalue.Check{
+					"owner_id": knownvalue.StringExact("66"), "owner": knownvalue.Null(),
+					"repository_id": knownvalue.StringExact("74"), "repository": knownvalue.Null(),
+					"host": knownvalue.StringExact("github.acme.example:8443"), "ref": knownvalue.StringExact("refs/heads/main"),
+				})),
+				at(tfjsonpath.New("jwks_url"), knownvalue.StringExact("https://github.acme.example:8443/_services/token/.well-known/jwks")),
+				at(tfjsonpath.New("effective_conditions"), knownvalue.ListPartial(map[int]knownvalue.Check{
+					0: knownvalue.ObjectPartial(map[string]knownvalue.Check{"claim": knownvalue.StringExact("iss"),
+						"value": knownvalue.StringExact("https://github.acme.example:8443/_services/token")}),
+					2: knownvalue.ObjectPartial(map[string]knownvalue.Check{"claim": knownvalue.StringExact("repository_owner_id"),
+						"value": knownvalue.StringExact("66")}),
+					3: knownvalue.ObjectPartial(map[string]knownvalue.Check{"claim": knownvalue.StringExact("repository_id"),
+						"value": knownvalue.StringExact("74")}),
+				})),
 				at(tfjsonpath.New("condition"), knownvalue.ListSizeExact(1)),
 			},
 		},
@@ -291,7 +311,7 @@ resource "trustgate_workload_connection" "test" {
   name = "acc-jwks"
   %s
   github {
-    owner = "acme"
+    owner_id = "65"
   }
 }`, jwks)
 	}
@@ -419,7 +439,7 @@ resource "trustgate_workload_connection" "test" {
 resource "trustgate_workload_connection" "test" {
   name = "acc-tenancy"
   github {
-    owner = "acme"
+    owner_id = "65"
   }
   condition {
     claim    = "/bad~2pointer"
@@ -448,3 +468,125 @@ type nilT struct{ testing.TB }
 func (nilT) Helper()                   {}
 func (nilT) Fatal(args ...any)         { panic(fmt.Sprint(args...)) }
 func (nilT) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+// After activation an apply stores a proposal and the state describes it; a proposal discarded on
+// the server shows as a difference again, and applying proposes it again; going back to the live
+// configuration discards the proposal; a rename is refused at plan time; a description-only
+// change is a proposal with the live fingerprint.
+func TestAccWorkloadConnection_changesAfterActivationAreProposals(t *testing.T) {
+	s := accServer(t)
+	prov := providerConfig(s, "", s.DevOpsKey)
+	cfg := func(name, description, ref string) string {
+		return prov + fmt.Sprintf(`
+resource "trustgate_workload_connection" "test" {
+  name        = %q
+  description = %q
+  github {
+    owner_id = "65"
+    ref      = %q
+  }
+}`, name, description, ref)
+	}
+	live := cfg("acc-cc", "deploys", "refs/heads/main")
+	proposed := cfg("acc-cc", "deploys releases", "refs/heads/release")
+	var liveFingerprint string
+	proposalFingerprint := statecheck.CompareValue(compare.ValuesSame())
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_7_0)}, // `removed`
+		Steps: []resource.TestStep{
+			{
+				Config: live,
+				Check: func(*terraform.State) error {
+					liveFingerprint = mustGet(t, s, "acc-cc").Fingerprint
+					return nil
+				},
+			},
+			{
+				PreConfig: func() { s.SetStatus(t, mustGet(t, s, "acc-cc"), api.StatusActive) },
+				Config:    live,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+			},
+			{
+				Config: proposed,
+				ConfigStateChecks: []statecheck.StateCheck{
+					proposalFingerprint.AddStateValue(connAddr, tfjsonpath.New("fingerprint")),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("live_fingerprint"), sameAs("live_fingerprint", &liveFingerprint)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("fingerprint"), differentFrom("fingerprint", &liveFingerprint)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("description"), knownvalue.StringExact("deploys releases")),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("status"), knownvalue.StringExact("active")),
+				},
+			},
+			{ResourceName: connAddr, ImportState: true, ImportStateId: "acc-cc", ImportStateVerify: true},
+			{
+				// A security admin discards the proposal: the plan shows the difference again, and
+				// the apply proposes the same change again.
+				PreConfig: func() {
+					if err := s.Security.DiscardProposal(t.Context(), "acc-cc", 0); err != nil {
+						t.Fatalf("discarding through the API: %v", err)
+					}
+				},
+				Config: proposed,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(connAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(true)),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					proposalFingerprint.AddStateValue(connAddr, tfjsonpath.New("fingerprint")),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(true)),
+				},
+			},
+			{
+				// Back to the live configuration: the proposal is discarded, nothing is pending.
+				Config: live,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(connAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectUnknownValue(connAddr, tfjsonpath.New("proposal_pending")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(false)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("fingerprint"), sameAs("fingerprint", &liveFingerprint)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("live_fingerprint"), sameAs("live_fingerprint", &liveFingerprint)),
+				},
+				Check: func(*terraform.State) error {
+					if c := mustGet(t, s, "acc-cc"); c.Proposal != nil || c.Description != "deploys" {
+						return fmt.Errorf("going back to the live configuration left %+v pending (description %q)", c.Proposal, c.Description)
+					}
+					return nil
+				},
+			},
+			{
+				Config:      cfg("acc-cc-renamed", "deploys", "refs/heads/main"),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)An activated workload connection cannot be renamed.*Nothing\s+was\s+sent`),
+			},
+			{
+				// A description is part of the configuration too: a proposal, with the live
+				// fingerprint since it does not change who gets a token.
+				Config: cfg("acc-cc", "deploys from main", "refs/heads/main"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("fingerprint"), sameAs("planned fingerprint", &liveFingerprint)),
+					plancheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(true)),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("description"), knownvalue.StringExact("deploys from main")),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("fingerprint"), sameAs("fingerprint", &liveFingerprint)),
+				},
+				Check: func(*terraform.State) error {
+					if c := mustGet(t, s, "acc-cc"); c.Description != "deploys" || c.Proposal == nil || c.Proposal.Config.Description != "deploys from main" {
+						return fmt.Errorf("a description change reached what is live: %q, proposal %+v", c.Description, c.Proposal)
+					}
+					return nil
+				},
+			},
+			{
+				// The platform workspace forgets the connection; the security team owns it.
+				Config: prov + "removed {\n  from = trustgate_workload_connection.test\n  lifecycle {\n    destroy = false\n  }\n}\n",
+			},
+		},
+	})
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make fuzz: a short fuzzing run of the token path (CI-JWT verification) and of the condition
-# evaluator. Each target runs for FUZZTIME (default 20s). A crasher is written to the package's
+# make fuzz: a short fuzzing run of the token path (CI-JWT verification), of the condition
+# evaluator and of the hand-written JSON fast paths against encoding/json. Each target runs for FUZZTIME (default 20s). A crasher is written to the package's
 # testdata/fuzz/<target>/ directory by `go test`, and from then on `go test` replays it: commit it
 # together with the fix.
 set -euo pipefail
@@ -23,8 +23,10 @@ fuzz() {
 missing=0
 fuzz server/internal/jwtverify FuzzVerify
 fuzz server/internal/connection FuzzEvaluateCondition
-# The claims decoder is our own for speed (BENCHMARKS.md); this keeps it equal to encoding/json.
+# The hand-written fast paths (BENCHMARKS.md, "Fast paths and their benchmarks"): the claims
+# decoder and the access-token claims encoder stay equal to encoding/json.
 fuzz server/internal/jwtverify FuzzDecodeObjectMatchesEncodingJSON
+fuzz server/internal/signing FuzzMintClaimsJSONIsWhatEncodingJSONWrites
 if [ "$missing" -gt 0 ]; then
 	echo "!! $missing fuzz target(s) missing" >&2
 	exit 1

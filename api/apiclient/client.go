@@ -252,6 +252,19 @@ func (c *Client) Introspect(ctx context.Context, token string) (*api.Introspecti
 	return &out, c.send(req, &out)
 }
 
+// Revoke revokes an access token (RFC 7009, POST /v1/revoke). The client's credential is either
+// that same access token (New(endpoint, accessToken): a CI job giving its token back) or a
+// security admin's API key. The server answers success whatever the token was.
+func (c *Client) Revoke(ctx context.Context, token string) error {
+	form := url.Values{"token": {token}}
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/revoke", nil, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.send(req, nil)
+}
+
 // ExchangeToken trades a CI JWT for an access token (RFC 8693). Refusals are *OAuthError.
 func (c *Client) ExchangeToken(ctx context.Context, connection, subjectToken string) (*api.TokenResponse, error) {
 	return c.Exchange(ctx, api.TokenRequest{Connection: connection, SubjectToken: subjectToken})

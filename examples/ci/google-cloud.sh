@@ -29,6 +29,8 @@ PATH="$PATH:$(go env GOPATH 2>/dev/null)/bin"
 # (GCE_METADATA_HOST overrides the host). A plain assignment so that `set -e` stops on a refusal.
 TRUSTGATE_ACCESS_TOKEN="$(trustgate exchange --from google --audience "$TRUSTGATE_AUDIENCE")"
 export TRUSTGATE_ACCESS_TOKEN
+# Give the token back when the script ends, however it ends (RFC 7009).
+trap 'trustgate revoke --token-env TRUSTGATE_ACCESS_TOKEN' EXIT
 
 # Use it: here, ask Trustgate who we are.
 curl -fsS -H "Authorization: Bearer $TRUSTGATE_ACCESS_TOKEN" "$TRUSTGATE_SERVER/v1/whoami"

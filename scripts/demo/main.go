@@ -2,7 +2,12 @@
 // a dev server and a dev OIDC issuer on loopback, the platform team's Terraform (devops key), a
 // test of the draft, the security team's Terraform (security key), a CI exchange with
 // `trustgate exchange`, whoami with the access token, and one refused exchange with its audit
-// event. It stops everything it started and exits non-zero on any failure.
+// event; then change control: the platform team changes the active connection (its plan shows a
+// proposal), the security team approves the proposal by fingerprint, and a CI job's exchange
+// follows the new rule. It stops everything it started and exits non-zero on any failure.
+//
+// The provider version comes from the Makefile (`make demo` passes -version $(VERSION)), the same
+// one `make build` put into the binary's name.
 package main
 
 import (
@@ -11,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -27,9 +33,33 @@ import (
 
 const connectionName = "github-deploy"
 
+// The GitHub ids of examples/quickstart/platform (owner_id, repository_id): the dev issuer's tokens
+// carry them as repository_owner_id and repository_id, as GitHub's do.
+const (
+	ownerID      = "61234567"
+	repositoryID = "812345678"
+)
+
+// The platform team's change in step 9: deployments from the release branch too. The demo makes
+// it in its copy of examples/quickstart/platform, as the team would in its workspace.
+const (
+	mainOnly = `  condition {
+    claim    = "ref"
+    operator = "equals"
+    value    = "refs/heads/main"
+  }`
+	mainOrRelease = `  condition {
+    claim    = "ref"
+    operator = "one_of"
+    values   = ["refs/heads/main", "refs/heads/release"]
+  }`
+)
+
 func main() {
+	version := flag.String("version", "", "provider version that `make build` built (bin/terraform-provider-trustgate_vVERSION); make demo passes the Makefile's VERSION")
+	flag.Parse()
 	start := time.Now()
-	if err := run(); err != nil {
+	if err := run(*version); err != nil {
 		fmt.Fprintf(os.Stderr, "\nDEMO FAILED: %v\n", err)
 		os.Exit(1)
 	}
@@ -45,7 +75,10 @@ type demo struct {
 func step(n int, title string)    { fmt.Printf("\n\033[1mStep %d. %s\033[0m\n", n, title) }
 func say(format string, a ...any) { fmt.Printf("   "+format+"\n", a...) }
 
-func run() error {
+func run(version string) error {
+	if version == "" {
+		return errors.New("no provider version: run `make demo`, which passes -version from the Makefile's VERSION")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	root, err := os.Getwd()
@@ -58,13 +91,13 @@ func run() error {
 	}
 	defer os.RemoveAll(d.work)
 	defer d.stopAll()
-	for _, b := range []string{"trustgate", "terraform-provider-trustgate_v0.1.0"} {
+	for _, b := range []string{"trustgate", "terraform-provider-trustgate_v" + version} {
 		if _, err := os.Stat(filepath.Join(d.bin, b)); err != nil {
 			return fmt.Errorf("%s is missing: run `make demo` (it builds first)", filepath.Join("bin", b))
 		}
 	}
 	if _, err := exec.LookPath("terraform"); err != nil {
-		return errors.New("terraform is not on PATH: install Terraform >= 1.11")
+		return errors.New("terraform is not on PATH: install Terraform >= 1.10")
 	}
 
 	step(1, "Start the Trustgate server with --dev (SQLite file, generated keys) on loopback")
@@ -121,16 +154,12 @@ func run() error {
 	say("connection %q is a %s; fingerprint %s", conn.Name, conn.Status, fingerprint)
 	say("effective conditions (preset first, then ours):")
 	for _, c := range conn.EffectiveConditions {
-		v := ""
-		if c.Value != nil {
-			v = *c.Value
-		}
-		say("  - %s %s %q", c.Claim, c.Operator, v)
+		say("  - %s %s %s", c.Claim, c.Operator, operand(c.Value, c.Values))
 	}
 
 	step(4, "Platform team tests the draft with a sample CI token (nothing is issued)")
-	good := map[string]any{"repository": "acme/app", "repository_owner": "acme", "ref": "refs/heads/main", "aud": server,
-		"sub": "repo:acme/app:ref:refs/heads/main"}
+	good := map[string]any{"repository": "acme/app", "repository_id": repositoryID, "repository_owner": "acme",
+		"repository_owner_id": ownerID, "ref": "refs/heads/main", "aud": server, "sub": "repo:acme/app:ref:refs/heads/main"}
 	token, err := mint(ctx, issuer, good)
 	if err != nil {
 		return err
@@ -172,7 +201,7 @@ func run() error {
 	if _, err := d.terraform(ctx, platform, append([]string{"plan", "-detailed-exitcode", "-input=false"}, tfvars...)...); err != nil {
 		return fmt.Errorf("the platform plan after activation should be empty: %w", err)
 	}
-	say("the platform team's next plan is empty; from now on a security admin owns the connection")
+	say("the platform team's next plan is empty; from now on its changes are proposals a security admin approves")
 
 	step(6, "CI job: mint a GitHub-shaped token and exchange it with `trustgate exchange`")
 	ciToken, err := mint(ctx, issuer, good)
@@ -193,14 +222,15 @@ func run() error {
 	}
 	say("kind=%s sub=%s connection=%s expires_at=%s", who.Kind, who.Sub, who.Connection, who.ExpiresAt.Format(time.RFC3339))
 
-	step(8, "A token from another repository is refused; the audit log says why")
-	bad := map[string]any{"repository": "evil/app", "repository_owner": "acme", "ref": "refs/heads/main", "aud": server}
+	step(8, "A token from another repository of the same owner is refused; the audit log says why")
+	bad := map[string]any{"repository": "acme/infra", "repository_id": "812345700", "repository_owner": "acme",
+		"repository_owner_id": ownerID, "ref": "refs/heads/main", "aud": server}
 	badToken, err := mint(ctx, issuer, bad)
 	if err != nil {
 		return err
 	}
 	if _, stderr, err := d.exchange(ctx, server, badToken); err == nil {
-		return errors.New("the token from evil/app was accepted")
+		return errors.New("the token from acme/infra was accepted")
 	} else {
 		say("trustgate exchange exited non-zero and said: %s", strings.TrimSpace(firstLine(stderr)))
 	}
@@ -216,8 +246,209 @@ func run() error {
 	if len(evs.Items) < 2 || evs.Items[0].Outcome != "denied" || evs.Items[1].Outcome != "granted" {
 		return errors.New("expected the denied and the granted exchange in the audit log")
 	}
-	step(9, "Stop the server and the issuer")
+
+	if err := d.changeControl(ctx, platform, security, server, issuer, securityKey, fingerprint, tfvars, good); err != nil {
+		return err
+	}
+	step(12, "Stop the server and the issuer")
 	return nil
+}
+
+// changeControl is the second half of the story (CONTRACT.md §1, change control): the platform team
+// changes the active connection, which stores a proposal while the live rule stays; the security
+// team sees it, approves it by fingerprint; CI jobs on the release branch then get tokens.
+func (d *demo) changeControl(ctx context.Context, platform, security, server, issuer, securityKey, liveFingerprint string,
+	tfvars []string, good map[string]any) error {
+	step(9, "Platform team: allow deployments from the release branch too; the plan shows a proposal")
+	mainTF := filepath.Join(platform, "main.tf")
+	b, err := os.ReadFile(mainTF)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(b, []byte(mainOnly)) {
+		return fmt.Errorf("examples/quickstart/platform/main.tf no longer has the ref condition the demo changes:\n%s", mainOnly)
+	}
+	if err := os.WriteFile(mainTF, bytes.Replace(b, []byte(mainOnly), []byte(mainOrRelease), 1), 0o600); err != nil {
+		return err
+	}
+	say("in main.tf, the ref condition becomes: operator = \"one_of\", values = [\"refs/heads/main\", \"refs/heads/release\"]")
+	plan, err := d.terraform(ctx, platform, append([]string{"plan", "-input=false"}, tfvars...)...)
+	if err != nil {
+		return err
+	}
+	say("terraform plan (platform workspace):")
+	for _, l := range planLines(plan) {
+		say("  | %s", l)
+	}
+	if !strings.Contains(plan, "proposal_pending") || !strings.Contains(plan, "This apply proposes a change") {
+		return errors.New("the platform plan does not show that the change becomes a proposal")
+	}
+	if _, err := d.terraform(ctx, platform, append([]string{"apply", "-auto-approve", "-input=false"}, tfvars...)...); err != nil {
+		return err
+	}
+	proposal, err := d.terraform(ctx, platform, "output", "-raw", "fingerprint")
+	if err != nil {
+		return err
+	}
+	live, err := d.terraform(ctx, platform, "output", "-raw", "live_fingerprint")
+	if err != nil {
+		return err
+	}
+	pending, err := d.terraform(ctx, platform, "output", "-raw", "proposal_pending")
+	if err != nil {
+		return err
+	}
+	say("applied: fingerprint %s (the proposal), live_fingerprint %s, proposal_pending %s", proposal, live, pending)
+	if live != liveFingerprint || proposal == liveFingerprint || pending != "true" {
+		return fmt.Errorf("after the apply: fingerprint %s, live_fingerprint %s (want %s), proposal_pending %s", proposal, live, liveFingerprint, pending)
+	}
+	if plan, err := d.terraform(ctx, platform, append([]string{"plan", "-detailed-exitcode", "-input=false"}, tfvars...)...); err != nil {
+		return fmt.Errorf("the platform plan after proposing should be empty: %w", err)
+	} else if strings.Contains(plan, "proposes a change") {
+		return fmt.Errorf("the empty platform plan still warns about a proposal:\n%s", plan)
+	}
+	say("the platform team's next plan is empty: its state describes the proposal")
+	release := map[string]any{}
+	for k, v := range good {
+		release[k] = v
+	}
+	release["ref"], release["sub"] = "refs/heads/release", "repo:acme/app:ref:refs/heads/release"
+	releaseToken, err := mint(ctx, issuer, release)
+	if err != nil {
+		return err
+	}
+	if _, stderr, err := d.exchange(ctx, server, releaseToken); err == nil {
+		return errors.New("a CI job on the release branch got a token before the proposal was approved")
+	} else {
+		say("a CI job on refs/heads/release is still refused (the live rule): %s", strings.TrimSpace(firstLine(stderr)))
+	}
+
+	step(10, "Security team: the proposal shows up; review it and approve it by its fingerprint")
+	secvars := []string{"-var", "endpoint=" + server, "-var", "api_key=" + securityKey}
+	plan, err = d.terraform(ctx, security, append([]string{"plan", "-input=false", "-var", "approved_fingerprint=" + liveFingerprint}, secvars...)...)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(plan, "Plan:") || !strings.Contains(plan, "A proposed change waits for review") {
+		return fmt.Errorf("the security plan should change nothing and warn about the proposal:\n%s", plan)
+	}
+	say("terraform plan (security workspace, approved_fingerprint still the live one): no changes to resources, and")
+	say("  | %s", warningLine(plan, `proposal_fingerprint = "" ->`))
+	say("  | %s", warningLine(plan, "Warning: A proposed change"))
+	sec, _ := apiclient.New(server, securityKey)
+	conn, err := sec.GetConnection(ctx, connectionName)
+	if err != nil {
+		return err
+	}
+	if conn.Proposal == nil || conn.Proposal.Fingerprint != proposal {
+		return fmt.Errorf("the server's pending proposal is %+v, want fingerprint %s", conn.Proposal, proposal)
+	}
+	say("the proposal's effective conditions (what approving it would enforce):")
+	for _, c := range conn.Proposal.EffectiveConditions {
+		say("  - %s %s %s", c.Claim, c.Operator, operand(c.Value, c.Values))
+	}
+	approve := append([]string{"-input=false", "-var", "approved_fingerprint=" + proposal}, secvars...)
+	plan, err = d.terraform(ctx, security, append([]string{"plan"}, approve...)...)
+	if err != nil {
+		return err
+	}
+	say("terraform plan with approved_fingerprint = the proposal's (security workspace):")
+	for _, l := range planLines(plan) {
+		say("  | %s", l)
+	}
+	if _, err := d.terraform(ctx, security, append([]string{"apply", "-auto-approve"}, approve...)...); err != nil {
+		return err
+	}
+	conn, err = sec.GetConnection(ctx, connectionName)
+	if err != nil {
+		return err
+	}
+	if conn.Fingerprint != proposal || conn.Proposal != nil || conn.Status != "active" {
+		return fmt.Errorf("after the approval: live %s (want %s), proposal %+v, status %s", conn.Fingerprint, proposal, conn.Proposal, conn.Status)
+	}
+	say("approved: connection %q enforces %s now (config_changed_by %s, still %s)", conn.Name, conn.Fingerprint, conn.ConfigChangedBy, conn.Status)
+
+	step(11, "CI job on the release branch: its exchange follows the new rule; both plans are empty")
+	releaseToken, err = mint(ctx, issuer, release)
+	if err != nil {
+		return err
+	}
+	access, stderr, err := d.exchange(ctx, server, releaseToken)
+	if err != nil {
+		return fmt.Errorf("the release branch's exchange failed after the approval: %v: %s", err, stderr)
+	}
+	say("a CI job on refs/heads/release got an access token (%d bytes)", len(access))
+	for _, ws := range []struct {
+		name, dir string
+		args      []string
+	}{{"platform", platform, append([]string{"plan", "-input=false"}, tfvars...)}, {"security", security, append([]string{"plan"}, approve...)}} {
+		plan, err := d.terraform(ctx, ws.dir, ws.args...)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(plan, "Plan:") || strings.Contains(plan, "Warning: A proposed change") {
+			return fmt.Errorf("the %s plan after the approval should change nothing:\n%s", ws.name, plan)
+		}
+		outputs := "its outputs are up to date"
+		if l := warningLine(plan, "live_fingerprint = "); strings.Contains(plan, "Changes to Outputs") && l != "" {
+			outputs = "only its outputs follow the server: " + l
+		}
+		say("terraform plan (%s workspace): no changes to resources; %s", ws.name, outputs)
+	}
+	return nil
+}
+
+// planLines is the part of a plan that a reviewer reads: the resource changes (a list of effective
+// conditions in one line), the summary line and the provider's warnings.
+func planLines(plan string) []string {
+	var out []string
+	in, list, items := false, "", 0
+	for _, l := range strings.Split(plan, "\n") {
+		t := strings.TrimRight(l, " ")
+		trimmed := strings.TrimSpace(t)
+		switch {
+		case list != "" && strings.HasPrefix(trimmed, "]"):
+			out = append(out, fmt.Sprintf("%s %d conditions %s", list, items, trimmed))
+			list, items = "", 0
+		case list != "":
+			if strings.HasPrefix(trimmed, "},") {
+				items++
+			}
+		case strings.HasPrefix(trimmed, "# trustgate_"):
+			in = true
+			out = append(out, t)
+		case strings.HasPrefix(t, "Plan:"):
+			in = false
+			out = append(out, t)
+		case strings.Contains(t, "Warning:") && !strings.Contains(t, "development overrides"):
+			out = append(out, strings.TrimSpace(strings.TrimLeft(t, "│╷╵ ")))
+		case in && strings.HasSuffix(t, "effective_conditions = ["):
+			list = t
+		case in && t != "":
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// warningLine is the first line of plan that contains s, trimmed of the diagnostic box.
+func warningLine(plan, s string) string {
+	for _, l := range strings.Split(plan, "\n") {
+		if strings.Contains(l, s) {
+			return strings.TrimSpace(strings.TrimLeft(l, "│╷╵ "))
+		}
+	}
+	return ""
+}
+
+func operand(v *string, vs []string) string {
+	if v != nil {
+		return fmt.Sprintf("%q", *v)
+	}
+	if vs != nil {
+		return fmt.Sprintf("%q", vs)
+	}
+	return ""
 }
 
 func firstLine(s string) string {

@@ -1,10 +1,14 @@
 // Package app wires a Trustgate server together from its configuration: store, signing keys,
-// connection catalog, audit writer, use cases and router, and runs it with graceful shutdown.
+// connection catalog, revoked tokens, audit writer, use cases and router, and runs it with
+// graceful shutdown. Three pollers keep a replica in step with the others: the connection
+// catalog, the signing-key ring and the revocation list, each reading one counter per poll.
 //
 // It is the one place where the concrete types meet the interfaces the packages declare for what
 // they need: *store.Store is admin.Storer, broker.Source, principal.Storer, audit.Sink and
-// audit.OnceSink, httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer is admin.Recorder
-// and broker.Recorder. The assertions below keep that true at compile time.
+// audit.OnceSink, httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer
+// is admin.Recorder and broker.Recorder. Two adapters translate the store's rows into the types of
+// the packages that use them: keyStore (signing.KeyStore) and revocationStore
+// (broker.RevocationStore). The assertions below keep all of that true at compile time.
 package app
 
 import (
@@ -20,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/broker"
@@ -40,6 +45,9 @@ var (
 	_ httpapi.Pinger   = (*store.Store)(nil)
 	_ admin.Recorder   = (*audit.Writer)(nil)
 	_ broker.Recorder  = (*audit.Writer)(nil)
+
+	_ signing.KeyStore       = keyStore{}
+	_ broker.RevocationStore = revocationStore{}
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -49,10 +57,18 @@ type Config struct {
 	// Audience is the default audience of the github and gitlab presets (default PublicURL).
 	Audience string
 	// KEK is the 32-byte key-encryption key for signing keys at rest.
-	KEK               []byte
-	AllowInsecureJWKS bool
-	// CatalogPoll is how often a replica looks for changes made through other replicas. It bounds
-	// how late a deactivation reaches this replica (CONTRACT.md §4 promises 1 second).
+	KEK []byte
+	// KEKPrevious, when set, also opens signing keys (the rolling restart after `trustgate kek
+	// rotate`); keys it opens are re-sealed under KEK.
+	KEKPrevious []byte
+	// SigningKeyRotation is how long a signing key signs before the next takes over (default
+	// 168h; CONTRACT.md §2).
+	SigningKeyRotation time.Duration
+	AllowInsecureJWKS  bool
+	// CatalogPoll is how often a replica looks for changes made through other replicas: the
+	// connection catalog, the signing keys and the revoked tokens. It bounds how late a
+	// deactivation, a withdrawn key or a revocation reaches this replica (CONTRACT.md §2–§4 promise
+	// 1 second).
 	CatalogPoll time.Duration
 	// Rate limits of the token endpoint, requests per second; 0 disables.
 	RatePerConnection float64
@@ -78,6 +94,8 @@ type App struct {
 	Catalog *broker.Catalog
 	Keys    *signing.KeyRing
 	Audit   *audit.Writer
+	// Revocations are this replica's revoked tokens (Refresh polls the database).
+	Revocations *broker.Revocations
 	// Principals runs the API-key use cases (CreateKey; the router authenticates through it).
 	Principals *principal.Service
 	Opts       connection.Options
@@ -114,11 +132,20 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 		}
 	}
 
-	keys, err := signing.LoadOrCreate(ctx, keyStore{st}, cfg.KEK)
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	keys, err := signing.Open(ctx, keyStore{st}, signing.KEKs{Current: cfg.KEK, Previous: cfg.KEKPrevious},
+		signing.Options{Rotation: cfg.SigningKeyRotation, Now: now, Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("loading the signing keys: %w (is TRUSTGATE_KEK the key this database was created with?)", err)
+		return nil, fmt.Errorf("loading the signing keys: %w", err)
 	}
 	keys.Issuer, keys.Audience = cfg.PublicURL, cfg.PublicURL
+	revocations, err := broker.NewRevocations(ctx, revocationStore{st}, now)
+	if err != nil {
+		return nil, fmt.Errorf("loading revoked tokens: %w", err)
+	}
 
 	catalog, err := broker.NewCatalog(ctx, st, opts)
 	if err != nil {
@@ -127,7 +154,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	aw := audit.NewWriter(st, auditOptions(st.Dialect()))
 	runCtx, stop := context.WithCancel(context.Background())
 	principals := &principal.Service{Store: st}
-	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Principals: principals, Opts: opts, Config: cfg, stop: stop}
+	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Revocations: revocations, Principals: principals, Opts: opts, Config: cfg, stop: stop}
 
 	refresh := func() {
 		if err := catalog.Refresh(runCtx); err != nil {
@@ -137,19 +164,23 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	jwks := jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS, Now: cfg.Now})
 	catalog.PruneJWKS(jwks)
 	verifier := jwtverify.NewVerifier(jwks, jwtverify.VerifierOptions{Now: cfg.Now})
-	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, PublicURL: cfg.PublicURL, Now: cfg.Now}
+	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, Revocations: revocations, PublicURL: cfg.PublicURL, Now: cfg.Now}
 	var limiter *httpapi.RateLimiter
 	if cfg.RatePerConnection > 0 || cfg.RatePerClient > 0 {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
 	}
+	registry := prometheus.NewRegistry()
+	registerKeyMetrics(registry, keys, now)
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
 		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now},
 		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
+		Registry: registry, Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
 
-	a.wg.Add(1)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
+	go func() { defer a.wg.Done(); keys.Run(runCtx, cfg.CatalogPoll) }()
+	go func() { defer a.wg.Done(); revocations.Run(runCtx, cfg.CatalogPoll) }()
 	a.wg.Add(1)
 	go func() { defer a.wg.Done(); a.cleanSingleUse(runCtx, cfg.SingleUseCleanup) }()
 	return a, nil
@@ -231,7 +262,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// keyStore adapts the store's signing-key rows to the signing package.
+// keyStore adapts the store's signing-key rows to the signing package (the types are identical).
 type keyStore struct{ st *store.Store }
 
 func (k keyStore) SigningKeys(ctx context.Context) ([]signing.StoredKey, error) {
@@ -239,8 +270,19 @@ func (k keyStore) SigningKeys(ctx context.Context) ([]signing.StoredKey, error) 
 	return toSigning(rows), err
 }
 
-func (k keyStore) CreateFirstSigningKey(ctx context.Context, key signing.StoredKey) ([]signing.StoredKey, error) {
-	rows, err := k.st.CreateFirstSigningKey(ctx, store.SigningKey(key))
+func (k keyStore) SigningKeysVersion(ctx context.Context) (int64, error) {
+	return k.st.SigningKeysVersion(ctx)
+}
+
+func (k keyStore) UpdateSigningKeys(ctx context.Context, plan func([]signing.StoredKey) ([]signing.StoredKey, []api.AuditEvent, error)) ([]signing.StoredKey, error) {
+	rows, err := k.st.UpdateSigningKeys(ctx, func(cur []store.SigningKey) ([]store.SigningKey, []api.AuditEvent, error) {
+		next, events, err := plan(toSigning(cur))
+		out := make([]store.SigningKey, len(next))
+		for i, n := range next {
+			out[i] = store.SigningKey(n)
+		}
+		return out, events, err
+	})
 	return toSigning(rows), err
 }
 
@@ -250,6 +292,49 @@ func toSigning(rows []store.SigningKey) []signing.StoredKey {
 		out[i] = signing.StoredKey(r)
 	}
 	return out
+}
+
+// KeyStore is the signing package's view of a store, for the commands that rotate keys on the
+// database while servers run (`trustgate keys rotate-signing`, `trustgate kek rotate`).
+func KeyStore(st *store.Store) signing.KeyStore { return keyStore{st} }
+
+// revocationStore adapts the store's revocations to the broker (the types are identical).
+type revocationStore struct{ st *store.Store }
+
+func (r revocationStore) RevokeToken(ctx context.Context, rev broker.Revocation, ev *api.AuditEvent) (bool, error) {
+	return r.st.RevokeToken(ctx, store.Revocation(rev), ev)
+}
+
+func (r revocationStore) RevocationsVersion(ctx context.Context) (int64, error) {
+	return r.st.RevocationsVersion(ctx)
+}
+
+func (r revocationStore) RevocationsSince(ctx context.Context, seq int64, now time.Time) ([]broker.Revocation, error) {
+	rows, err := r.st.RevocationsSince(ctx, seq, now)
+	out := make([]broker.Revocation, len(rows))
+	for i, row := range rows {
+		out[i] = broker.Revocation(row)
+	}
+	return out, err
+}
+
+func (r revocationStore) PurgeRevocations(ctx context.Context, now time.Time, limit int) (int64, error) {
+	return r.st.PurgeRevocations(ctx, now, limit)
+}
+
+// registerKeyMetrics exports the signing-key lifecycle as gauges, evaluated at each scrape.
+func registerKeyMetrics(reg *prometheus.Registry, keys *signing.KeyRing, now func() time.Time) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trustgate_signing_key_age_seconds",
+			Help: "How long the current access-token signing key has been signing."},
+			func() float64 { n := now(); return n.Sub(keys.Status(n).SignsSince).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trustgate_signing_key_next_rotation_seconds",
+			Help: "Seconds until the next signing key starts signing."},
+			func() float64 { n := now(); return keys.Status(n).NextRotation.Sub(n).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trustgate_signing_keys_published",
+			Help: "Number of signing keys published in the JWKS (current, next, and retired ones whose tokens may not have expired)."},
+			func() float64 { return float64(keys.Status(now()).Published) }),
+	)
 }
 
 // auditOptions tunes the audit writer to the store. On SQLite a commit's fsync and WAL page writes

@@ -119,7 +119,7 @@ func Run(ctx context.Context, c Config) (*Results, error) {
 	if c.SkipTerraform {
 		res.skip("Terraform at scale: skipped by flag")
 	} else if c.Terraform == "" {
-		res.skip("Terraform at scale: no terraform on PATH (install Terraform >= 1.11)")
+		res.skip("Terraform at scale: no terraform on PATH (install Terraform >= 1.10)")
 	} else if err := runTerraform(ctx, c, res); err != nil {
 		return res, err
 	}

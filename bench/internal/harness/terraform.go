@@ -49,6 +49,7 @@ resource "trustgate_workload_connection" "c" {
   description = "benchmark connection ${count.index}"
   token_ttl   = { amount = 30, unit = "minutes" }
   github {
+    owner_id   = "65"
     owner      = "octo-org"
     repository = "octo-org/repo-${count.index}"
   }
@@ -67,7 +68,7 @@ const terraformDataTF = `resource "terraform_data" "c" {
     name        = "tf-${count.index}"
     description = "benchmark connection ${count.index}"
     token_ttl   = { amount = 30, unit = "minutes" }
-    github      = { owner = "octo-org", repository = "octo-org/repo-${count.index}" }
+    github      = { owner_id = "65", owner = "octo-org", repository = "octo-org/repo-${count.index}" }
     condition   = [{ claim = "ref", operator = "equals", value = "refs/heads/main" }]
   }
 }

@@ -1,4 +1,7 @@
 # Platform team workspace: drafts a workload connection with the devops_admin key.
+# Once the security team has activated it, applying a changed configuration
+# stores a proposal: Trustgate keeps enforcing the live configuration until a
+# security admin approves the proposal's fingerprint.
 terraform {
   required_providers {
     trustgate = {
@@ -36,8 +39,10 @@ resource "trustgate_workload_connection" "deploy" {
   jwks_url    = var.jwks_url
 
   github {
-    owner      = "acme"
-    repository = "acme/app"
+    owner_id      = "61234567" # acme's numeric id: gh api orgs/acme --jq .id
+    owner         = "acme"
+    repository_id = "812345678" # gh api repos/acme/app --jq .id
+    repository    = "acme/app"
   }
 
   condition {
@@ -48,6 +53,16 @@ resource "trustgate_workload_connection" "deploy" {
 }
 
 output "fingerprint" {
-  description = "Give this to the security team: they approve exactly this configuration."
+  description = "Give this to the security team: they approve exactly this configuration (the pending proposal's, once the connection has been activated)."
   value       = trustgate_workload_connection.deploy.fingerprint
+}
+
+output "live_fingerprint" {
+  description = "The configuration Trustgate enforces now."
+  value       = trustgate_workload_connection.deploy.live_fingerprint
+}
+
+output "proposal_pending" {
+  description = "Whether a change waits for the security team's approval."
+  value       = trustgate_workload_connection.deploy.proposal_pending
 }

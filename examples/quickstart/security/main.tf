@@ -1,4 +1,6 @@
-# Security team workspace: approves (activates) the connection with its own security_admin key.
+# Security team workspace: approves (activates) the connection with its own
+# security_admin key, and later approves the changes the platform team proposes:
+# set approved_fingerprint to proposal_fingerprint once you have reviewed it.
 terraform {
   required_providers {
     trustgate = {
@@ -20,7 +22,7 @@ variable "api_key" {
 
 variable "approved_fingerprint" {
   type        = string
-  description = "The fingerprint the platform team showed you; activation is refused if the connection differs."
+  description = "The fingerprint you reviewed: the draft's to activate it, later a pending proposal's to approve it. Refused if the connection (or the proposal) changed since."
 }
 
 provider "trustgate" {
@@ -39,4 +41,14 @@ output "status" {
 
 output "activated_by" {
   value = trustgate_workload_connection_activation.deploy.activated_by
+}
+
+output "fingerprint" {
+  description = "The configuration Trustgate enforces now."
+  value       = trustgate_workload_connection_activation.deploy.fingerprint
+}
+
+output "proposal_fingerprint" {
+  description = "A change the platform team proposed, waiting for your review (empty when none)."
+  value       = trustgate_workload_connection_activation.deploy.proposal_fingerprint
 }

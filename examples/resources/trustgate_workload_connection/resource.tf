@@ -1,15 +1,21 @@
 # Platform workspace (devops_admin key). Each connection is created as a draft;
 # the security team activates it with trustgate_workload_connection_activation.
+# After that, applying a changed configuration stores a proposal that the
+# security team approves by its fingerprint.
 
-# GitHub Actions: deploys from the main branch of acme/app.
+# GitHub Actions: deploys from the main branch of acme/app. The owner and the
+# repository are pinned by their numeric ids, which no one else can ever get;
+# the names are pinned too.
 resource "trustgate_workload_connection" "deploy" {
   name        = "github-deploy"
   description = "Deploys from acme/app main"
   token_ttl   = { amount = 30, unit = "minutes" }
 
   github {
-    owner      = "acme"
-    repository = "acme/app"
+    owner_id      = "61234567" # gh api orgs/acme --jq .id
+    owner         = "acme"
+    repository_id = "812345678" # gh api repos/acme/app --jq .id
+    repository    = "acme/app"
   }
 
   condition {

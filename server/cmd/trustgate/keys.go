@@ -15,11 +15,11 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
 
-// keysCmd runs `trustgate keys create|list|revoke` on the database, which a server may be
+// keysCmd runs `trustgate keys create|list|revoke|rotate-signing` on the database, which a server may be
 // serving at the same time.
 func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: trustgate keys create --name NAME --role ROLE | keys list | keys revoke NAME")
+		return errors.New("usage: trustgate keys create --name NAME --role ROLE | keys list | keys revoke NAME | keys rotate-signing [--compromised]")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -29,8 +29,10 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return keysList(ctx, args, stdout, stderr)
 	case "revoke":
 		return keysRevoke(ctx, args, stdout, stderr)
+	case "rotate-signing":
+		return keysRotateSigning(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown keys command %q: use create, list or revoke", sub)
+	return fmt.Errorf("unknown keys command %q: use create, list, revoke or rotate-signing", sub)
 }
 
 // keysFlags are the flags of every keys subcommand: --database, and --name and --role, which

@@ -1,4 +1,5 @@
-// Command trustgate is the Trustgate server and its tools: serve, keys, exchange and dev-issuer.
+// Command trustgate is the Trustgate server and its tools: serve, keys, kek, exchange, revoke and
+// dev-issuer.
 // This file and its siblings only turn flags and environment into calls of the server packages.
 package main
 
@@ -24,7 +25,11 @@ Usage:
   trustgate keys create --name NAME --role ROLE
   trustgate keys list
   trustgate keys revoke NAME
+  trustgate keys rotate-signing [--compromised]   start the next signing key (now, if compromised)
+  trustgate kek rotate --new-kek-file F      re-seal the signing keys under a new key-encryption key
+  trustgate kek id [--kek-file F]            print the id of a key-encryption key
   trustgate exchange --server URL --connection NAME [--from github|gitlab|circleci|google|auto]
+  trustgate revoke --server URL --token-file F | --token-env VAR   give an access token back
   trustgate dev-issuer serve|mint [flags]    local OIDC issuer for demos and tests
   trustgate version
 
@@ -35,7 +40,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		// `trustgate exchange` has already written its reason to stderr.
+		// `trustgate exchange` and `trustgate revoke` have already written their reason to stderr.
 		var reported *ciclient.ReportedError
 		if !errors.As(err, &reported) {
 			fmt.Fprintln(os.Stderr, "trustgate:", err)
@@ -54,8 +59,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveCmd(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args[1:], stdout, stderr)
+	case "kek":
+		return kekCmd(ctx, args[1:], stdout, stderr)
 	case "exchange":
 		return exchangeCmd(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		return revokeCmd(ctx, args[1:], stdout, stderr)
 	case "dev-issuer":
 		return devIssuerCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

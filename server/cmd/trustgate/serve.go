@@ -36,8 +36,12 @@ type serveConfig struct {
 	publicURL string
 	audience  string
 	// kek is the key-encryption key from --kek-file or TRUSTGATE_KEK; nil only with dev, whose
-	// key run reads or creates beside the database.
+	// key run reads or creates beside the database. kekPrevious (--kek-previous-file or
+	// TRUSTGATE_KEK_PREVIOUS) also opens signing keys, during the rolling restart after `trustgate
+	// kek rotate`.
 	kek               []byte
+	kekPrevious       []byte
+	signingRotation   time.Duration
 	dev               bool
 	allowInsecureJWKS bool
 	logLevel          slog.Level
@@ -61,7 +65,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // log level or format, an unreadable or malformed key-encryption key, or none outside --dev.
 func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	var c serveConfig
-	var kekFile, logLevel, trustedProxies string
+	var kekFile, kekPreviousFile, logLevel, trustedProxies string
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to listen on (TRUSTGATE_LISTEN)")
@@ -69,6 +73,8 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.publicURL, "public-url", "", "issuer of access tokens (TRUSTGATE_PUBLIC_URL; default http://<listen>)")
 	fs.StringVar(&c.audience, "audience", "", "default audience of the github and gitlab presets (TRUSTGATE_AUDIENCE; default the public URL)")
 	fs.StringVar(&kekFile, "kek-file", "", "file holding the base64 32-byte key-encryption key (else TRUSTGATE_KEK)")
+	fs.StringVar(&kekPreviousFile, "kek-previous-file", "", "file holding the previous key-encryption key, during the rolling restart after `trustgate kek rotate` (else TRUSTGATE_KEK_PREVIOUS)")
+	fs.DurationVar(&c.signingRotation, "signing-key-rotation", signing.DefaultRotation, "how long an access-token signing key signs before the next takes over; at least 1h (TRUSTGATE_SIGNING_KEY_ROTATION)")
 	fs.BoolVar(&c.allowInsecureJWKS, "allow-insecure-jwks", false, "allow http and loopback/private JWKS URLs, for tests and demos (TRUSTGATE_ALLOW_INSECURE_JWKS)")
 	fs.BoolVar(&c.dev, "dev", false, "first-run mode: SQLite in the working directory, generated KEK beside it, insecure JWKS allowed, bootstrap keys printed once")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (TRUSTGATE_LOG_LEVEL)")
@@ -87,6 +93,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 		"log-level": "TRUSTGATE_LOG_LEVEL", "log-format": "TRUSTGATE_LOG_FORMAT",
 		"rate-limit-connection": "TRUSTGATE_RATE_LIMIT_CONNECTION", "rate-limit-client": "TRUSTGATE_RATE_LIMIT_CLIENT",
 		"rate-limit-burst": "TRUSTGATE_RATE_LIMIT_BURST", "trusted-proxies": "TRUSTGATE_TRUSTED_PROXIES",
+		"signing-key-rotation": "TRUSTGATE_SIGNING_KEY_ROTATION",
 	}); err != nil {
 		return c, err
 	}
@@ -96,8 +103,14 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("--log-format %q: use text or json", c.logFormat)
 	}
+	if c.signingRotation < signing.MinRotation {
+		return c, fmt.Errorf("--signing-key-rotation %s: use at least %s (a new key is published %s before it signs)", c.signingRotation, signing.MinRotation, signing.PublishLead)
+	}
 	var err error
 	if c.kek, err = configuredKEK(kekFile, c.dev); err != nil {
+		return c, err
+	}
+	if c.kekPrevious, err = readKEK("kek-previous-file", kekPreviousFile, "TRUSTGATE_KEK_PREVIOUS"); err != nil {
 		return c, err
 	}
 	if c.dev {
@@ -167,7 +180,8 @@ func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	a, err := app.New(ctx, app.Config{
-		PublicURL: strings.TrimRight(c.publicURL, "/"), Audience: c.audience, KEK: c.kek, AllowInsecureJWKS: c.allowInsecureJWKS,
+		PublicURL: strings.TrimRight(c.publicURL, "/"), Audience: c.audience, KEK: c.kek, KEKPrevious: c.kekPrevious,
+		SigningKeyRotation: c.signingRotation, AllowInsecureJWKS: c.allowInsecureJWKS,
 		RatePerConnection: c.ratePerConnection, RatePerClient: c.ratePerClient, RateBurst: c.rateBurst, Logger: logger,
 		TrustedProxies: c.trustedProxies,
 	}, st)

@@ -115,13 +115,15 @@ func (f *fixture) last(t *testing.T) api.AuditEvent {
 	return evs[0]
 }
 
-func wantKind(t *testing.T, err error, kind connection.Kind) *connection.Error {
+// wantKind fails the test unless err is a domain refusal of kind, and returns it (as a value, so
+// that callers who only assert the kind need not use it).
+func wantKind(t *testing.T, err error, kind connection.Kind) connection.Error {
 	t.Helper()
 	var de *connection.Error
 	if !errors.As(err, &de) || de.Kind != kind {
 		t.Fatalf("error = %v (%T), want a %s refusal", err, err, kind)
 	}
-	return de
+	return *de
 }
 
 func wantRefusalAudited(t *testing.T, ev api.AuditEvent, actor admin.Actor, action, connName string) {

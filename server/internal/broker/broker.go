@@ -1,15 +1,19 @@
-// Package broker trades CI JWTs for Trustgate access tokens (CONTRACT.md §4). It joins the connection
-// catalog (which connection, is it active), the JWT verifier (is the JWT good and does it meet
-// the conditions), the signing key ring (mint) and the audit trail (a granted exchange is durable
-// before the token leaves). It knows nothing of HTTP.
+// Package broker trades CI JWTs for Trustgate access tokens (CONTRACT.md §4), tells whom an access
+// token names (Workload: introspection and whoami) and revokes access tokens (RFC 7009,
+// revocation.go). It joins the connection catalog (which connection, is it active), the JWT
+// verifier (is the JWT good and does it meet the conditions), the signing key ring (mint, verify),
+// the revoked tokens and the audit trail (a granted exchange is durable before the token leaves).
+// It knows nothing of HTTP.
 //
 // # The boundary
 //
-// broker declares the two interfaces it needs and nothing more: Source, what the Catalog reads
-// (*store.Store implements it), and Recorder, the durable audit trail (*audit.Writer implements
-// it). server/app wires the concrete types in; broker never imports the store. An exchange reads
-// no database: it looks its connection up in the Catalog's in-memory snapshot, and its one
-// interface call is Recorder.Record.
+// broker declares the interfaces it needs and nothing more: Source, what the Catalog reads
+// (*store.Store implements it), RevocationStore, where revocations are kept (*store.Store through
+// server/app's adapter), and Recorder, the durable audit trail (*audit.Writer implements it).
+// server/app wires the concrete types in; broker never imports the store. An exchange reads no
+// database: it looks its connection up in the Catalog's in-memory snapshot, and its one interface
+// call is Recorder.Record. Workload reads no database either: revoked tokens are held in memory
+// (Revocations) and refreshed by polling.
 package broker
 
 import (
@@ -42,6 +46,8 @@ type Broker struct {
 	Verifier *jwtverify.Verifier
 	Keys     *signing.KeyRing
 	Audit    Recorder
+	// Revocations are the revoked tokens Workload refuses, and where Revoke stores one.
+	Revocations *Revocations
 	// PublicURL is the issuer and audience of access tokens.
 	PublicURL string
 	Now       func() time.Time
@@ -240,13 +246,17 @@ var ErrRetired = errors.New("the access token was issued before its connection w
 // ErrInactive means an access token is well signed but its connection no longer issues tokens.
 var ErrInactive = errors.New("the access token's connection is no longer active")
 
+// ErrRevoked means the access token was revoked (POST /v1/revoke).
+var ErrRevoked = errors.New("the access token was revoked")
+
 // ErrAudience means an access token's aud is not one its connection allows (any more).
 var ErrAudience = errors.New("the access token's audience is not one its connection issues tokens for")
 
 // Workload validates an access token issued by this server and reports whom it names, or an error
-// when it is expired, not ours, its connection is no longer active, or its aud is not one its
-// connection allows: whatever aud it was issued for, the token is "issued by this server for a
-// connection that allows this aud".
+// when it is expired, not ours, signed by a withdrawn key (signing.ErrWithdrawn), revoked, its
+// connection is no longer active, or its aud is not one its connection allows: whatever aud it was
+// issued for, the token is "issued by this server for a connection that allows this aud". It reads
+// no database.
 func (b *Broker) Workload(token string) (*signing.AccessClaims, error) {
 	claims, err := b.Keys.Verify(token, b.now())
 	if err != nil {
@@ -254,6 +264,9 @@ func (b *Broker) Workload(token string) (*signing.AccessClaims, error) {
 	}
 	if claims.Issuer != b.PublicURL {
 		return nil, errors.New("the access token was issued by another server")
+	}
+	if b.Revocations != nil && b.Revocations.Revoked(claims.ID) {
+		return nil, ErrRevoked
 	}
 	e := b.Catalog.ByID(claims.ConnectionID)
 	if e == nil || !e.Active() {

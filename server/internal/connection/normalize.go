@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -21,10 +20,9 @@ var (
 	githubRepoPattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 	// URL path-segment safe identifiers (enterprise_slug, organization_id).
 	slugPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`)
-	decimalPattern = regexp.MustCompile(`^[0-9]{1,32}$`)
+	decimalPattern = regexp.MustCompile(api.DecimalIDPattern)
 	// One GitLab namespace path segment.
 	gitlabSegment = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$`)
-	hostLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	// Names of the access token's mapped claims.
 	claimMappingName = regexp.MustCompile(api.ClaimMappingNamePattern)
 )
@@ -479,37 +477,9 @@ func checkAudience(field, aud string, opts Options, fe *fieldErrors) {
 	}
 }
 
-// checkHost validates a host name with an optional port, as used in gitlab.domain.
-func checkHost(hostport string) string {
-	if strings.ContainsAny(hostport, "/?#@\\ \t\r\n%") {
-		return fmt.Sprintf("must be a host name such as gitlab.example.com, without scheme, path or credentials; got %q", hostport)
-	}
-	host, port := hostport, ""
-	if h, p, err := net.SplitHostPort(hostport); err == nil {
-		host, port = h, p
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
-			return fmt.Sprintf("has an invalid port %q", port)
-		}
-	} else if strings.Contains(hostport, ":") {
-		return fmt.Sprintf("must be a host name with an optional port, such as gitlab.example.com:8443 (an IPv6 address in brackets); got %q", hostport)
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return "" // an IP literal; checkJWKSURL decides whether it is allowed
-	}
-	if len(host) > 253 {
-		return "is longer than 253 characters"
-	}
-	if host != strings.ToLower(host) {
-		return fmt.Sprintf("must be lowercase, as it appears in the tokens' iss claim: %q", strings.ToLower(host))
-	}
-	for _, label := range strings.Split(host, ".") {
-		if !hostLabel.MatchString(label) {
-			return fmt.Sprintf("must be a host name such as gitlab.example.com (lowercase letters, digits, hyphens and dots, no scheme or path); got %q", hostport)
-		}
-	}
-	return ""
-}
+// checkHost validates a host name with an optional port (gitlab.domain, github.host): the rule
+// lives in api.HostProblem, which the provider's plan-time validator uses too.
+func checkHost(hostport string) string { return api.HostProblem(hostport) }
 
 func checkGitLabPath(p string) string {
 	if len(p) > maxShortText {

@@ -26,6 +26,9 @@ const (
 	ActionTest      Action = "test"
 	ActionImpact    Action = "impact"
 	ActionReadAudit Action = "read_audit"
+	// ActionRevokeToken is revoking another's access token (POST /v1/revoke with an API key; a
+	// token revoking itself needs no role).
+	ActionRevokeToken Action = "revoke_token"
 )
 
 // PatchAction is the action a PATCH of c is: an update while c has never been activated, a
@@ -114,6 +117,15 @@ func Authorize(role string, action Action, c *Connection) error {
 			return Forbidden("only a security admin may activate or deactivate a workload connection (split duty): ask a security admin to review and activate it")
 		default:
 			return Forbidden("auditors have read-only access and may not change a connection's status")
+		}
+	case ActionRevokeToken:
+		switch role {
+		case api.RoleSecurityAdmin:
+			return nil
+		case api.RoleDevOpsAdmin:
+			return Forbidden("only a security admin may revoke an access token with an API key: ask a security admin, or have the CI job revoke its own token with the token itself (trustgate revoke)")
+		default:
+			return Forbidden("auditors have read-only access and may not revoke access tokens")
 		}
 	case ActionTest:
 		if role == api.RoleAuditor {

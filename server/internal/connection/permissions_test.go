@@ -104,6 +104,9 @@ func TestAuthorizeMatrix(t *testing.T) {
 		{dev, ActionReadAudit, nil, "ok"},
 		{sec, ActionReadAudit, nil, "ok"},
 		{aud, ActionReadAudit, nil, "ok"},
+		{sec, ActionRevokeToken, nil, "ok"},
+		{dev, ActionRevokeToken, nil, "forbidden"},
+		{aud, ActionRevokeToken, nil, "forbidden"},
 
 		{"root", ActionRead, nil, "forbidden"},
 		{"", ActionRead, nil, "forbidden"},

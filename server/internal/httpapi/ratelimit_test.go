@@ -3,7 +3,6 @@ package httpapi
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -91,8 +90,13 @@ func TestClientTableEvictsOnlyIdleBuckets(t *testing.T) {
 	// Three addresses that land in one shard.
 	var same []string
 	var shard *clientShard
+	// 64 shards: about 3 × 64 addresses are needed; a /16 leaves no chance of running out (the
+	// shard seed is random per limiter, so a fixed small range could come up short).
 	for i := 0; len(same) < 3; i++ {
-		ip := "192.0.2." + strconv.Itoa(i)
+		if i > 0xffff {
+			t.Fatal("no three addresses of 10.0.0.0/16 share a shard")
+		}
+		ip := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String()
 		s := &l.clients[shardIndex(l, clientKeyOf(ip))]
 		if shard == nil {
 			shard = s

@@ -112,6 +112,7 @@ func NewRouter(d Deps) *gin.Engine {
 	r.POST("/v1/token", h.limitToken, h.token)
 	r.POST("/v1/introspect", h.authPrincipal, h.introspect)
 	r.GET("/v1/whoami", h.whoami)
+	r.POST("/v1/revoke", h.revoke)
 
 	v1 := r.Group("/v1", h.authPrincipal, h.rejectUnstorable)
 	v1.POST("/workload-connections", h.createConnection)

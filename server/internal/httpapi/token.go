@@ -13,6 +13,7 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/broker"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 )
 
 // oauthError writes an RFC 6749 §5.2 error.
@@ -142,6 +143,10 @@ func (h *handlers) whoami(c *gin.Context) {
 			detail = "the access token's workload connection is no longer active"
 		case errors.Is(err, broker.ErrRetired):
 			detail = "the access token was issued before its workload connection was last deactivated, so it is retired for good: exchange a fresh CI token"
+		case errors.Is(err, broker.ErrRevoked):
+			detail = "the access token was revoked: exchange a fresh CI token"
+		case errors.Is(err, signing.ErrWithdrawn):
+			detail = "the access token was signed by a key withdrawn after a compromise: exchange a fresh CI token"
 		case errors.Is(err, broker.ErrAudience):
 			detail = "the access token's audience is no longer one its workload connection issues tokens for (its token_audience changed): exchange a fresh CI token"
 		}
@@ -166,6 +171,7 @@ func (h *handlers) openidConfiguration(c *gin.Context) {
 		"jwks_uri":                              base + "/.well-known/jwks.json",
 		"token_endpoint":                        base + "/v1/token",
 		"introspection_endpoint":                base + "/v1/introspect",
+		"revocation_endpoint":                   base + "/v1/revoke",
 		"grant_types_supported":                 []string{api.GrantTypeTokenExchange},
 		"id_token_signing_alg_values_supported": []string{"ES256"},
 		"token_endpoint_auth_methods_supported": []string{"none"},

@@ -2,6 +2,7 @@ package jwtverify
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
@@ -58,6 +59,48 @@ func benchParse(b *testing.B, tok string) {
 	if _, _, _, _, _, err := parseCompact(tok); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkDecodeClaims is what the hand-written decoder of jsonobj.go is for: the header and
+// claims of a GitHub-shaped token (27 claims) decoded by decodeHeader + decodeObject, and by the
+// encoding/json Decoder with UseNumber that it replaces (decodeObjectStdlib, the reference of
+// TestDecodeObjectMatchesEncodingJSON and FuzzDecodeObjectMatchesEncodingJSON).
+func BenchmarkDecodeClaims(b *testing.B) {
+	_, tok := githubBench(b)
+	h, rest, _ := strings.Cut(tok, ".")
+	p, _, _ := strings.Cut(rest, ".")
+	header, err := b64.DecodeString(h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload, err := b64.DecodeString(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("decodeObject", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			// parseCompact decodes from one string holding header and payload.
+			text := string(header) + string(payload)
+			if _, err := decodeHeader(text[:len(header)]); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := decodeObject(text[len(header):]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeObjectStdlib(header); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := decodeObjectStdlib(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkVerifyGitHubTokenByDiscovery is BenchmarkVerifyGitHubToken with the keys found through

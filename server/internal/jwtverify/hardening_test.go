@@ -289,7 +289,7 @@ func TestJWKSCacheForgettingAURLDuringItsFetchKeepsCountsExact(t *testing.T) {
 func noAddress(t *testing.T, what, text string) {
 	t.Helper()
 	for _, tok := range strings.FieldsFunc(text, func(r rune) bool {
-		return !(r == '.' || r == ':' || r == '[' || r == ']' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'f') || (r >= 'A' && r <= 'F'))
+		return r != '.' && r != ':' && r != '[' && r != ']' && (r < '0' || r > '9') && (r < 'a' || r > 'f') && (r < 'A' || r > 'F')
 	}) {
 		for _, cand := range []string{tok, strings.Trim(tok, "[]:."), hostOf(tok)} {
 			if a, err := netip.ParseAddr(cand); err == nil && (a.Is4() || strings.Count(cand, ":") >= 2) {

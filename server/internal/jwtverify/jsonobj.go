@@ -18,8 +18,11 @@ import (
 //   - the same grammar (RFC 8259), whitespace (space, tab, CR, LF) and nesting limit (10000).
 //
 // It works on a string holding the decoded segment, so member names and string values without
-// escapes are substrings of it and cost no allocation. FuzzDecodeObjectMatchesEncodingJSON keeps
-// it equal to encoding/json.
+// escapes are substrings of it and cost no allocation. It exists because every token exchange
+// decodes a CI token this way: BenchmarkDecodeClaims runs it beside the encoding/json decoding it
+// replaces (figures in BENCHMARKS.md, "Fast paths and their benchmarks"), and
+// TestDecodeObjectMatchesEncodingJSON and FuzzDecodeObjectMatchesEncodingJSON keep it equal to
+// encoding/json.
 
 // maxNestingDepth is encoding/json's limit.
 const maxNestingDepth = 10000

@@ -104,7 +104,7 @@ func TestMintedAudiencesAndClaimsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return &ring.current.priv.PublicKey, nil },
+	parsed, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return ring.currentKey().pub, nil },
 		jwt.WithValidMethods([]string{"ES256"}), jwt.WithAudience("https://artifacts.example"))
 	if err != nil {
 		t.Fatalf("third-party verification with one of the audiences: %v", err)

@@ -11,10 +11,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,27 +27,38 @@ import (
 // Algorithm is the only algorithm of access tokens.
 const Algorithm = "ES256"
 
-// StoredKey is a signing key as the store keeps it (identical to store.SigningKey).
+// StoredKey is a signing key as the store keeps it (identical to store.SigningKey). ActivatesAt is
+// when it starts signing (zero for keys stored before the lifecycle: their creation); WithdrawnAt
+// is set once it has been withdrawn; SealedPrivate is empty once the key can never sign again.
 type StoredKey struct {
 	KID           string
 	Algorithm     string
 	PublicJWK     []byte
 	SealedPrivate []byte
+	KEKID         string
 	CreatedAt     time.Time
+	ActivatesAt   time.Time
+	WithdrawnAt   *time.Time
 }
 
-// KeyStore persists signing keys. CreateFirstSigningKey inserts k only when no signing key exists
-// yet (atomically, so that replicas starting together agree on one key) and returns the keys that
-// exist afterwards.
+// KeyStore persists signing keys, shared by every replica. UpdateSigningKeys runs plan on the
+// stored keys in a transaction that no other plan runs beside (on any replica), stores the keys
+// it returns (adding new ones, updating lifecycle times, sealed keys and KEK ids) with its audit
+// events, moves the version when anything changed, and returns the keys stored afterwards.
 type KeyStore interface {
 	SigningKeys(ctx context.Context) ([]StoredKey, error)
-	CreateFirstSigningKey(ctx context.Context, k StoredKey) ([]StoredKey, error)
+	SigningKeysVersion(ctx context.Context) (int64, error)
+	UpdateSigningKeys(ctx context.Context, plan func(current []StoredKey) ([]StoredKey, []api.AuditEvent, error)) ([]StoredKey, error)
 }
 
-// Errors of Verify.
+// Errors of Verify and Mint.
 var (
 	ErrInvalidToken = errors.New("signing: invalid access token")
 	ErrExpired      = errors.New("signing: access token expired")
+	// ErrWithdrawn: the token was signed by a key withdrawn after a compromise.
+	ErrWithdrawn = fmt.Errorf("%w: its signing key was withdrawn", ErrInvalidToken)
+	// ErrNoSigningKey: this server holds no key that may sign now (see the server log).
+	ErrNoSigningKey = errors.New("signing: no usable signing key: the key that signs now could not be opened (see the server log)")
 )
 
 // AccessClaims are the claims of an access token (CONTRACT.md §4).
@@ -82,51 +95,330 @@ type wireClaims struct {
 	Claims map[string]any `json:"claims,omitzero"`
 }
 
+// ringKey is a published key as the ring uses it. It never changes once built.
 type ringKey struct {
-	kid     string
-	priv    *ecdsa.PrivateKey
-	header  string // base64url of the JOSE header, precomputed
-	created time.Time
+	kid    string
+	priv   *ecdsa.PrivateKey // nil when this server does not hold it: a retired key verifies only
+	pub    *ecdsa.PublicKey
+	header string // base64url of the JOSE header, precomputed
 }
 
-// KeyRing signs access tokens with the newest key and verifies with any key it holds.
-// Set Issuer and Audience (the public URL) before calling Verify: Verify refuses every token while
-// they are empty.
+// ringState is what the ring serves between two evaluations of the lifecycle: readers load it
+// atomically, so minting and verifying never wait for a refresh.
+type ringState struct {
+	signer *ringKey // signs now; nil before the first key's activation (clock skew)
+	next   *ringKey // the published key that signs from nextAt, if any
+	nextAt time.Time
+	// signerSince is when signer started signing; rotation the period of the schedule (0: none).
+	signerSince time.Time
+	rotation    time.Duration
+	byKID       map[string]*ringKey // every published key
+	withdrawn   map[string]bool
+	jwks        []byte
+}
+
+// keyAt is the key that signs a token issued at t: the signer, or the next key once its time has
+// come (between two evaluations, so that no replica signs with a key after its last signing time).
+func (s *ringState) keyAt(t time.Time) *ringKey {
+	if s.next != nil && (s.signer == nil || !t.Before(s.nextAt)) {
+		return s.next
+	}
+	return s.signer
+}
+
+// KeyRing signs access tokens with the current key and verifies them with any published key
+// (lifecycle.go says which those are). Set Issuer and Audience (the public URL) before calling
+// Verify: Verify refuses every token while they are empty.
+//
+// A ring from Open follows the store: Refresh (Run, on a ticker) reloads the keys when another
+// replica or command changed them, evaluates the lifecycle at the clock's time, and does what is
+// due (creates the next key, erases retired private keys). A ring from NewKeyRing is fixed.
 type KeyRing struct {
 	Issuer   string
 	Audience string
 
-	current *ringKey
-	byKID   map[string]*ringKey
-	jwks    []byte
+	state atomic.Pointer[ringState]
+
+	src      KeyStore // nil for a fixed ring
+	keks     KEKs
+	rotation time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+
+	mu       sync.Mutex // serialises Refresh; guards the fields below
+	rows     []StoredKey
+	version  int64
+	built    map[string]*ringKey // every key built so far, by kid
+	reported map[string]bool     // keys whose failure to open has been logged
 }
 
-// LoadOrCreate loads every signing key from ks and decrypts it with kek; on an empty store it
-// creates one ES256 key (race-safe: if another replica wins, its key is used).
-func LoadOrCreate(ctx context.Context, ks KeyStore, kek []byte) (*KeyRing, error) {
-	if len(kek) != KEKSize {
-		return nil, fmt.Errorf("signing: key-encryption key must be %d bytes, got %d", KEKSize, len(kek))
+// Options configure a ring that follows the store.
+type Options struct {
+	// Rotation is how long a key signs before the next one takes over (default DefaultRotation;
+	// at least MinRotation).
+	Rotation time.Duration
+	// Now is the clock the lifecycle is evaluated with (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Open loads the signing keys from ks and makes the ring that follows them. On an empty store it
+// creates the first key (race-safe: replicas starting together agree on one). It refuses, with
+// an error that names the KEK to supply (*WrongKEKError), when the key that signs now or next
+// cannot be opened with keks: a server must never paper over a wrong KEK by minting with a new
+// key. Then it does whatever the lifecycle says is due.
+func Open(ctx context.Context, ks KeyStore, keks KEKs, o Options) (*KeyRing, error) {
+	if err := keks.validate(); err != nil {
+		return nil, err
 	}
-	stored, err := ks.SigningKeys(ctx)
-	if err != nil {
+	if o.Rotation == 0 {
+		o.Rotation = DefaultRotation
+	}
+	if o.Rotation < MinRotation {
+		return nil, fmt.Errorf("signing: the signing-key rotation period %s is shorter than %s: a new key is published %s before it signs", o.Rotation, MinRotation, PublishLead)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	k := &KeyRing{src: ks, keks: keks, rotation: o.Rotation, now: o.Now, log: o.Logger,
+		built: map[string]*ringKey{}, reported: map[string]bool{}}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var err error
+	if k.version, err = ks.SigningKeysVersion(ctx); err != nil {
+		return nil, fmt.Errorf("signing: reading the signing-key version: %w", err)
+	}
+	if k.rows, err = ks.SigningKeys(ctx); err != nil {
 		return nil, fmt.Errorf("signing: loading signing keys: %w", err)
 	}
-	if len(stored) == 0 {
-		k, err := NewStoredKey(kek, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		if stored, err = ks.CreateFirstSigningKey(ctx, k); err != nil {
-			return nil, fmt.Errorf("signing: storing the first signing key: %w", err)
-		}
-		if len(stored) == 0 {
-			return nil, errors.New("signing: the store returned no signing key after creating one")
-		}
+	now := k.now()
+	if err := checkOpens(k.rows, now, keks); err != nil {
+		return nil, err
 	}
-	return NewKeyRing(stored, kek)
+	if err := k.maintain(ctx, now); err != nil {
+		return nil, err
+	}
+	if err := k.install(now, true); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
-// NewStoredKey generates a new ES256 key sealed under kek.
+// checkOpens opens the keys that sign now and next: proof that keks is this database's.
+func checkOpens(rows []StoredKey, now time.Time, keks KEKs) error {
+	s := evaluate(rows, now)
+	for _, sk := range []*StoredKey{s.signer, s.next} {
+		if sk == nil {
+			continue
+		}
+		if _, err := keks.open(*sk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Refresh brings the ring up to date at the clock's time: it reloads the keys if the store's
+// version moved (a rotation by another replica or by a command), does what the lifecycle says is
+// due, and installs what is published and who signs. Replicas call it on a ticker (Run), which
+// bounds how late a withdrawal reaches them.
+func (k *KeyRing) Refresh(ctx context.Context) error {
+	if k.src == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v, err := k.src.SigningKeysVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("signing: reading the signing-key version: %w", err)
+	}
+	if v != k.version {
+		rows, err := k.src.SigningKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("signing: loading signing keys: %w", err)
+		}
+		k.rows, k.version = rows, v
+	}
+	now := k.now()
+	if err := k.maintain(ctx, now); err != nil {
+		// Keep serving with the keys as they are; the next refresh tries again.
+		k.log.WarnContext(ctx, "signing-key maintenance failed; will retry", "error", err)
+	}
+	return k.install(now, false)
+}
+
+// Run refreshes the ring every interval until ctx ends.
+func (k *KeyRing) Run(ctx context.Context, every time.Duration) {
+	if k.src == nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := k.Refresh(ctx); err != nil && ctx.Err() == nil {
+				k.log.WarnContext(ctx, "signing-key refresh failed; keeping the current keys", "error", err)
+			}
+		}
+	}
+}
+
+// maintain runs the maintenance plan when something is due at now (k.mu held). Nothing is
+// written otherwise: an idle refresh is one read of the version.
+func (k *KeyRing) maintain(ctx context.Context, now time.Time) error {
+	if !k.maintenanceDue(now) {
+		return nil
+	}
+	rows, err := k.src.UpdateSigningKeys(ctx, func(cur []StoredKey) ([]StoredKey, []api.AuditEvent, error) {
+		return maintain(cur, now, k.rotation, k.keks)
+	})
+	if err != nil {
+		return fmt.Errorf("signing: signing-key maintenance: %w", err)
+	}
+	k.rows = rows // the version moved; the next refresh reads it and the same rows again
+	return nil
+}
+
+// maintenanceDue reports whether the maintenance plan would change anything at now: a key to
+// create, a private part to erase, or a key this server opened with a KEK other than its current
+// one (to re-seal).
+func (k *KeyRing) maintenanceDue(now time.Time) bool {
+	s := evaluate(k.rows, now)
+	if due, _ := s.nextKeyDue(now, k.rotation); due || len(s.erasable) > 0 {
+		return true
+	}
+	id := k.keks.id()
+	for _, r := range k.rows {
+		if len(r.SealedPrivate) > 0 && r.KEKID != id {
+			if rk := k.built[r.KID]; rk != nil && rk.priv != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// install evaluates the lifecycle at now and publishes the result (k.mu held). Keys that sign
+// now or next are opened; one that cannot be is an error when strict (at start), and is logged
+// once otherwise (the ring keeps publishing it and cannot sign with it).
+func (k *KeyRing) install(now time.Time, strict bool) error {
+	s := evaluate(k.rows, now)
+	st := &ringState{rotation: k.rotation, byKID: make(map[string]*ringKey, len(s.published)), withdrawn: map[string]bool{}}
+	jwks := jwkSet{Keys: make([]jwk, 0, len(s.published))}
+	for _, sk := range s.published {
+		needPrivate := sk == s.signer || sk == s.next
+		rk, err := k.buildKey(*sk, needPrivate)
+		if err != nil {
+			if strict {
+				return err
+			}
+			if !k.reported[sk.KID] {
+				k.reported[sk.KID] = true
+				k.log.Error("a signing key cannot be opened by this server; it cannot sign with it", "kid", sk.KID, "error", err)
+			}
+		}
+		if rk == nil {
+			continue
+		}
+		st.byKID[rk.kid] = rk
+		jwks.Keys = append(jwks.Keys, publicJWK(rk.kid, rk.pub))
+		switch sk {
+		case s.signer:
+			st.signer, st.signerSince = rk, activation(sk)
+		case s.next:
+			st.next, st.nextAt = rk, activation(sk)
+		}
+	}
+	for _, r := range k.rows {
+		if r.WithdrawnAt != nil {
+			st.withdrawn[r.KID] = true
+		}
+	}
+	if st.signer == nil && st.next == nil {
+		return errors.New("signing: no signing key is usable: see the errors above")
+	}
+	var err error
+	if st.jwks, err = json.Marshal(jwks); err != nil {
+		return err
+	}
+	if old := k.state.Load(); old != nil && old.signer != st.signer && st.signer != nil {
+		k.log.Info("a new signing key signs", "kid", st.signer.kid)
+	}
+	k.state.Store(st)
+	return nil
+}
+
+// buildKey returns the ring's form of a stored key, opening its private part when needPrivate.
+// A key whose private part cannot be opened is returned without it, with the error.
+func (k *KeyRing) buildKey(sk StoredKey, needPrivate bool) (*ringKey, error) {
+	rk := k.built[sk.KID]
+	if rk == nil {
+		var err error
+		if rk, err = newRingKey(sk, nil); err != nil {
+			return nil, err
+		}
+		k.built[sk.KID] = rk
+	}
+	if !needPrivate || rk.priv != nil {
+		return rk, nil
+	}
+	priv, err := k.keks.open(sk)
+	if err != nil {
+		return rk, err
+	}
+	if !priv.PublicKey.Equal(rk.pub) {
+		return rk, fmt.Errorf("signing: the private part of key %s does not match its public part", sk.KID)
+	}
+	rk = &ringKey{kid: rk.kid, priv: priv, pub: rk.pub, header: rk.header}
+	k.built[sk.KID] = rk
+	return rk, nil
+}
+
+// newRingKey builds a ring key from a stored one: its public part from the stored JWK (checked
+// against the kid, its RFC 7638 thumbprint), with priv if given.
+func newRingKey(sk StoredKey, priv *ecdsa.PrivateKey) (*ringKey, error) {
+	if sk.Algorithm != Algorithm {
+		return nil, fmt.Errorf("signing: key %q has algorithm %q, only %s is supported", sk.KID, sk.Algorithm, Algorithm)
+	}
+	pub, err := parsePublicJWK(sk.PublicJWK)
+	if err != nil {
+		return nil, fmt.Errorf("signing: the public part of key %q: %w", sk.KID, err)
+	}
+	if tp, err := Thumbprint(pub); err != nil || tp != sk.KID {
+		return nil, fmt.Errorf("signing: key %q: its public part does not match its kid", sk.KID)
+	}
+	header, err := json.Marshal(map[string]string{"alg": Algorithm, "kid": sk.KID, "typ": "JWT"})
+	if err != nil {
+		return nil, err
+	}
+	return &ringKey{kid: sk.KID, priv: priv, pub: pub, header: base64.RawURLEncoding.EncodeToString(header)}, nil
+}
+
+// parsePublicJWK decodes a P-256 public JWK.
+func parsePublicJWK(b []byte) (*ecdsa.PublicKey, error) {
+	var j jwk
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, err
+	}
+	if j.Kty != "EC" || j.Crv != "P-256" {
+		return nil, fmt.Errorf("not a P-256 key (kty %q, crv %q)", j.Kty, j.Crv)
+	}
+	x, errX := base64.RawURLEncoding.DecodeString(j.X)
+	y, errY := base64.RawURLEncoding.DecodeString(j.Y)
+	if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+		return nil, errors.New("malformed coordinates")
+	}
+	return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+}
+
+// NewStoredKey generates a new ES256 key sealed under kek, created (and, unless the caller says
+// otherwise, signing) at now.
 func NewStoredKey(kek []byte, now time.Time) (StoredKey, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -144,50 +436,101 @@ func NewStoredKey(kek []byte, now time.Time) (StoredKey, error) {
 	if err != nil {
 		return StoredKey{}, err
 	}
-	return StoredKey{KID: kid, Algorithm: Algorithm, PublicJWK: pub, SealedPrivate: sealed, CreatedAt: now.UTC()}, nil
+	now = now.UTC().Truncate(time.Microsecond) // what the store keeps
+	return StoredKey{KID: kid, Algorithm: Algorithm, PublicJWK: pub, SealedPrivate: sealed, KEKID: KEKID(kek),
+		CreatedAt: now, ActivatesAt: now}, nil
 }
 
-// NewKeyRing decrypts stored keys with kek. The newest key signs.
+// NewKeyRing is a fixed ring of stored keys decrypted with kek (tests and benchmarks): every key
+// must open, and the lifecycle is evaluated once, at time.Now.
 func NewKeyRing(stored []StoredKey, kek []byte) (*KeyRing, error) {
 	if len(stored) == 0 {
 		return nil, errors.New("signing: no signing keys")
 	}
-	ring := &KeyRing{byKID: map[string]*ringKey{}}
-	jwks := jwkSet{Keys: []jwk{}}
-	sorted := append([]StoredKey(nil), stored...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].CreatedAt.Before(sorted[j].CreatedAt) })
-	for _, s := range sorted {
-		if s.Algorithm != Algorithm {
-			return nil, fmt.Errorf("signing: key %q has algorithm %q, only %s is supported", s.KID, s.Algorithm, Algorithm)
-		}
-		priv, err := Open(kek, s.KID, s.SealedPrivate)
+	keks := KEKs{Current: kek}
+	if err := keks.validate(); err != nil {
+		return nil, err
+	}
+	k := &KeyRing{keks: keks, now: time.Now, log: slog.New(slog.DiscardHandler), rows: append([]StoredKey(nil), stored...),
+		built: map[string]*ringKey{}, reported: map[string]bool{}}
+	for _, sk := range stored {
+		priv, err := keks.open(sk)
 		if err != nil {
 			return nil, err
 		}
 		if priv.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("signing: key %q is not on P-256", s.KID)
+			return nil, fmt.Errorf("signing: key %q is not on P-256", sk.KID)
 		}
-		header, err := json.Marshal(map[string]string{"alg": Algorithm, "kid": s.KID, "typ": "JWT"})
+		rk, err := newRingKey(sk, priv)
 		if err != nil {
 			return nil, err
 		}
-		k := &ringKey{kid: s.KID, priv: priv, header: base64.RawURLEncoding.EncodeToString(header), created: s.CreatedAt}
-		ring.byKID[s.KID] = k
-		ring.current = k
-		jwks.Keys = append(jwks.Keys, publicJWK(s.KID, &priv.PublicKey))
+		k.built[sk.KID] = rk
 	}
-	var err error
-	if ring.jwks, err = json.Marshal(jwks); err != nil {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.install(k.now(), true); err != nil {
 		return nil, err
 	}
-	return ring, nil
+	return k, nil
+}
+
+// Status is the ring's lifecycle at one instant, for the metrics.
+type Status struct {
+	KID          string    // the key that signs
+	SignsSince   time.Time // when it started signing
+	NextRotation time.Time // when the next key signs; zero if not scheduled (a fixed ring)
+	Published    int       // keys in the JWKS
+}
+
+// Status reports the lifecycle at now.
+func (k *KeyRing) Status(now time.Time) Status {
+	st := k.state.Load()
+	s := Status{Published: len(st.byKID)}
+	key := st.keyAt(now)
+	if key == nil {
+		return s
+	}
+	s.KID = key.kid
+	switch {
+	case key == st.next:
+		s.SignsSince = st.nextAt
+		if st.rotation > 0 {
+			s.NextRotation = st.nextAt.Add(st.rotation)
+		}
+	case st.next != nil:
+		s.SignsSince, s.NextRotation = st.signerSince, st.nextAt
+	default:
+		s.SignsSince = st.signerSince
+		if st.rotation > 0 {
+			s.NextRotation = st.signerSince.Add(st.rotation)
+		}
+	}
+	return s
+}
+
+// currentKey is the key that signs at this moment. Minting picks by the token's issue time
+// instead; this is for signatures that are not tokens.
+func (k *KeyRing) currentKey() *ringKey { return k.state.Load().keyAt(k.clock()) }
+
+func (k *KeyRing) clock() time.Time {
+	if k.now == nil {
+		return time.Now()
+	}
+	return k.now()
 }
 
 // KID is the key id of the key that signs new tokens.
-func (k *KeyRing) KID() string { return k.current.kid }
+func (k *KeyRing) KID() string {
+	if key := k.currentKey(); key != nil {
+		return key.kid
+	}
+	return ""
+}
 
-// JWKS is the public JWK set (application/json) to publish at /.well-known/jwks.json.
-func (k *KeyRing) JWKS() []byte { return bytes.Clone(k.jwks) }
+// JWKS is the public JWK set (application/json) to publish at /.well-known/jwks.json: every
+// published key, in the order they sign.
+func (k *KeyRing) JWKS() []byte { return bytes.Clone(k.state.Load().jwks) }
 
 // Mint signs an access token with the current key. Empty Issuer/Audience default to the ring's;
 // an empty ID gets a random jti.
@@ -218,7 +561,10 @@ func (k *KeyRing) Mint(c AccessClaims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := k.current
+	key := k.state.Load().keyAt(c.IssuedAt)
+	if key == nil || key.priv == nil {
+		return "", ErrNoSigningKey
+	}
 	// One buffer holds the token; the signing input is its prefix (String shares the buffer, and
 	// the capacity is reserved up front so the signature is appended in place).
 	var sb strings.Builder
@@ -255,8 +601,11 @@ func writeBase64(sb *strings.Builder, b []byte) {
 // appendWireClaims appends w as encoding/json would marshal it, byte for byte (the field order of
 // wireClaims; strings escaped by encoding/json whenever they hold anything but plain printable
 // ASCII; aud as api.Audience writes it; the claims object with its keys sorted), without
-// reflection. TestMintClaimsJSONIsWhatEncodingJSONWrites and FuzzWireClaimsMatchEncodingJSON keep
-// it equal to encoding/json; BenchmarkMint and BenchmarkMintWithClaims measure it within Mint.
+// reflection, so that Mint builds the signing input in one buffer. BenchmarkMintSigningInput runs
+// it beside json.Marshal (figures in BENCHMARKS.md, "Fast paths and their benchmarks"), and
+// BenchmarkMint and BenchmarkMintWithClaims within Mint; TestMintClaimsJSONIsWhatEncodingJSONWrites,
+// FuzzMintClaimsJSONIsWhatEncodingJSONWrites and FuzzWireClaimsMatchEncodingJSON keep the bytes
+// identical.
 func appendWireClaims(b []byte, w wireClaims) ([]byte, error) {
 	b = append(b, `{"iss":`...)
 	b = appendJSONString(b, w.Iss)
@@ -450,15 +799,19 @@ func (k *KeyRing) Verify(token string, now time.Time) (*AccessClaims, error) {
 	if err := json.Unmarshal(hb, &h); err != nil || h.Alg != Algorithm {
 		return nil, fmt.Errorf("%w: header", ErrInvalidToken)
 	}
-	key, ok := k.byKID[h.Kid]
+	st := k.state.Load()
+	key, ok := st.byKID[h.Kid]
 	if !ok {
+		if st.withdrawn[h.Kid] {
+			return nil, ErrWithdrawn
+		}
 		return nil, fmt.Errorf("%w: unknown kid", ErrInvalidToken)
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature encoding", ErrInvalidToken)
 	}
-	if err := jwt.SigningMethodES256.Verify(parts[0]+"."+parts[1], sig, &key.priv.PublicKey); err != nil {
+	if err := jwt.SigningMethodES256.Verify(parts[0]+"."+parts[1], sig, key.pub); err != nil {
 		return nil, fmt.Errorf("%w: signature", ErrInvalidToken)
 	}
 	pb, err := base64.RawURLEncoding.DecodeString(parts[1])

@@ -2,7 +2,6 @@ package signing
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,7 +14,6 @@ import (
 	"errors"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,29 +22,6 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
 )
-
-// memStore is an in-memory KeyStore with the same first-key-wins contract as the real store.
-type memStore struct {
-	mu      sync.Mutex
-	keys    []StoredKey
-	creates int
-}
-
-func (m *memStore) SigningKeys(context.Context) ([]StoredKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]StoredKey(nil), m.keys...), nil
-}
-
-func (m *memStore) CreateFirstSigningKey(_ context.Context, k StoredKey) ([]StoredKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.keys) == 0 {
-		m.keys = append(m.keys, k)
-		m.creates++
-	}
-	return append([]StoredKey(nil), m.keys...), nil
-}
 
 func testKEK(t testing.TB) []byte {
 	t.Helper()
@@ -88,7 +63,7 @@ func TestParseKEK(t *testing.T) {
 	}
 }
 
-func TestSealOpenRoundTripAndRefusesTampering(t *testing.T) {
+func TestSealUnsealRoundTripAndRefusesTampering(t *testing.T) {
 	kek := testKEK(t)
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -106,7 +81,7 @@ func TestSealOpenRoundTripAndRefusesTampering(t *testing.T) {
 	if bytes.Contains(sealed, der) || bytes.Contains(sealed, raw) {
 		t.Fatal("the sealed blob contains the private key in clear")
 	}
-	got, err := Open(kek, "kid-1", sealed)
+	got, err := Unseal(kek, "kid-1", sealed)
 	if err != nil || !got.Equal(priv) {
 		t.Fatalf("round trip: %v", err)
 	}
@@ -114,78 +89,27 @@ func TestSealOpenRoundTripAndRefusesTampering(t *testing.T) {
 	tampered := bytes.Clone(sealed)
 	tampered[len(tampered)-1] ^= 1
 	for name, open := range map[string]func() error{
-		"wrong KEK":            func() error { _, err := Open(testKEK(t), "kid-1", sealed); return err },
-		"moved to another kid": func() error { _, err := Open(kek, "kid-2", sealed); return err },
-		"tampered ciphertext":  func() error { _, err := Open(kek, "kid-1", tampered); return err },
-		"truncated":            func() error { _, err := Open(kek, "kid-1", sealed[:10]); return err },
-		"short KEK":            func() error { _, err := Open(kek[:16], "kid-1", sealed); return err },
+		"wrong KEK":            func() error { _, err := Unseal(testKEK(t), "kid-1", sealed); return err },
+		"moved to another kid": func() error { _, err := Unseal(kek, "kid-2", sealed); return err },
+		"tampered ciphertext":  func() error { _, err := Unseal(kek, "kid-1", tampered); return err },
+		"truncated":            func() error { _, err := Unseal(kek, "kid-1", sealed[:10]); return err },
+		"short KEK":            func() error { _, err := Unseal(kek[:16], "kid-1", sealed); return err },
 	} {
 		if err := open(); err == nil {
-			t.Errorf("%s: Open succeeded", name)
+			t.Errorf("%s: Unseal succeeded", name)
 		}
 	}
 }
 
-func TestLoadOrCreateCreatesOneKeyAndReloadsIt(t *testing.T) {
-	ctx := context.Background()
-	kek := testKEK(t)
-	st := &memStore{}
-
-	ring, err := LoadOrCreate(ctx, st, kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := LoadOrCreate(ctx, st, kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	if st.creates != 1 || len(st.keys) != 1 {
-		t.Fatalf("store has %d keys after %d creates, want 1", len(st.keys), st.creates)
-	}
-	if ring.KID() != again.KID() || ring.KID() != st.keys[0].KID || st.keys[0].Algorithm != "ES256" {
-		t.Fatalf("kids differ: %q %q %+v", ring.KID(), again.KID(), st.keys[0])
-	}
-	var pub map[string]any
-	if err := json.Unmarshal(st.keys[0].PublicJWK, &pub); err != nil || pub["kid"] != ring.KID() || pub["d"] != nil {
-		t.Fatalf("stored public JWK = %s (%v)", st.keys[0].PublicJWK, err)
-	}
-
-	if _, err := LoadOrCreate(ctx, st, testKEK(t)); err == nil || !strings.Contains(err.Error(), "wrong key-encryption key") {
-		t.Fatalf("another KEK: err = %v", err)
-	}
-}
-
-func TestLoadOrCreateReplicasStartingTogetherAgreeOnOneKey(t *testing.T) {
-	ctx := context.Background()
-	kek := testKEK(t)
-	st := &memStore{}
-	kids := make([]string, 8)
-	var wg sync.WaitGroup
-	for i := range kids {
-		wg.Go(func() {
-			ring, err := LoadOrCreate(ctx, st, kek)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			kids[i] = ring.KID()
-		})
-	}
-	wg.Wait()
-	for _, k := range kids {
-		if k != kids[0] {
-			t.Fatalf("replicas disagree: %q", kids)
-		}
-	}
-	if len(st.keys) != 1 {
-		t.Fatalf("%d keys stored", len(st.keys))
-	}
-}
-
+// newRing is a fixed ring of one fresh key.
 func newRing(t testing.TB) *KeyRing {
 	t.Helper()
-	ring, err := LoadOrCreate(context.Background(), &memStore{}, testKEK(t))
+	kek := testKEK(t)
+	sk, err := NewStoredKey(kek, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := NewKeyRing([]StoredKey{sk}, kek)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +196,8 @@ func TestVerifyRefusesForeignExpiredAndTamperedTokens(t *testing.T) {
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(bytes.Replace(payload, []byte("github-deploy"), []byte("github-deplox"), 1)) + "." + parts[2]
 	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"`+ring.KID()+`"}`)) + "." + parts[1] + "."
-	unconfigured := *ring
-	unconfigured.Issuer = ""
+	unconfigured := &KeyRing{Audience: ring.Audience}
+	unconfigured.state.Store(ring.state.Load())
 
 	cases := []struct {
 		name  string
@@ -289,7 +213,7 @@ func TestVerifyRefusesForeignExpiredAndTamperedTokens(t *testing.T) {
 		{"garbage", ring, "a.b.c", now, ErrInvalidToken},
 		{"exactly at exp (no leeway)", ring, good, now.Add(30 * time.Minute), ErrExpired},
 		{"one second before exp", ring, good, now.Add(30*time.Minute - time.Second), nil},
-		{"ring without issuer refuses everything", &unconfigured, good, now, ErrInvalidToken},
+		{"ring without issuer refuses everything", unconfigured, good, now, ErrInvalidToken},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"gorm.io/gorm"
@@ -68,4 +69,11 @@ func (s *Store) AuditPlan(ctx context.Context, f connection.AuditFilter) (string
 		return r.Err()
 	})
 	return strings.Join(lines, "\n"), err
+}
+
+// InsertLegacySigningKey inserts a signing key as schema versions before 7 stored them (no
+// lifecycle columns), to test the upgrade.
+func (s *Store) InsertLegacySigningKey(ctx context.Context, kid string, created time.Time) error {
+	return s.db.WithContext(ctx).Exec("INSERT INTO signing_keys (kid, algorithm, public_jwk, sealed_private, created_at) VALUES (?, 'ES256', '{}', ?, ?)",
+		kid, []byte{1, 2, 3}, newDBTime(created)).Error
 }

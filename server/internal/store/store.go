@@ -1,18 +1,18 @@
 // Package store is where Trustgate remembers things: workload connections, principals (API-key
-// hashes), audit events, signing keys and a change counter that replicas poll. It speaks SQLite
-// (pure Go, the binary builds with CGO_ENABLED=0) and PostgreSQL through GORM, and runs embedded,
-// versioned goose migrations at Open. Several processes may share one PostgreSQL database: every
-// method is safe against concurrent replicas.
+// hashes), audit events, signing keys, revoked tokens and the counters that replicas poll. It
+// speaks SQLite (pure Go, the binary builds with CGO_ENABLED=0) and PostgreSQL through GORM, and
+// runs embedded, versioned goose migrations at Open. Several processes may share one PostgreSQL
+// database: every method is safe against concurrent replicas.
 //
 // # The boundary
 //
-// Nothing above the use cases imports this package. The use cases declare what they need and
-// *Store implements it: admin.Storer (connections, audit trail), broker.Source (the catalog's
-// reads), principal.Storer (API keys), audit.Sink (the group-commit writer), httpapi.Pinger
-// (/readyz) and, through server/app's adapter, signing.KeyStore. It speaks their types — the
-// domain's connection.Connection, connection.Filter, principal.Principal, api.AuditEvent — and
-// reports outcomes with the sentinel errors of package storeerr (re-exported here), which each use
-// case translates into its own errors. server/app is where the two meet.
+// Nothing above the use cases imports this package. The use cases declare what they need and *Store
+// implements it: admin.Storer (connections, audit trail), broker.Source (the catalog's reads),
+// principal.Storer (API keys), audit.Sink (the group-commit writer), httpapi.Pinger (/readyz) and,
+// through server/app's adapters, signing.KeyStore and broker.RevocationStore. It speaks their types
+// — the domain's connection.Connection, connection.Filter, principal.Principal, api.AuditEvent —
+// and reports outcomes with the sentinel errors of package storeerr (re-exported here), which each
+// use case translates into its own errors. server/app is where the two meet.
 package store
 
 import (
@@ -49,7 +49,7 @@ var migrationsFS embed.FS
 // at the same moment (goose's session locker). Advisory locks are per database.
 const migrationLockID int64 = 0x7472757374676174 // "trustgat"
 
-// signingKeyLockID serialises CreateFirstSigningKey across replicas (transaction-level lock).
+// signingKeyLockID serialises UpdateSigningKeys across replicas (transaction-level lock).
 const signingKeyLockID int64 = 0x7472757374676b31 // "trustgk1"
 
 // Store is a handle on the database. It is safe for concurrent use.

@@ -109,8 +109,8 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s1.CreatePrincipal(ctx, newPrincipal(t, "alice", "devops_admin")); err != nil {
 		t.Fatalf("CreatePrincipal: %v", err)
 	}
-	if _, err := s1.CreateFirstSigningKey(ctx, newKey("k1")); err != nil {
-		t.Fatalf("CreateFirstSigningKey: %v", err)
+	if _, err := addKey(ctx, s1, newKey("k1")); err != nil {
+		t.Fatalf("adding a signing key: %v", err)
 	}
 	if err := s1.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
