@@ -5,6 +5,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -442,18 +443,45 @@ type OAuthError struct {
 
 // Introspection is the RFC 7662 answer of POST /v1/introspect.
 type Introspection struct {
-	Active       bool   `json:"active"`
-	Sub          string `json:"sub,omitempty"`
-	Iss          string `json:"iss,omitempty"`
-	Aud          string `json:"aud,omitempty"`
-	Exp          int64  `json:"exp,omitempty"`
-	Iat          int64  `json:"iat,omitempty"`
-	Jti          string `json:"jti,omitempty"`
-	TokenType    string `json:"token_type,omitempty"`
-	Connection   string `json:"connection,omitempty"`
-	ConnectionID string `json:"connection_id,omitempty"`
+	Active       bool     `json:"active"`
+	Sub          string   `json:"sub,omitempty"`
+	Iss          string   `json:"iss,omitempty"`
+	Aud          Audience `json:"aud,omitempty"`
+	Exp          int64    `json:"exp,omitempty"`
+	Iat          int64    `json:"iat,omitempty"`
+	Jti          string   `json:"jti,omitempty"`
+	TokenType    string   `json:"token_type,omitempty"`
+	Connection   string   `json:"connection,omitempty"`
+	ConnectionID string   `json:"connection_id,omitempty"`
 	// Claims are the access token's mapped claims (claim_mappings), when it has any.
 	Claims map[string]any `json:"claims,omitempty"`
+}
+
+// Audience is an `aud` claim (RFC 7519 §4.1.3): a JSON string when it has one entry, an array of
+// strings otherwise; both forms are read.
+type Audience []string
+
+// MarshalJSON writes one entry as a string, and nil as null.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// UnmarshalJSON reads a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("aud must be a string or an array of strings: %w", err)
+	}
+	*a = many
+	return nil
 }
 
 // TTLUnitSeconds is the length of one token TTL unit in seconds, or 0 for an unknown unit. With

@@ -267,11 +267,27 @@ func (c *Client) Revoke(ctx context.Context, token string) error {
 
 // ExchangeToken trades a CI JWT for an access token (RFC 8693). Refusals are *OAuthError.
 func (c *Client) ExchangeToken(ctx context.Context, connection, subjectToken string) (*api.TokenResponse, error) {
+	return c.Exchange(ctx, api.TokenRequest{Connection: connection, SubjectToken: subjectToken})
+}
+
+// Exchange sends a token request (RFC 8693): grant_type and subject_token_type default to the
+// token exchange of a JWT, and audience (one of the connection's token_audience) is sent when
+// set. Refusals are *OAuthError.
+func (c *Client) Exchange(ctx context.Context, r api.TokenRequest) (*api.TokenResponse, error) {
+	if r.GrantType == "" {
+		r.GrantType = api.GrantTypeTokenExchange
+	}
+	if r.SubjectTokenType == "" {
+		r.SubjectTokenType = api.TokenTypeJWT
+	}
 	form := url.Values{
-		"grant_type":         {api.GrantTypeTokenExchange},
-		"subject_token":      {subjectToken},
-		"subject_token_type": {api.TokenTypeJWT},
-		"connection":         {connection},
+		"grant_type":         {r.GrantType},
+		"subject_token":      {r.SubjectToken},
+		"subject_token_type": {r.SubjectTokenType},
+		"connection":         {r.Connection},
+	}
+	if r.Audience != "" {
+		form.Set("audience", r.Audience)
 	}
 	req, err := c.newRequest(ctx, http.MethodPost, "/v1/token", nil, strings.NewReader(form.Encode()))
 	if err != nil {

@@ -43,6 +43,8 @@ const (
 	EnvServer     = "TRUSTGATE_SERVER"
 	EnvConnection = "TRUSTGATE_CONNECTION"
 	EnvAudience   = "TRUSTGATE_AUDIENCE"
+	// EnvTokenAudience is read in place of --token-audience.
+	EnvTokenAudience = "TRUSTGATE_TOKEN_AUDIENCE"
 )
 
 const (
@@ -63,8 +65,10 @@ type options struct {
 	tokenEnv   string
 	from       string
 	audience   string
-	output     string
-	timeout    time.Duration
+	// tokenAudience is the RFC 8693 audience parameter: one of the connection's token_audience.
+	tokenAudience string
+	output        string
+	timeout       time.Duration
 }
 
 // ReportedError is returned by RunCLI after the failure has already been written to stderr, so
@@ -123,6 +127,10 @@ Source of the CI token (one of; default --from auto):
   --token-file PATH read the token from a file
   --token-env VAR   read the token from an environment variable
 
+--audience is the audience of the CI token asked from GitHub or Google; --token-audience is the
+audience of the access token asked from Trustgate (RFC 8693 "audience": one of the connection's
+token_audience; without it the token is for all of them).
+
 Flags:
 `
 
@@ -135,7 +143,8 @@ func parseArgs(args []string, getenv func(string) string, stdout, stderr io.Writ
 	fs.StringVar(&o.tokenFile, "token-file", "", "read the CI token from this file")
 	fs.StringVar(&o.tokenEnv, "token-env", "", "read the CI token from this environment variable (with --from gitlab: the id_tokens variable)")
 	fs.StringVar(&o.from, "from", "", "CI system to ask for the token: github, gitlab, circleci, google or auto")
-	fs.StringVar(&o.audience, "audience", "", "audience to request (github, google; or "+EnvAudience+"); default the server URL")
+	fs.StringVar(&o.audience, "audience", "", "audience of the CI token to request (github, google; or "+EnvAudience+"); default the server URL")
+	fs.StringVar(&o.tokenAudience, "token-audience", "", "audience of the access token: one of the connection's token_audience (or "+EnvTokenAudience+"); default all of them")
 	fs.StringVar(&o.output, "output", OutputToken, "what to print: token, json or env")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "overall time limit, retries included")
 	fs.Usage = func() {
@@ -164,6 +173,9 @@ func parseArgs(args []string, getenv func(string) string, stdout, stderr io.Writ
 	}
 	if o.audience == "" {
 		o.audience = getenv(EnvAudience)
+	}
+	if o.tokenAudience == "" {
+		o.tokenAudience = getenv(EnvTokenAudience)
 	}
 	if o.server == "" {
 		return o, usagef("no server: pass --server https://trustgate.example.com or set %s", EnvServer)
@@ -222,7 +234,8 @@ func run(ctx context.Context, o options, getenv func(string) string, stdout, std
 		return err
 	}
 
-	resp, err := exchange(ctx, client, o.connection, subject, stderr)
+	req := api.TokenRequest{Connection: o.connection, SubjectToken: subject, Audience: o.tokenAudience}
+	resp, err := exchange(ctx, client, req, stderr)
 	if err != nil {
 		return describeExchangeError(err, o)
 	}
@@ -230,8 +243,8 @@ func run(ctx context.Context, o options, getenv func(string) string, stdout, std
 }
 
 // exchange calls the token endpoint, retrying once on a connection error, a 5xx or a 429.
-func exchange(ctx context.Context, c *apiclient.Client, connection, subject string, stderr io.Writer) (*api.TokenResponse, error) {
-	resp, err := c.ExchangeToken(ctx, connection, subject)
+func exchange(ctx context.Context, c *apiclient.Client, req api.TokenRequest, stderr io.Writer) (*api.TokenResponse, error) {
+	resp, err := c.Exchange(ctx, req)
 	if err == nil {
 		return resp, nil
 	}
@@ -246,7 +259,7 @@ func exchange(ctx context.Context, c *apiclient.Client, connection, subject stri
 	if err := sleep(ctx, wait); err != nil {
 		return nil, fmt.Errorf("gave up waiting to retry the exchange: %w", err)
 	}
-	return c.ExchangeToken(ctx, connection, subject)
+	return c.Exchange(ctx, req)
 }
 
 // retryable says whether err deserves the one retry, how long to wait first and why.
@@ -295,6 +308,9 @@ func describeExchangeError(err error, o options) error {
 	switch oe.Err.Error {
 	case api.ErrInvalidTarget:
 		hint = fmt.Sprintf("check the name %q, and that a security admin has activated the connection", o.connection)
+		if o.tokenAudience != "" {
+			hint += fmt.Sprintf("; and that %q is one of the connection's token_audience (or leave out --token-audience)", o.tokenAudience)
+		}
 	case api.ErrInvalidGrant:
 		hint = "the connection's rules refused this job's token; an admin can see the failing check in the audit log or with the connection's test endpoint"
 		if o.from == sourceGitHub || o.from == sourceGoogle {

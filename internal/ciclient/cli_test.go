@@ -290,3 +290,50 @@ func TestPlainHTTPToARemoteServerIsWarnedAbout(t *testing.T) {
 		}
 	}
 }
+
+// --token-audience (or TRUSTGATE_TOKEN_AUDIENCE) is the RFC 8693 audience parameter; --audience
+// stays the CI token's audience and never reaches the token endpoint.
+func TestTokenAudienceIsSentAsTheAudienceParameter(t *testing.T) {
+	ci := fakeJWT("ok")
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"flag", []string{"--token-audience", "https://deploy.example"}, nil, "https://deploy.example"},
+		{"environment", nil, map[string]string{EnvTokenAudience: "https://artifacts.example"}, "https://artifacts.example"},
+		{"flag over environment", []string{"--token-audience", "a"}, map[string]string{EnvTokenAudience: "b"}, "a"},
+		{"none", nil, nil, ""},
+		{"--audience is the CI token's", []string{"--audience", "https://ci-audience.example"}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			te := newTokenEndpoint(t, ci)
+			env := map[string]string{"CI_JWT": ci}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			args := append([]string{"--server", te.srv.URL, "--connection", "deploy", "--token-env", "CI_JWT"}, tt.args...)
+			if r := runCLI(t, env, args...); r.err != nil {
+				t.Fatalf("exchange failed: %v\n%s", r.err, r.stderr)
+			}
+			got := te.received()
+			if len(got) != 1 || got[0].Audience != tt.want {
+				t.Fatalf("requests %+v; want one with audience %q", got, tt.want)
+			}
+		})
+	}
+
+	t.Run("an audience the connection refuses is explained", func(t *testing.T) {
+		te := newTokenEndpoint(t, ci)
+		te.respond = func(_ int, w http.ResponseWriter, req api.TokenRequest) bool {
+			te.oauthError(w, http.StatusBadRequest, api.ErrInvalidTarget, "the requested audience is not one this connection issues tokens for (request req-3)")
+			return true
+		}
+		r := runCLI(t, map[string]string{"CI_JWT": ci}, "--server", te.srv.URL, "--connection", "deploy", "--token-env", "CI_JWT", "--token-audience", "https://nope.example")
+		if r.err == nil || !strings.Contains(r.stderr, "(request req-3)") || !strings.Contains(r.stderr, `"https://nope.example" is one of the connection's token_audience`) {
+			t.Fatalf("err %v, stderr:\n%s", r.err, r.stderr)
+		}
+	})
+}

@@ -70,6 +70,10 @@ func (te *tokenEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 		SubjectToken:     r.PostForm.Get("subject_token"),
 		SubjectTokenType: r.PostForm.Get("subject_token_type"),
 		Connection:       r.PostForm.Get("connection"),
+		Audience:         r.PostForm.Get("audience"),
+	}
+	if _, sent := r.PostForm["audience"]; sent && req.Audience == "" {
+		te.t.Errorf("an empty audience parameter was sent; leave it out")
 	}
 	te.mu.Lock()
 	n := len(te.requests)

@@ -22,6 +22,8 @@ type AccessClaims struct {
 	Connection   string `json:"connection"`
 	ConnectionID string `json:"connection_id"`
 	SourceIss    string `json:"source_iss"`
+	// Claims is the mapped claims object (claim_mappings); numbers are json.Number.
+	Claims map[string]any `json:"claims"`
 }
 
 // JWKS fetches the endpoint's /.well-known/jwks.json.
@@ -46,9 +48,23 @@ func (e Endpoint) VerifyAccess(t testing.TB, token string) *AccessClaims {
 	return VerifyAccessToken(t, e.JWKS(t), token, e.PublicURL)
 }
 
+// VerifyAccessFor is VerifyAccess of a token whose aud holds audience (a connection's
+// token_audience entry) rather than the public URL.
+func (e Endpoint) VerifyAccessFor(t testing.TB, token, audience string) *AccessClaims {
+	t.Helper()
+	return VerifyAccessTokenFor(t, e.JWKS(t), token, e.PublicURL, audience)
+}
+
 // VerifyAccessToken checks an access token's ES256 signature against a JWKS, its kid, its issuer
 // and audience (both issuer) and its time claims, and returns its claims.
 func VerifyAccessToken(t testing.TB, jwks []byte, token, issuer string) *AccessClaims {
+	t.Helper()
+	return VerifyAccessTokenFor(t, jwks, token, issuer, issuer)
+}
+
+// VerifyAccessTokenFor is VerifyAccessToken for a token whose aud (a string or an array) holds
+// audience.
+func VerifyAccessTokenFor(t testing.TB, jwks []byte, token, issuer, audience string) *AccessClaims {
 	t.Helper()
 	kf, err := keyfunc.NewJWKSetJSON(jwks)
 	if err != nil {
@@ -56,8 +72,8 @@ func VerifyAccessToken(t testing.TB, jwks []byte, token, issuer string) *AccessC
 	}
 	var claims AccessClaims
 	parsed, err := jwt.ParseWithClaims(token, &claims, kf.Keyfunc,
-		jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(issuer), jwt.WithAudience(issuer),
-		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(5*time.Second))
+		jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(issuer), jwt.WithAudience(audience),
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(5*time.Second), jwt.WithJSONNumber())
 	if err != nil {
 		t.Fatalf("the access token does not verify against /.well-known/jwks.json: %v", err)
 	}

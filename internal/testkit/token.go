@@ -68,6 +68,14 @@ func (e Endpoint) Exchange(connection, token string) TokenResult {
 	return e.PostForm(ExchangeForm(connection, token), nil)
 }
 
+// ExchangeAudience trades token through connection asking for an access token for audience (the
+// RFC 8693 audience parameter), with a form request.
+func (e Endpoint) ExchangeAudience(connection, token, audience string) TokenResult {
+	f := ExchangeForm(connection, token)
+	f.Set("audience", audience)
+	return e.PostForm(f, nil)
+}
+
 // ExchangeJSON trades token through connection with a JSON request.
 func (e Endpoint) ExchangeJSON(connection, token string) TokenResult {
 	b, err := json.Marshal(api.TokenRequest{GrantType: api.GrantTypeTokenExchange, SubjectToken: token,

@@ -5,10 +5,10 @@
 //
 // It is the one place where the concrete types meet the interfaces the packages declare for what
 // they need: *store.Store is admin.Storer, broker.Source, principal.Storer, audit.Sink and
-// httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer is admin.Recorder
-// and broker.Recorder. Two adapters translate the store's rows into the types of the packages that
-// use them: keyStore (signing.KeyStore) and revocationStore (broker.RevocationStore). The
-// assertions below keep all of that true at compile time.
+// audit.OnceSink, httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer
+// is admin.Recorder and broker.Recorder. Two adapters translate the store's rows into the types of
+// the packages that use them: keyStore (signing.KeyStore) and revocationStore
+// (broker.RevocationStore). The assertions below keep all of that true at compile time.
 package app
 
 import (
@@ -41,6 +41,7 @@ var (
 	_ broker.Source    = (*store.Store)(nil)
 	_ principal.Storer = (*store.Store)(nil)
 	_ audit.Sink       = (*store.Store)(nil)
+	_ audit.OnceSink   = (*store.Store)(nil)
 	_ httpapi.Pinger   = (*store.Store)(nil)
 	_ admin.Recorder   = (*audit.Writer)(nil)
 	_ broker.Recorder  = (*audit.Writer)(nil)
@@ -81,6 +82,9 @@ type Config struct {
 	// cool-down, access-token lifetimes, the times of changes such as a deactivation (default
 	// time.Now). Tests move it instead of waiting.
 	Now func() time.Time
+	// SingleUseCleanup is how often expired single-use token records are removed (default 1
+	// minute; tests shorten it).
+	SingleUseCleanup time.Duration
 }
 
 // App is a running server's parts.
@@ -115,6 +119,9 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	}
 	if cfg.CatalogPoll <= 0 {
 		cfg.CatalogPoll = 250 * time.Millisecond
+	}
+	if cfg.SingleUseCleanup <= 0 {
+		cfg.SingleUseCleanup = time.Minute
 	}
 	opts := connection.Options{DefaultAudience: cfg.Audience, AllowInsecureJWKS: cfg.AllowInsecureJWKS}
 	for _, p := range cfg.TrustedProxies {
@@ -174,7 +181,45 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
 	go func() { defer a.wg.Done(); keys.Run(runCtx, cfg.CatalogPoll) }()
 	go func() { defer a.wg.Done(); revocations.Run(runCtx, cfg.CatalogPoll) }()
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.cleanSingleUse(runCtx, cfg.SingleUseCleanup) }()
 	return a, nil
+}
+
+// cleanSingleUse removes expired single-use records (CONTRACT.md §1 single_use: kept until the
+// token's exp + 60 s) every interval until ctx ends, in small batches with a pause between them
+// so that exchanges, whose audit batches insert into the same table, never wait long behind it.
+// Every replica runs it; deleting what another replica deleted is a no-op.
+func (a *App) cleanSingleUse(ctx context.Context, every time.Duration) {
+	now := a.Config.Now
+	if now == nil {
+		now = time.Now
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			n, err := a.Store.DeleteExpiredSingleUse(ctx, now(), store.SingleUseCleanupBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.Config.Logger.Warn("removing expired single-use token records failed; retrying later", "error", err)
+				}
+				break
+			}
+			if n < store.SingleUseCleanupBatch {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // Close stops background work and flushes the audit writer. It does not close the store.

@@ -55,6 +55,9 @@ func run(ctx context.Context) error {
 	flag.Var(&serverFlags, "server-flag", "extra flag for trustgate serve (repeatable), e.g. --server-flag=--pprof=127.0.0.1:6060")
 	flag.BoolVar(&c.SkipExchange, "skip-exchange", false, "skip the exchange benchmarks and the crypto limit")
 	flag.BoolVar(&c.SkipTerraform, "skip-terraform", false, "skip the Terraform runs")
+	flag.BoolVar(&c.SingleUse, "single-use", false, "also compare exchanges through a single_use connection with a plain one (each token exchanged once)")
+	flag.IntVar(&c.SingleUseTokens, "single-use-tokens", 20000, "tokens per single_use comparison run")
+	flag.IntVar(&c.SingleUseRounds, "single-use-rounds", 2, "runs per mode (off, on) of the single_use comparison, alternating the order")
 	flag.Parse()
 	c.ServerFlags = serverFlags
 	c.Progress = os.Stderr

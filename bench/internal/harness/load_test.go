@@ -2,11 +2,13 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,5 +113,41 @@ func TestProcessCPUReadsThisProcess(t *testing.T) {
 	}
 	if d <= 0 {
 		t.Errorf("processCPU(self) = %v after 50 ms of work; want > 0", d)
+	}
+}
+
+// OnceLoop sends every request exactly once, whatever the number of workers, and counts replay
+// refusals apart.
+func TestOnceLoopSendsEveryRequestOnce(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		tok := r.PostForm.Get("subject_token")
+		mu.Lock()
+		seen[tok]++
+		n := seen[tok]
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if tok == "replayed" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":"invalid_grant","error_description":"replay check failed"}`)
+			return
+		}
+		if n > 1 {
+			t.Errorf("token %s sent %d times", tok, n)
+		}
+		_, _ = io.WriteString(w, `{"access_token":"x","token_type":"Bearer"}`)
+	}))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	tgt := &Target{Addr: addr}
+	for i := range 500 {
+		tgt.Requests = append(tgt.Requests, TokenRequest(addr, "c", fmt.Sprintf("t%d", i)))
+	}
+	tgt.Requests = append(tgt.Requests, TokenRequest(addr, "c", "replayed"))
+	res := OnceLoop(context.Background(), tgt, 16)
+	if res.Requests != 500 || res.Errors != 1 || res.replays != 1 || len(seen) != 501 || tgt.OK.Load() != 500 {
+		t.Fatalf("requests %d, errors %d, replays %d, distinct tokens %d, OK %d", res.Requests, res.Errors, res.replays, len(seen), tgt.OK.Load())
 	}
 }

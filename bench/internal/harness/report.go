@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +44,9 @@ type Settings struct {
 	CryptoDuration float64   `json:"crypto_duration_s"`
 	TerraformCount []int     `json:"terraform_counts"`
 	ServerFlags    []string  `json:"server_flags,omitempty"`
+	// SingleUseTokens and SingleUseRounds are set when --single-use ran.
+	SingleUseTokens int `json:"single_use_tokens_per_run,omitempty"`
+	SingleUseRounds int `json:"single_use_rounds,omitempty"`
 }
 
 // ExchangeResult is the exchange benchmark on one database.
@@ -64,6 +68,8 @@ type ExchangeResult struct {
 	GrantedResponses   int64 `json:"granted_responses"`
 	GrantedAuditEvents int64 `json:"granted_audit_events"`
 	AuditComplete      bool  `json:"audit_complete"`
+	// SingleUse compares single_use off and on (--single-use), after the runs above.
+	SingleUse *SingleUseResult `json:"single_use,omitempty"`
 }
 
 // TargetCheck is one goal of issue 6 and whether this run met it.
@@ -90,6 +96,9 @@ func newResults(c Config) *Results {
 			Rates: c.Rates, OpenDuration: c.OpenDuration.Seconds(), OpenConns: c.OpenConns,
 			CryptoDuration: c.CryptoDuration.Seconds(), TerraformCount: c.TerraformCount, ServerFlags: c.ServerFlags,
 		},
+	}
+	if c.SingleUse {
+		r.Settings.SingleUseTokens, r.Settings.SingleUseRounds = c.SingleUseTokens, c.SingleUseRounds
 	}
 	return r
 }
@@ -181,6 +190,7 @@ func (r *Results) WriteTable(w io.Writer) {
 		for _, e := range r.Exchange {
 			fmt.Fprintf(w, "durability %s: %s\n", e.Database, e.Durability)
 		}
+		r.writeSingleUse(w, tw)
 	}
 	if len(r.Terraform) > 0 {
 		fmt.Fprintln(w, "\nTerraform at scale (wall seconds; ratio = trustgate_workload_connection ÷ terraform_data)")
@@ -268,4 +278,25 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// writeSingleUse prints the single_use comparison (--single-use).
+func (r *Results) writeSingleUse(w io.Writer, tw *tabwriter.Writer) {
+	if !slices.ContainsFunc(r.Exchange, func(e ExchangeResult) bool { return e.SingleUse != nil }) {
+		return
+	}
+	fmt.Fprintf(w, "\nsingle_use off vs on (%d tokens per run, each exchanged once; medians of %d runs per mode)\n",
+		r.Settings.SingleUseTokens, r.Settings.SingleUseRounds)
+	fmt.Fprintln(tw, "database\toff/s\ton/s\tchange\tserver µs off\ton\tchange\tdatabase µs off\ton\tserver+database\tmachine µs off\ton\tchange\trecords\treplays\t")
+	for _, e := range r.Exchange {
+		if s := e.SingleUse; s != nil {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%+.1f%%\t%.1f\t%.1f\t%+.1f%%\t%.1f\t%.1f\t%+.1f%%\t%.1f\t%.1f\t%+.1f%%\t%d\t%d\t\n", e.Database,
+				s.OffPerSec, s.OnPerSec, s.ThroughputChange, s.OffServerCPUus, s.OnServerCPUus, s.ServerCPUChange,
+				s.OffDatabaseCPUus, s.OnDatabaseCPUus, s.ServerAndDatabaseChange,
+				s.OffMachineCPUus, s.OnMachineCPUus, s.MachineCPUChange, s.Records, s.Replays)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "database µs: PostgreSQL's processes (on SQLite the database works inside the server); machine µs: all cores' busy")
+	fmt.Fprintln(w, "time minus the load generator's, which anything else running on the machine inflates")
 }

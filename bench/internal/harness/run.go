@@ -46,7 +46,12 @@ type Config struct {
 
 	SkipExchange  bool
 	SkipTerraform bool
-	Progress      io.Writer
+	// SingleUse adds, on each database, runs of SingleUseTokens tokens each exchanged once through
+	// a connection with single_use off and one with it on, SingleUseRounds times (singleuse.go).
+	SingleUse       bool
+	SingleUseTokens int
+	SingleUseRounds int
+	Progress        io.Writer
 }
 
 // Defaults fills the zero fields of c.
@@ -80,6 +85,12 @@ func (c *Config) Defaults() {
 	}
 	if len(c.TerraformCount) == 0 {
 		c.TerraformCount = []int{100, 500}
+	}
+	if c.SingleUseTokens == 0 {
+		c.SingleUseTokens = 20000
+	}
+	if c.SingleUseRounds == 0 {
+		c.SingleUseRounds = 2
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -144,6 +155,15 @@ func runExchange(ctx context.Context, c Config, res *Results) error {
 		return err
 	}
 	c.logf("minted in %s", time.Since(start).Round(time.Millisecond))
+	var onceTokens []string
+	if c.SingleUse {
+		c.logf("minting %d more for the single_use runs", c.SingleUseTokens)
+		start = time.Now()
+		if onceTokens, err = MintTokensFrom(iss, c.Tokens, c.SingleUseTokens, time.Hour); err != nil {
+			return err
+		}
+		c.logf("minted in %s", time.Since(start).Round(time.Millisecond))
+	}
 
 	dbs := []struct{ name, dsn string }{{"sqlite", "sqlite://" + filepath.Join(c.WorkDir, "exchange.db")}}
 	if c.PostgresDSN != "" {
@@ -168,7 +188,7 @@ func runExchange(ctx context.Context, c Config, res *Results) error {
 		if res.Crypto == nil {
 			res.Crypto = &cr
 		}
-		er, err := exchangeOn(ctx, c, db.name, db.dsn, jwksURL, tokens)
+		er, err := exchangeOn(ctx, c, db.name, db.dsn, jwksURL, tokens, onceTokens)
 		if err != nil {
 			return fmt.Errorf("exchange benchmark on %s: %w", db.name, err)
 		}
@@ -184,7 +204,7 @@ func runExchange(ctx context.Context, c Config, res *Results) error {
 	return nil
 }
 
-func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, tokens []string) (*ExchangeResult, error) {
+func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, tokens, onceTokens []string) (*ExchangeResult, error) {
 	er := &ExchangeResult{Database: dbName}
 	switch dbName {
 	case "sqlite":
@@ -233,6 +253,16 @@ func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, toke
 	}
 	er.AuditComplete = er.GrantedAuditEvents >= er.GrantedResponses
 	c.logf("[%s] %d tokens granted, %d granted-exchange audit events in the database", dbName, er.GrantedResponses, er.GrantedAuditEvents)
+	if len(onceTokens) > 0 {
+		if er.SingleUse, err = singleUseOn(ctx, c, srv, jwksURL, onceTokens); err != nil {
+			return nil, fmt.Errorf("single_use runs: %w (server log: %s)", err, srv.proc.log)
+		}
+		su := er.SingleUse
+		c.logf("[%s] single_use off → on: %.0f → %.0f exchanges/s (%+.1f %%), server CPU %.1f → %.1f µs (%+.1f %%), database CPU %.1f → %.1f µs, server + database %+.1f %%, machine CPU %.1f → %.1f µs (%+.1f %%); %d records for %d grants, %d replays",
+			dbName, su.OffPerSec, su.OnPerSec, su.ThroughputChange, su.OffServerCPUus, su.OnServerCPUus, su.ServerCPUChange,
+			su.OffDatabaseCPUus, su.OnDatabaseCPUus, su.ServerAndDatabaseChange,
+			su.OffMachineCPUus, su.OnMachineCPUus, su.MachineCPUChange, su.Records, su.Granted, su.Replays)
+	}
 	if err := srv.stop(); err != nil {
 		return nil, err
 	}

@@ -75,15 +75,7 @@ func (s *server) activeConnection(ctx context.Context, jwksURL string) (*api.Con
 	if err != nil {
 		return nil, err
 	}
-	ref := "refs/heads/main"
-	c, err := devops.CreateConnection(ctx, api.ConnectionInput{
-		Name:        BenchConnection,
-		Description: "trustgate-bench: github preset, JWKS from trustgate dev-issuer",
-		GitHub:      &api.GitHubSettings{OwnerID: "65", Owner: "octo-org", Repository: "octo-org/octo-repo", Audience: Audience},
-		JWKSURL:     jwksURL,
-		TokenTTL:    &api.TokenTTL{Amount: 15, Unit: api.UnitMinutes},
-		Conditions:  []api.Condition{{Claim: "ref", Operator: api.OpEquals, Value: &ref}},
-	})
+	c, err := devops.CreateConnection(ctx, benchConnection(BenchConnection, jwksURL))
 	if err != nil {
 		return nil, fmt.Errorf("creating the benchmark connection: %w", err)
 	}
@@ -92,6 +84,20 @@ func (s *server) activeConnection(ctx context.Context, jwksURL string) (*api.Con
 		return nil, fmt.Errorf("activating the benchmark connection: %w", err)
 	}
 	return c, nil
+}
+
+// benchConnection is the benchmark's connection: a github preset whose JWKS URL points at the dev
+// issuer and whose conditions the minted tokens meet.
+func benchConnection(name, jwksURL string) api.ConnectionInput {
+	ref := "refs/heads/main"
+	return api.ConnectionInput{
+		Name:        name,
+		Description: "trustgate-bench: github preset, JWKS from trustgate dev-issuer",
+		GitHub:      &api.GitHubSettings{OwnerID: "65", Owner: "octo-org", Repository: "octo-org/octo-repo", Audience: Audience},
+		JWKSURL:     jwksURL,
+		TokenTTL:    &api.TokenTTL{Amount: 15, Unit: api.UnitMinutes},
+		Conditions:  []api.Condition{{Claim: "ref", Operator: api.OpEquals, Value: &ref}},
+	}
 }
 
 // countGrantedAudit counts the granted token-exchange audit events in the server's database, read

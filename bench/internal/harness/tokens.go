@@ -21,6 +21,11 @@ const Audience = "trustgate-bench"
 // MintTokens signs n distinct GitHub-shaped RS256 tokens (distinct sub, run_id and jti), valid for
 // ttl, on every core.
 func MintTokens(iss *devissuer.Issuer, n int, ttl time.Duration) ([]string, error) {
+	return MintTokensFrom(iss, 0, n, ttl)
+}
+
+// MintTokensFrom is MintTokens numbering the runs from first, so that two sets never share a jti.
+func MintTokensFrom(iss *devissuer.Issuer, first, n int, ttl time.Duration) ([]string, error) {
 	toks := make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -30,7 +35,7 @@ func MintTokens(iss *devissuer.Issuer, n int, ttl time.Duration) ([]string, erro
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				run := strconv.Itoa(1_000_000 + i)
+				run := strconv.Itoa(1_000_000 + first + i)
 				toks[i], errs[i] = iss.Mint("github", map[string]any{
 					"aud":    Audience,
 					"sub":    "repo:octo-org/octo-repo:ref:refs/heads/main:run:" + run,

@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 )
 
 // Sink stores a batch of events durably and atomically (store.Store implements it).
@@ -32,6 +33,19 @@ type Sink interface {
 
 // ErrClosed is returned by Record after Close.
 var ErrClosed = errors.New("audit writer closed")
+
+// OnceSink is a Sink that also stores single-use records (CONTRACT.md §1 single_use) in the
+// transaction of a batch (store.Store implements it). AppendAuditOnce inserts recs, skipping
+// those whose (ConnectionID, TokenKey) is stored already, then calls build with which were new
+// (fresh[i] for recs[i]) — the batch's pre-insert hook — and appends the events build returns, all
+// in one transaction: a record is stored exactly when its event is.
+type OnceSink interface {
+	AppendAuditOnce(ctx context.Context, recs []connection.SingleUse, build func(fresh []bool) []api.AuditEvent) error
+}
+
+// ErrReplay is RecordOnce's answer when the CI token was exchanged before: the refusal event was
+// recorded instead of the granted one.
+var ErrReplay = errors.New("audit: the single-use token was exchanged before")
 
 // Options tune a Writer. Zero values take the defaults.
 type Options struct {
@@ -65,7 +79,16 @@ type Writer struct {
 
 type pending struct {
 	ev     api.AuditEvent
+	once   *once      // set by RecordOnce
 	result chan error // buffered(1): the writer never blocks on a waiter that gave up
+}
+
+// once is what RecordOnce adds to an event: its single-use record, the event recorded instead
+// when the record exists already, and (set while committing) whether it did.
+type once struct {
+	rec     connection.SingleUse
+	refused api.AuditEvent
+	taken   bool
 }
 
 // NewWriter starts a writer on sink. Call Close to flush and stop it.
@@ -103,8 +126,32 @@ func (w *Writer) Record(ctx context.Context, ev api.AuditEvent) error {
 	}
 	ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
 	storable(&ev)
-	p := &pending{ev: ev, result: make(chan error, 1)}
+	return w.enqueue(ctx, &pending{ev: ev, result: make(chan error, 1)})
+}
 
+// RecordOnce is Record for the granted exchange of a single-use CI token (CONTRACT.md §1
+// single_use): rec is stored in the same transaction as ev, unless a record with its
+// (ConnectionID, TokenKey) exists already, on any replica; then refused is recorded instead of ev
+// (with ev's id and time) and RecordOnce returns ErrReplay. Two RecordOnce of one key in one batch:
+// the first queued wins. It fails closed on a sink that cannot store records.
+func (w *Writer) RecordOnce(ctx context.Context, ev api.AuditEvent, rec connection.SingleUse, refused api.AuditEvent) error {
+	if _, ok := w.sink.(OnceSink); !ok {
+		return errors.New("audit: this store cannot record single-use tokens")
+	}
+	if ev.ID == "" {
+		ev.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
+	storable(&ev)
+	refused.ID, refused.Time = ev.ID, ev.Time
+	storable(&refused)
+	return w.enqueue(ctx, &pending{ev: ev, once: &once{rec: rec, refused: refused}, result: make(chan error, 1)})
+}
+
+func (w *Writer) enqueue(ctx context.Context, p *pending) error {
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -207,18 +254,79 @@ func (w *Writer) run() {
 			}
 			delay.Stop()
 		}
-		evs = evs[:0]
-		for _, p := range batch {
-			evs = append(evs, p.ev)
+		var err error
+		if hasOnce(batch) {
+			err = w.commitOnce(batch, &evs)
+		} else {
+			evs = evs[:0]
+			for _, p := range batch {
+				evs = append(evs, p.ev)
+			}
+			err = w.commit(evs)
 		}
-		err := w.commit(evs)
 		if w.opts.OnBatch != nil {
 			w.opts.OnBatch(len(evs), err)
 		}
 		for _, p := range batch {
-			p.result <- err
+			if err == nil && p.once != nil && p.once.taken {
+				p.result <- ErrReplay
+			} else {
+				p.result <- err
+			}
 		}
 	}
+}
+
+func hasOnce(batch []*pending) bool {
+	for _, p := range batch {
+		if p.once != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// commitOnce commits a batch holding single-use records (RecordOnce) through OnceSink: the
+// records first, then, in the same transaction, the events, each replay's refusal in place of its
+// grant. A key queued twice in the batch is a replay at its second occurrence without asking the
+// store. Only the events change; their order and ids do not.
+func (w *Writer) commitOnce(batch []*pending, evs *[]api.AuditEvent) error {
+	type key struct{ conn, token string }
+	var (
+		recs   []connection.SingleUse
+		owners []*pending
+		seen   = map[key]bool{}
+	)
+	for _, p := range batch {
+		if p.once == nil {
+			continue
+		}
+		k := key{p.once.rec.ConnectionID, p.once.rec.TokenKey}
+		if seen[k] {
+			p.once.taken = true
+			continue
+		}
+		seen[k] = true
+		recs = append(recs, p.once.rec)
+		owners = append(owners, p)
+	}
+	build := func(fresh []bool) []api.AuditEvent {
+		for i, p := range owners {
+			p.once.taken = !fresh[i]
+		}
+		*evs = (*evs)[:0]
+		for _, p := range batch {
+			if p.once != nil && p.once.taken {
+				*evs = append(*evs, p.once.refused)
+			} else {
+				*evs = append(*evs, p.ev)
+			}
+		}
+		return *evs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+	defer cancel()
+	return w.sink.(OnceSink).AppendAuditOnce(ctx, recs, build)
 }
 
 func (w *Writer) commit(evs []api.AuditEvent) error {

@@ -26,14 +26,18 @@ import (
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 )
 
 // Recorder records an audit event durably: when Record returns nil the event is committed.
-// *audit.Writer implements it.
+// RecordOnce records a single-use exchange's event together with its record, or, when the record
+// exists already (on any replica), refused instead and answers audit.ErrReplay. *audit.Writer
+// implements it.
 type Recorder interface {
 	Record(ctx context.Context, ev api.AuditEvent) error
+	RecordOnce(ctx context.Context, ev api.AuditEvent, rec connection.SingleUse, refused api.AuditEvent) error
 }
 
 // Broker runs token exchanges.
@@ -136,26 +140,70 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m audit.Met
 		return nil, refuse(api.ErrInvalidGrant, fmt.Sprintf("the subject token was refused: %s check failed; a security or DevOps admin can see which in the audit log or with the test endpoint", res.FailedKind))
 	}
 
+	spec := &entry.Conn.Spec
+	ev.Actor = res.Subject
+	aud, ok := connection.IssuedAudience(*spec, b.PublicURL, req.Audience)
+	if !ok {
+		// A good token asking for an audience this connection does not issue (RFC 8693 §2.2.2).
+		ev.Reason = "audience"
+		ev.Detail = map[string]any{"check": "audience", "expected": connection.AllowedAudiences(*spec, b.PublicURL),
+			"actual": req.Audience, "detail": "the requested audience is not one of the connection's token_audience", "kind": "audience"}
+		if err := b.Audit.Record(ctx, ev); err != nil {
+			return nil, auditDown(m)
+		}
+		return nil, refuse(api.ErrInvalidTarget, "the requested audience is not one this connection issues tokens for: ask for one of its token_audience entries, or omit audience")
+	}
+
 	now := b.now()
-	ttl := TTL(entry.Conn.Spec.TokenTTL)
+	ttl := TTL(spec.TokenTTL)
 	claims := signing.AccessClaims{
-		Issuer: b.PublicURL, Audience: b.PublicURL, Subject: res.Subject,
+		Issuer: b.PublicURL, Audience: aud, Subject: res.Subject,
 		IssuedAt: now, NotBefore: now, Expiry: now.Add(ttl),
-		Connection: entry.Conn.Spec.Name, ConnectionID: entry.Conn.ID, SourceIssuer: res.SourceIssuer,
-		ID: uuid.NewString(),
+		Connection: spec.Name, ConnectionID: entry.Conn.ID, SourceIssuer: res.SourceIssuer,
+		ID: uuid.NewString(), Claims: connection.MappedClaims(res.Claims, spec.ClaimMappings),
 	}
 	token, err := b.Keys.Mint(claims)
 	if err != nil {
 		return nil, &Refusal{Code: "server_error", Description: "could not sign the access token (request " + m.RequestID + ")", Internal: true}
 	}
-	ev.Actor = res.Subject
+	refused := ev // the denied event, as it stands before the grant is written into ev
 	ev.Outcome = api.OutcomeGranted
 	ev.Detail = map[string]any{"jti": claims.ID, "sub": res.Subject, "expires_at": claims.Expiry.UTC().Format(time.RFC3339), "source_iss": res.SourceIssuer}
+	if len(spec.TokenAudience) > 0 {
+		ev.Detail["aud"] = aud
+	}
 	// Durable before the token leaves: if the audit store cannot take it, nobody gets the token.
-	if err := b.Audit.Record(ctx, ev); err != nil {
+	if !spec.SingleUse {
+		if err := b.Audit.Record(ctx, ev); err != nil {
+			return nil, auditDown(m)
+		}
+	} else if err := b.recordOnce(ctx, ev, refused, entry, req.SubjectToken, res); errors.Is(err, audit.ErrReplay) {
+		return nil, refuse(api.ErrInvalidGrant, "the subject token was refused: "+KindReplay+" check failed: this connection is single_use and the token was exchanged before; get a fresh token from the CI system")
+	} else if err != nil {
 		return nil, auditDown(m)
 	}
 	return &api.TokenResponse{AccessToken: token, IssuedTokenType: api.TokenTypeJWT, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second)}, nil
+}
+
+// KindReplay is the failure kind of a single-use CI token presented again (CONTRACT.md §4).
+const KindReplay = "replay"
+
+// recordOnce records a single_use connection's granted exchange with the token's single-use
+// record (CONTRACT.md §1), in the audit batch's transaction: when the record exists already the
+// exchange is a replay, audited as denied with refused's fields, and the answer is
+// audit.ErrReplay.
+func (b *Broker) recordOnce(ctx context.Context, granted, refused api.AuditEvent, entry *Entry, token string, res *jwtverify.Result) error {
+	rec := connection.SingleUse{
+		ConnectionID: entry.Conn.ID,
+		TokenKey:     connection.SingleUseKey(res.Claims, token),
+		// Verified tokens always have exp; the record outlives the token's last valid second.
+		Until: res.Expiry.Add(connection.SingleUseLinger),
+	}
+	refused.Reason = KindReplay
+	refused.Detail = map[string]any{"check": "single_use", "kind": KindReplay, "expected": "the first exchange of this CI token",
+		"actual": "exchanged before", "detail": "the connection is single_use and this token (by iss and jti, or its hash) was exchanged through it before",
+		"jti": res.Claims["jti"]}
+	return b.Audit.RecordOnce(ctx, granted, rec, refused)
 }
 
 func auditDown(m audit.Meta) *Refusal {
@@ -201,9 +249,14 @@ var ErrInactive = errors.New("the access token's connection is no longer active"
 // ErrRevoked means the access token was revoked (POST /v1/revoke).
 var ErrRevoked = errors.New("the access token was revoked")
 
+// ErrAudience means an access token's aud is not one its connection allows (any more).
+var ErrAudience = errors.New("the access token's audience is not one its connection issues tokens for")
+
 // Workload validates an access token issued by this server and reports whom it names, or an error
-// when it is expired, not ours, signed by a withdrawn key (signing.ErrWithdrawn), revoked, or its
-// connection is no longer active. It reads no database.
+// when it is expired, not ours, signed by a withdrawn key (signing.ErrWithdrawn), revoked, its
+// connection is no longer active, or its aud is not one its connection allows: whatever aud it was
+// issued for, the token is "issued by this server for a connection that allows this aud". It reads
+// no database.
 func (b *Broker) Workload(token string) (*signing.AccessClaims, error) {
 	claims, err := b.Keys.Verify(token, b.now())
 	if err != nil {
@@ -221,6 +274,9 @@ func (b *Broker) Workload(token string) (*signing.AccessClaims, error) {
 	}
 	if e.Conn.RetiredToken(claims.IssuedAt) {
 		return nil, ErrRetired
+	}
+	if !connection.AudienceAllowed(e.Conn.Spec, b.PublicURL, claims.Audience) {
+		return nil, ErrAudience
 	}
 	return claims, nil
 }

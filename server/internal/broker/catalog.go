@@ -28,21 +28,30 @@ type Entry struct {
 	Conn     connection.Connection
 	Resolved connection.Resolved
 	Policy   jwtverify.Policy
-	// proposalJWKSURL is the key source of the pending proposal ("" when none): in use too, so
-	// that the JWKS cache keeps it for the proposal's tests.
-	proposalJWKSURL string
+	// proposalSources are the JWKS cache entries of the pending proposal's key source (none when
+	// there is no proposal): in use too, so that the JWKS cache keeps them for the proposal's tests.
+	proposalSources []string
 }
 
-// NewEntry resolves a connection for evaluation.
+// NewEntry resolves a connection for evaluation. An inline JWKS is parsed here, once per change
+// of the connection, never per exchange.
 func NewEntry(conn connection.Connection, opts connection.Options) *Entry {
 	r := connection.Resolve(conn.Spec, opts)
-	e := &Entry{Conn: conn, Resolved: r, Policy: jwtverify.Policy{
-		JWKSURL: r.JWKSURL, Conditions: r.EffectiveConditions, IdentityClaim: conn.Spec.IdentityClaim,
-	}}
+	e := &Entry{Conn: conn, Resolved: r, Policy: policyOf(r, conn.Spec, true)}
 	if p := conn.Proposal; p != nil {
-		e.proposalJWKSURL = connection.Resolve(p.Spec, opts).JWKSURL
+		e.proposalSources = policyOf(connection.Resolve(p.Spec, opts), p.Spec, false).Sources()
 	}
 	return e
+}
+
+// policyOf is what the verifier needs of a resolved spec; parseInline false leaves inline keys
+// unparsed (a proposal's key sources only).
+func policyOf(r connection.Resolved, spec api.ConnectionInput, parseInline bool) jwtverify.Policy {
+	p := jwtverify.Policy{JWKSURL: r.JWKSURL, IssuerURL: r.IssuerURL, Conditions: r.EffectiveConditions, IdentityClaim: spec.IdentityClaim}
+	if r.InlineJWKS != "" && parseInline {
+		p.Inline = jwtverify.ParseInlineKeys(r.InlineJWKS)
+	}
+	return p
 }
 
 // Active reports whether the connection may issue tokens.
@@ -80,12 +89,16 @@ func (c *Catalog) PruneJWKS(cache *jwtverify.JWKSCache) {
 	cache.Retain(c.snap.Load().jwksURLs())
 }
 
+// jwksURLs are the JWKS cache entries in use: every connection's and pending proposal's JWKS URL
+// or discovery document (whose discovered jwks_uri JWKSCache.Retain keeps with it).
 func (s *snapshot) jwksURLs() map[string]struct{} {
 	urls := make(map[string]struct{}, len(s.byID))
 	for _, e := range s.byID {
-		urls[e.Policy.JWKSURL] = struct{}{}
-		if e.proposalJWKSURL != "" {
-			urls[e.proposalJWKSURL] = struct{}{}
+		for _, u := range e.Policy.Sources() {
+			urls[u] = struct{}{}
+		}
+		for _, u := range e.proposalSources {
+			urls[u] = struct{}{}
 		}
 	}
 	return urls

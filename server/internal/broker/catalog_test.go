@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/internal/devissuer"
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/ciissuer"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store/storetest"
 )
 
@@ -128,5 +131,83 @@ func BenchmarkCatalogRefreshAfterOneChange(b *testing.B) {
 	}
 	if e := cat.ByID(conns[0].ID); e == nil || e.Conn.Revision != conns[0].Revision {
 		b.Fatal("the catalog did not follow the changes")
+	}
+}
+
+// The JWKS cache's URLs in use include a connection's discovery document and the jwks_uri it
+// names, and a pending proposal's; they go when nothing uses them any more.
+func TestCatalogKeepsDiscoveredJWKSURLsInTheCache(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	iss := ciissuer.Start(t, devissuer.Options{})
+	opts := connection.Options{DefaultAudience: "https://tg.example", AllowInsecureJWKS: true}
+	c := testConn("discovered")
+	c.Spec.JWKSURL, c.Spec.IssuerURL = "", iss.URL
+	if err := st.CreateConnection(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := NewCatalog(ctx, st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: true})
+	cat.PruneJWKS(cache)
+	v := jwtverify.NewVerifier(cache, jwtverify.VerifierOptions{})
+	tok, err := iss.Mint("generic", map[string]any{"aud": "x"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its conditions (iss and aud "x") fail; the keys, found through discovery, verify.
+	if res := v.Verify(ctx, tok, cat.ByName("discovered").Policy); !res.Verified {
+		t.Fatalf("not verified: %s %+v", res.FailedKind, res.Checks)
+	}
+	if n := cache.Stats().URLs; n != 2 {
+		t.Fatalf("%d URLs cached, want the discovery document and its JWKS", n)
+	}
+
+	// Another connection changes: the rebuild prunes, and both URLs stay.
+	other := testConn("other")
+	if err := st.CreateConnection(ctx, other, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := cache.Stats().URLs; n != 2 {
+		t.Fatalf("after a rebuild %d URLs cached, want the discovered jwks_uri kept", n)
+	}
+	// Deleted: nothing uses them.
+	if err := st.DeleteConnection(ctx, c.ID, c.Revision, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := cache.Stats().URLs; n != 0 {
+		t.Fatalf("%d URLs cached after the connection was deleted", n)
+	}
+}
+
+// Inline keys are parsed when the catalog loads the connection: exchanges fetch nothing.
+func TestCatalogParsesInlineKeysOnce(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	iss := ciissuer.Start(t, devissuer.Options{})
+	doc, err := iss.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testConn("inline")
+	c.Spec.JWKSURL, c.Spec.JWKS = "", string(doc)
+	if err := st.CreateConnection(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := NewCatalog(ctx, st, connection.Options{DefaultAudience: "https://tg.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cat.ByName("inline")
+	if e.Policy.Inline == nil || e.Policy.Inline.Len() != 1 || len(e.Policy.Sources()) != 0 {
+		t.Fatalf("policy %+v: want one parsed inline key and no source to fetch", e.Policy)
 	}
 }

@@ -21,12 +21,41 @@ type discardSink struct{}
 
 func (discardSink) AppendAudit(context.Context, []api.AuditEvent) error { return nil }
 
+// AppendAuditOnce takes single-use records and calls them all new, as a store seeing each token
+// for the first time would.
+func (discardSink) AppendAuditOnce(_ context.Context, recs []connection.SingleUse, build func([]bool) []api.AuditEvent) error {
+	fresh := make([]bool, len(recs))
+	for i := range fresh {
+		fresh[i] = true
+	}
+	_ = build(fresh)
+	return nil
+}
+
 // BenchmarkExchangeGranted is one granted token exchange through the broker: a GitHub-shaped RS256
 // token from the dev issuer (JWKS cached) against an active github-preset connection, an ES256
 // access token minted, and the audit event handed to the group-commit writer (over a sink that
 // stores nothing). Most of its time is the RSA verification (BenchmarkVerifyGitHubToken in
 // jwtverify); what the broker adds shows in allocs/op.
-func BenchmarkExchangeGranted(b *testing.B) {
+func BenchmarkExchangeGranted(b *testing.B) { benchmarkExchange(b, func(*api.ConnectionInput) {}) }
+
+// BenchmarkExchangeGrantedSingleUse is BenchmarkExchangeGranted on a single_use connection: what
+// the single-use key, its record and the batch hook add to an exchange's CPU (the database's side
+// is measured by make bench with --single-use).
+func BenchmarkExchangeGrantedSingleUse(b *testing.B) {
+	benchmarkExchange(b, func(in *api.ConnectionInput) { in.SingleUse = true })
+}
+
+// BenchmarkExchangeGrantedWithClaimsAndAudiences is BenchmarkExchangeGranted with four
+// claim_mappings and two token_audience entries.
+func BenchmarkExchangeGrantedWithClaimsAndAudiences(b *testing.B) {
+	benchmarkExchange(b, func(in *api.ConnectionInput) {
+		in.ClaimMappings = map[string]string{"repository": "repository", "run": "run_number", "ref": "ref", "env": "environment"}
+		in.TokenAudience = []string{"https://deploy.example", "https://artifacts.example"}
+	})
+}
+
+func benchmarkExchange(b *testing.B, configure func(*api.ConnectionInput)) {
 	ctx := context.Background()
 	iss, err := devissuer.New(devissuer.Options{})
 	if err != nil {
@@ -36,11 +65,13 @@ func BenchmarkExchangeGranted(b *testing.B) {
 	b.Cleanup(jwks.Close)
 
 	opts := connection.Options{DefaultAudience: "https://trustgate.example", AllowInsecureJWKS: true}
-	spec, err := connection.Normalize(api.ConnectionInput{
+	in := api.ConnectionInput{
 		Name: "bench", ProviderType: api.ProviderGitHub,
 		GitHub:  &api.GitHubSettings{OwnerID: "65", Owner: "octo-org", Ref: "refs/heads/main", Audience: "https://github.com/octo-org"},
 		JWKSURL: jwks.URL + "/.well-known/jwks.json",
-	}, opts)
+	}
+	configure(&in)
+	spec, err := connection.Normalize(in, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,8 @@
 //   - LookupClaim, EvaluateCondition, Evaluate, IdentityValue, MatchGlob: conditions against a
 //     claim set.
 //   - InlineJWKSThumbprints: an inline jwks document's keys, as the fingerprint covers them.
+//   - MappedClaims, IssuedAudience, AllowedAudiences, AudienceAllowed, SingleUseKey: what an
+//     exchange issues (the claims object, the aud) and how a single_use token is recognised.
 //
 // # Choices and why
 //
@@ -129,6 +131,32 @@
 // Token shape. claim_mappings (≤ 20, names ^[a-z][a-z0-9_]{0,63}$, sources like condition claims)
 // and token_audience (1–10 distinct strings; an empty list means none) are validated here and
 // applied by the broker; single_use is enforced by the broker through the store.
+//
+// Mapped claims (MappedClaims). A source value is copied with its JSON type when it is a string,
+// a number (its exact text: 9007199254740993 stays that), a boolean, or an array whose elements
+// are all of those. Anything else is left out: a missing claim, null, an object, and an array
+// holding an object, an array or null (copying part of an array would say something the token did
+// not). A connection with mappings always issues a `claims` object, empty when nothing was copied,
+// so a resource server can tell "mapped, absent" from "no mappings".
+//
+// Audience (IssuedAudience). Without the RFC 8693 `audience` parameter the access token's `aud` is
+// the public URL when token_audience is unset, else the whole token_audience list: a JSON array
+// (a string when the list has one entry), so every resource server listed accepts the token
+// without the job asking for one — the choice Google's and Vault's token audiences make, and the
+// one that keeps a connection whose token_audience names one service working with an unchanged
+// CI job. With `audience=X`, X must be one of token_audience (or the public URL when it is
+// unset), else invalid_target, and `aud` is X alone: a job that wants a token for one service
+// asks for it and gets a token no other listed service accepts. whoami and introspection accept
+// a token of this server whatever its aud, as long as its connection still allows every entry
+// (AudienceAllowed): a proposal approved to change token_audience ends tokens issued for an
+// audience it dropped.
+//
+// Single use (SingleUseKey, SingleUse). A token is recognised by iss and jti when it has a
+// non-empty string jti (so the same token re-encoded or re-signed is still the same token), else by
+// the SHA-256 of its compact form; both are stored as fixed-size hashes with distinct prefixes.
+// The record lives until exp + 60 s (the verifier's leeway), after which the token cannot be
+// exchanged anyway. A record is written in the transaction of the exchange's audit event, so a
+// refused or failed exchange never uses the token up.
 //
 // Identity. IdentityValue accepts a non-empty string or a number; booleans, null, objects, arrays
 // and empty strings are refused: none of them names a workload.

@@ -41,20 +41,20 @@ func (h *handlers) token(c *gin.Context) {
 		f := c.Request.PostForm
 		// RFC 6749 §3.2: parameters must not be repeated. Refusing them also means no proxy in
 		// front can read a different value than the one this server acts on.
-		for _, k := range []string{"grant_type", "subject_token", "subject_token_type", "connection"} {
+		for _, k := range []string{"grant_type", "subject_token", "subject_token_type", "connection", "audience"} {
 			if len(f[k]) > 1 {
 				oauthError(c, http.StatusBadRequest, api.ErrInvalidRequest, k+" is repeated: send each parameter once (request "+requestIDOf(c)+")")
 				return
 			}
 		}
 		req = api.TokenRequest{GrantType: f.Get("grant_type"), SubjectToken: f.Get("subject_token"),
-			SubjectTokenType: f.Get("subject_token_type"), Connection: f.Get("connection")}
+			SubjectTokenType: f.Get("subject_token_type"), Connection: f.Get("connection"), Audience: f.Get("audience")}
 	case "application/json":
 		dec := json.NewDecoder(c.Request.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil || dec.More() {
 			oauthError(c, http.StatusBadRequest, api.ErrInvalidRequest,
-				"the JSON body must be one object with only grant_type, subject_token, subject_token_type and connection (request "+requestIDOf(c)+")")
+				"the JSON body must be one object with only grant_type, subject_token, subject_token_type, connection and audience, all strings (request "+requestIDOf(c)+")")
 			return
 		}
 	default:
@@ -120,7 +120,7 @@ func (h *handlers) introspect(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, api.Introspection{Active: true, Sub: claims.Subject, Iss: claims.Issuer, Aud: claims.Audience,
 		Exp: claims.Expiry.Unix(), Iat: claims.IssuedAt.Unix(), Jti: claims.ID, TokenType: "Bearer",
-		Connection: claims.Connection, ConnectionID: claims.ConnectionID})
+		Connection: claims.Connection, ConnectionID: claims.ConnectionID, Claims: claims.Claims})
 }
 
 // whoami answers for an API key or an access token.
@@ -147,13 +147,15 @@ func (h *handlers) whoami(c *gin.Context) {
 			detail = "the access token was revoked: exchange a fresh CI token"
 		case errors.Is(err, signing.ErrWithdrawn):
 			detail = "the access token was signed by a key withdrawn after a compromise: exchange a fresh CI token"
+		case errors.Is(err, broker.ErrAudience):
+			detail = "the access token's audience is no longer one its workload connection issues tokens for (its token_audience changed): exchange a fresh CI token"
 		}
 		problem(c, http.StatusUnauthorized, detail)
 		return
 	}
 	exp := claims.Expiry.UTC()
 	c.JSON(http.StatusOK, api.Whoami{Kind: "workload", Sub: claims.Subject, Connection: claims.Connection,
-		ConnectionID: claims.ConnectionID, ExpiresAt: &exp})
+		ConnectionID: claims.ConnectionID, ExpiresAt: &exp, Claims: claims.Claims})
 }
 
 func (h *handlers) jwks(c *gin.Context) {

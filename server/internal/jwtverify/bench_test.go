@@ -102,3 +102,40 @@ func BenchmarkDecodeClaims(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkVerifyGitHubTokenByDiscovery is BenchmarkVerifyGitHubToken with the keys found through
+// the issuer's discovery document (issuer_url; both documents cached): the discovery check should
+// add no allocation.
+func BenchmarkVerifyGitHubTokenByDiscovery(b *testing.B) {
+	f, tok := githubBench(b)
+	p := f.policy
+	p.JWKSURL, p.IssuerURL = "", f.server.Issuer.URL
+	ctx := context.Background()
+	if r := f.verifier.Verify(ctx, tok, p); !r.OK {
+		b.Fatal(r.FailedKind)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := f.verifier.Verify(ctx, tok, p); !r.OK {
+			b.Fatal(r.FailedKind)
+		}
+	}
+}
+
+// BenchmarkVerifyGitHubTokenInline is BenchmarkVerifyGitHubToken with the keys given inline.
+func BenchmarkVerifyGitHubTokenInline(b *testing.B) {
+	f, tok := githubBench(b)
+	doc, err := f.issuer.JWKS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := f.policy
+	p.JWKSURL, p.Inline = "", ParseInlineKeys(string(doc))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := f.verifier.Verify(ctx, tok, p); !r.OK {
+			b.Fatal(r.FailedKind)
+		}
+	}
+}

@@ -98,6 +98,13 @@ type KeySet struct {
 	ExpiresAt time.Time
 	// LastError is the error of the last fetch attempt when it failed after FetchedAt.
 	LastError string
+	// Issuer and JWKSURI are set, and Keys empty, when the entry is an issuer's OIDC discovery
+	// document (see DiscoveryKey): what it says its issuer is, and where its keys are.
+	Issuer  string
+	JWKSURI string
+	// issuerValue and discoveryDetail are the discovery check's values, boxed once per fetch.
+	issuerValue     any
+	discoveryDetail string
 	// size is the estimated memory the set holds, for the cache's byte bound.
 	size int64
 }
@@ -179,8 +186,11 @@ type JWKSCache struct {
 	bytes   int64                  // guarded by mu: the sum of the entries' sizes
 	group   singleflight.Group
 	// hot mirrors entries (jwksURL → *cacheEntry), written under mu, so that the hot path (a
-	// cached, fresh key set) reads it without taking mu.
-	hot sync.Map
+	// cached, fresh key set) reads it without taking mu. hotDiscovery holds the discovery
+	// documents' entries again by issuer (DiscoveryKey without its prefix), so that their hot
+	// path does not build the key.
+	hot          sync.Map
+	hotDiscovery sync.Map
 
 	fetches, fetchErrors, staleServed, evictions atomic.Int64
 }
@@ -241,13 +251,25 @@ func (c *JWKSCache) Stats() JWKSStats {
 }
 
 // Retain forgets every cached URL that inUse does not hold. The connection catalog calls it with
-// the JWKS URLs of every connection it knows (any status) whenever it changes, so a URL an admin
-// tried once and changed again does not stay in memory.
+// the key sources of every connection it knows (any status; Policy.Sources: JWKS URLs and
+// DiscoveryKeys) whenever it changes, so a URL an admin tried once and changed again does not
+// stay in memory. The jwks_uri of every retained discovery document is in use too.
 func (c *JWKSCache) Retain(inUse map[string]struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	discovered := map[string]struct{}{}
+	for u, e := range c.entries {
+		if _, ok := inUse[u]; !ok || !strings.HasPrefix(u, discoveryPrefix) {
+			continue
+		}
+		if set := e.set.Load(); set != nil && set.JWKSURI != "" {
+			discovered[set.JWKSURI] = struct{}{}
+		}
+	}
 	for u := range c.entries {
-		if _, ok := inUse[u]; !ok {
+		_, used := inUse[u]
+		_, found := discovered[u]
+		if !used && !found {
 			c.removeLocked(u)
 		}
 	}
@@ -259,6 +281,9 @@ func (c *JWKSCache) insertLocked(jwksURL string, e *cacheEntry) {
 	}
 	c.entries[jwksURL] = e
 	c.hot.Store(jwksURL, e)
+	if issuer, ok := strings.CutPrefix(jwksURL, discoveryPrefix); ok {
+		c.hotDiscovery.Store(issuer, e)
+	}
 }
 
 // resizeLocked records e's new size (if e is still cached) and evicts other entries, least
@@ -301,6 +326,9 @@ func (c *JWKSCache) removeLocked(jwksURL string) {
 	c.bytes -= e.size
 	delete(c.entries, jwksURL)
 	c.hot.Delete(jwksURL)
+	if issuer, ok := strings.CutPrefix(jwksURL, discoveryPrefix); ok {
+		c.hotDiscovery.Delete(issuer)
+	}
 	c.evictions.Add(1)
 }
 
@@ -373,16 +401,21 @@ func (c *JWKSCache) lookup(ctx context.Context, jwksURL, kid string) (JWK, error
 	if err != nil {
 		return JWK{}, err
 	}
-	if k, ok := set.lookup(kid); ok {
+	return set.find(kid)
+}
+
+// find returns the key with kid, or an ErrUnknownKID that says why there is none.
+func (s *KeySet) find(kid string) (JWK, error) {
+	if k, ok := s.lookup(kid); ok {
 		return k, nil
 	}
-	if why := set.ignoredReason(kid); why != "" {
+	if why := s.ignoredReason(kid); why != "" {
 		return JWK{}, fmt.Errorf("%w: key %q was refused: %s", ErrUnknownKID, kid, why)
 	}
 	if kid == "" {
-		return JWK{}, fmt.Errorf("%w: the token has no kid and the JWKS has %d usable keys", ErrUnknownKID, len(set.Keys))
+		return JWK{}, fmt.Errorf("%w: the token has no kid and the JWKS has %d usable keys", ErrUnknownKID, len(s.Keys))
 	}
-	return JWK{}, fmt.Errorf("%w: %q is not among the %d keys of the JWKS", ErrUnknownKID, kid, len(set.Keys))
+	return JWK{}, fmt.Errorf("%w: %q is not among the %d keys of the JWKS", ErrUnknownKID, kid, len(s.Keys))
 }
 
 // refresh fetches jwksURL unless a fetch was attempted within the cool-down, sharing one fetch
@@ -465,41 +498,21 @@ func (c *JWKSCache) serveCached(set *KeySet, lastErr error, now time.Time) (*Key
 	return set, nil
 }
 
-func (c *JWKSCache) fetch(ctx context.Context, jwksURL string) (set *KeySet, err error) {
+// fetch fetches what a cache key names: a JWKS URL, or (DiscoveryKey) an issuer's OIDC discovery
+// document.
+func (c *JWKSCache) fetch(ctx context.Context, key string) (set *KeySet, err error) {
 	c.fetches.Add(1)
 	defer func() {
 		if err != nil {
 			c.fetchErrors.Add(1)
 		}
 	}()
-	u, err := url.Parse(jwksURL)
-	if err != nil {
-		return nil, fmt.Errorf("%w: invalid URL: %v", ErrFetch, err)
+	if issuer, ok := strings.CutPrefix(key, discoveryPrefix); ok {
+		return c.fetchDiscovery(ctx, issuer)
 	}
-	if err := checkURL(u, c.opts.AllowInsecure); err != nil {
+	body, header, err := c.get(ctx, key, "application/json, application/jwk-set+json", "JWKS")
+	if err != nil {
 		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
-	}
-	req.Header.Set("Accept", "application/json, application/jwk-set+json")
-	req.Header.Set("User-Agent", "trustgate-jwks")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, fetchFailure(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("%w: %s answered %d", ErrFetch, u.Redacted(), resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading body: %v", ErrFetch, err)
-	}
-	if int64(len(body)) > c.opts.MaxBytes {
-		return nil, fmt.Errorf("%w: JWKS is larger than %d bytes", ErrFetch, c.opts.MaxBytes)
 	}
 	keys, ignored, err := ParseJWKS(body)
 	if err != nil {
@@ -507,21 +520,57 @@ func (c *JWKSCache) fetch(ctx context.Context, jwksURL string) (set *KeySet, err
 	}
 	now := c.opts.Now()
 	set = &KeySet{
-		URL:       jwksURL,
+		URL:       key,
 		Keys:      keys,
 		Ignored:   ignored,
 		FetchedAt: now,
-		ExpiresAt: now.Add(maxAge(resp.Header.Get("Cache-Control"))),
+		ExpiresAt: now.Add(maxAge(header.Get("Cache-Control"))),
 	}
 	set.size = set.footprint()
 	return set, nil
+}
+
+// get fetches rawURL under the cache's rules (URL checked, dialer refusing internal addresses
+// unless AllowInsecure, timeout, redirects checked, body capped) and returns its body. what names
+// the document in errors.
+func (c *JWKSCache) get(ctx context.Context, rawURL, accept, what string) ([]byte, http.Header, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: invalid URL: %v", ErrFetch, err)
+	}
+	if err := checkURL(u, c.opts.AllowInsecure); err != nil {
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrFetch, err)
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", "trustgate-jwks")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, nil, fetchFailure(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, nil, fmt.Errorf("%w: %s answered %d", ErrFetch, u.Redacted(), resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: reading body: %v", ErrFetch, err)
+	}
+	if int64(len(body)) > c.opts.MaxBytes {
+		return nil, nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrFetch, what, c.opts.MaxBytes)
+	}
+	return body, resp.Header, nil
 }
 
 // footprint estimates the memory a key set holds: its strings, the keys' numbers and a fixed
 // overhead per key. It is what the cache's byte bound counts.
 func (s *KeySet) footprint() int64 {
 	const perItem = 96 // slice element, interface, key struct and allocation headers
-	n := int64(len(s.URL) + len(s.LastError) + perItem)
+	n := int64(len(s.URL) + len(s.LastError) + len(s.Issuer) + len(s.JWKSURI) + perItem)
 	for _, k := range s.Keys {
 		n += int64(len(k.KID)+len(k.Alg)+len(k.desc)) + perItem
 		switch key := k.Key.(type) {

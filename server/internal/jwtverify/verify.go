@@ -46,6 +46,9 @@ const (
 	CheckSize      = "size"
 	CheckFormat    = "format"
 	CheckAlgorithm = "algorithm"
+	// CheckDiscovery is the issuer_url's discovery document (before the key check, only for
+	// connections with issuer_url).
+	CheckDiscovery = "discovery"
 	CheckKey       = "key"
 	CheckSignature = "signature"
 	CheckExp       = "exp"
@@ -60,6 +63,7 @@ var kindOfCheck = map[string]string{
 	CheckSize:      KindMalformed,
 	CheckFormat:    KindMalformed,
 	CheckAlgorithm: KindAlgorithm,
+	CheckDiscovery: KindSignature, // keys of an unverified source cannot be trusted
 	CheckKey:       KindSignature,
 	CheckSignature: KindSignature,
 	CheckExp:       KindExpired,
@@ -69,11 +73,30 @@ var kindOfCheck = map[string]string{
 	CheckIdentity:  KindCondition,
 }
 
-// Policy is what a connection requires of a CI JWT.
+// Policy is what a connection requires of a CI JWT. Exactly one key source is set: JWKSURL,
+// IssuerURL (OIDC discovery of the JWKS URL) or Inline.
 type Policy struct {
-	JWKSURL       string
+	JWKSURL string
+	// IssuerURL: the keys are at the jwks_uri of this issuer's discovery document.
+	IssuerURL string
+	// Inline: the connection's inline JWKS (ParseInlineKeys), never fetched.
+	Inline        *InlineKeys
 	Conditions    []api.Condition // the effective conditions, in evaluation order
 	IdentityClaim string          // "sub" when empty
+}
+
+// Sources are the JWKS cache entries the policy uses (a JWKS URL or a DiscoveryKey; none for
+// inline keys), for JWKSCache.Retain.
+func (p Policy) Sources() []string {
+	switch {
+	case p.Inline != nil:
+		return nil
+	case p.IssuerURL != "":
+		return []string{DiscoveryKey(p.IssuerURL)}
+	case p.JWKSURL != "":
+		return []string{p.JWKSURL}
+	}
+	return nil
 }
 
 // Result is the outcome of verifying one token. It never contains the raw token.
@@ -97,6 +120,8 @@ type Result struct {
 	// KeyID and Algorithm of the token header, when it could be parsed.
 	KeyID     string
 	Algorithm string
+	// Expiry is the token's exp when it is a valid date (zero otherwise).
+	Expiry time.Time
 }
 
 // EvaluateFunc evaluates conditions against a claim set: one check per condition, in order
@@ -174,6 +199,9 @@ var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", 
 // Check values that do not depend on the token, boxed once: a string or slice stored in an `any`
 // costs an allocation every time.
 var (
+	wantJWKSKey             any = "a key from the connection's JWKS"
+	wantInlineKey           any = "a key of the connection's inline JWKS"
+	wantDiscoveredKey       any = "a key from the JWKS at the discovery document's jwks_uri"
 	sizeExpected            any = fmt.Sprintf("at most %d bytes", MaxTokenBytes)
 	defaultIdentityExpected any = "claim " + api.DefaultIdentity + " resolves to a non-empty string"
 	supportedAlgsValue      any = SupportedAlgorithms
@@ -209,8 +237,13 @@ func (r *run) failKind(name, kind string, expected, actual any, detail string) *
 
 // Verify runs every check of CONTRACT.md §4 on rawJWT against p.
 func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result {
-	// Room for every check: the 9 fixed ones before the conditions, the conditions, identity.
-	r := &run{res: &Result{Checks: make([]api.Check, 0, 10+len(p.Conditions))}}
+	// Room for every check: the 9 fixed ones before the conditions (10 with discovery), the
+	// conditions, identity.
+	fixed := 10
+	if p.IssuerURL != "" {
+		fixed++
+	}
+	r := &run{res: &Result{Checks: make([]api.Check, 0, fixed+len(p.Conditions))}}
 
 	// 1. Size.
 	if len(rawJWT) > MaxTokenBytes {
@@ -237,13 +270,37 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 	}
 	r.pass(CheckAlgorithm, supportedAlgsValue, spec.name, "")
 
-	// 4. Key by kid from the policy's JWKS, of the type the alg needs. jku, x5u and jwk headers
-	// are ignored: keys come from the connection's JWKS URL only.
-	const wantKey = "a key from the connection's JWKS"
-	if p.JWKSURL == "" {
-		return r.fail(CheckKey, wantKey, kid, "the connection has no JWKS URL")
+	// 4. Key by kid from the policy's key source, of the type the alg needs. jku, x5u and jwk
+	// headers are ignored: keys come from the connection's key source only. With issuer_url, the
+	// discovery document is checked first and reported on its own.
+	var (
+		key     JWK
+		wantKey = wantJWKSKey
+	)
+	switch {
+	case p.Inline != nil:
+		wantKey = wantInlineKey
+		key, err = p.Inline.lookup(kid)
+	case p.IssuerURL != "":
+		doc, derr := v.keys.discoveryDoc(ctx, p.IssuerURL)
+		if derr != nil {
+			var refusal *discoveryRefusal
+			var said any
+			if errors.As(derr, &refusal) && refusal.said != "" {
+				said = refusal.said
+			}
+			return r.fail(CheckDiscovery, p.IssuerURL, said, derr.Error())
+		}
+		// The document's issuer equals issuer_url byte for byte (fetchDiscovery): both values are
+		// the one boxed when it was fetched.
+		r.pass(CheckDiscovery, doc.issuerValue, doc.issuerValue, doc.discoveryDetail)
+		wantKey = wantDiscoveredKey
+		key, err = v.keys.lookupDiscovered(ctx, p.IssuerURL, doc, kid)
+	case p.JWKSURL != "":
+		key, err = v.keys.lookup(ctx, p.JWKSURL, kid)
+	default:
+		err = errors.New("the connection has no key source")
 	}
-	key, err := v.keys.lookup(ctx, p.JWKSURL, kid)
 	if err != nil {
 		return r.fail(CheckKey, wantKey, kid, err.Error())
 	}
@@ -305,6 +362,9 @@ func (v *Verifier) timeChecks(r *run, claims map[string]any, now time.Time) {
 		r.fail(CheckExp, after, expStamp, "the token has expired")
 	default:
 		r.pass(CheckExp, after, expStamp, "")
+	}
+	if hasExp {
+		r.res.Expiry = exp
 	}
 
 	switch {

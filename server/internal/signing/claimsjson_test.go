@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trustgate/terraform-provider-trustgate/api"
 )
 
 // FuzzMintClaimsJSONIsWhatEncodingJSONWrites keeps appendWireClaims byte-identical to
@@ -16,13 +18,13 @@ func FuzzMintClaimsJSONIsWhatEncodingJSONWrites(f *testing.F) {
 	f.Add(`quo"te\`, "<a&b>", "\u2028\x00\x7f", int64(-1), int64(1<<62))
 	f.Add("héllo😀", "bad\xffutf8", "", int64(0), int64(0))
 	f.Fuzz(func(t *testing.T, iss, sub, conn string, iat, ttl int64) {
-		w := wireClaims{Iss: iss, Sub: sub, Aud: iss + "/aud", Iat: iat, Nbf: iat - 60, Exp: iat + ttl,
+		w := wireClaims{Iss: iss, Sub: sub, Aud: api.Audience{iss + "/aud"}, Iat: iat, Nbf: iat - 60, Exp: iat + ttl,
 			Jti: sub + conn, Connection: conn, ConnectionID: conn + "-id", SourceIss: sub}
 		want, err := json.Marshal(w)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendWireClaims(nil, w); !bytes.Equal(got, want) {
+		if got, err := appendWireClaims(nil, w); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("claims JSON:\n got %s\nwant %s", got, want)
 		}
 	})
@@ -38,7 +40,7 @@ func BenchmarkMintSigningInput(b *testing.B) {
 	ring := newRing(b)
 	c := sampleClaims(time.Unix(1764331200, 0))
 	w := wireClaims{
-		Iss: ring.Issuer, Sub: c.Subject, Aud: ring.Audience,
+		Iss: ring.Issuer, Sub: c.Subject, Aud: api.Audience{ring.Audience},
 		Iat: c.IssuedAt.Unix(), Nbf: c.NotBefore.Unix(), Exp: c.Expiry.Unix(),
 		Jti: "q1w2e3r4t5y6u7i8o9p0aa", Connection: c.Connection, ConnectionID: c.ConnectionID, SourceIss: c.SourceIssuer,
 	}
@@ -48,7 +50,7 @@ func BenchmarkMintSigningInput(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var scratch [512]byte
-			payload := appendWireClaims(scratch[:0], w)
+			payload, _ := appendWireClaims(scratch[:0], w)
 			var sb strings.Builder
 			sb.Grow(len(header) + 1 + b64.EncodedLen(len(payload)) + 1 + b64.EncodedLen(es256SigLen))
 			sb.WriteString(header)

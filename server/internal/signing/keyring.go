@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/trustgate/terraform-provider-trustgate/api"
 )
 
@@ -61,8 +63,10 @@ var (
 
 // AccessClaims are the claims of an access token (CONTRACT.md §4).
 type AccessClaims struct {
-	Issuer       string
-	Audience     string
+	Issuer string
+	// Audience is the token's aud: one entry is written as a JSON string, several as an array
+	// (CONTRACT.md §1 token_audience). Mint uses the ring's Audience when it is empty.
+	Audience     []string
 	Subject      string
 	IssuedAt     time.Time
 	NotBefore    time.Time
@@ -71,19 +75,24 @@ type AccessClaims struct {
 	Connection   string
 	ConnectionID string
 	SourceIssuer string
+	// Claims are the connection's mapped claims (claim_mappings): strings, numbers (json.Number),
+	// booleans and arrays of those. Nil leaves the claim out; an empty map is written as {}.
+	Claims map[string]any
 }
 
 type wireClaims struct {
-	Iss          string `json:"iss"`
-	Sub          string `json:"sub"`
-	Aud          string `json:"aud"`
-	Iat          int64  `json:"iat"`
-	Nbf          int64  `json:"nbf"`
-	Exp          int64  `json:"exp"`
-	Jti          string `json:"jti"`
-	Connection   string `json:"connection"`
-	ConnectionID string `json:"connection_id"`
-	SourceIss    string `json:"source_iss"`
+	Iss          string       `json:"iss"`
+	Sub          string       `json:"sub"`
+	Aud          api.Audience `json:"aud"`
+	Iat          int64        `json:"iat"`
+	Nbf          int64        `json:"nbf"`
+	Exp          int64        `json:"exp"`
+	Jti          string       `json:"jti"`
+	Connection   string       `json:"connection"`
+	ConnectionID string       `json:"connection_id"`
+	SourceIss    string       `json:"source_iss"`
+	// Claims is omitted when nil and written as {} when empty (omitzero, not omitempty).
+	Claims map[string]any `json:"claims,omitzero"`
 }
 
 // ringKey is a published key as the ring uses it. It never changes once built.
@@ -529,8 +538,8 @@ func (k *KeyRing) Mint(c AccessClaims) (string, error) {
 	if c.Issuer == "" {
 		c.Issuer = k.Issuer
 	}
-	if c.Audience == "" {
-		c.Audience = k.Audience
+	if len(c.Audience) == 0 {
+		c.Audience = []string{k.Audience}
 	}
 	if c.ID == "" {
 		var b [16]byte
@@ -543,11 +552,15 @@ func (k *KeyRing) Mint(c AccessClaims) (string, error) {
 		return "", errors.New("signing: an access token needs a subject and an expiry")
 	}
 	var scratch [512]byte // the claims JSON usually fits: no allocation for it
-	payload := appendWireClaims(scratch[:0], wireClaims{
+	payload, err := appendWireClaims(scratch[:0], wireClaims{
 		Iss: c.Issuer, Sub: c.Subject, Aud: c.Audience,
 		Iat: c.IssuedAt.Unix(), Nbf: c.NotBefore.Unix(), Exp: c.Expiry.Unix(),
 		Jti: c.ID, Connection: c.Connection, ConnectionID: c.ConnectionID, SourceIss: c.SourceIssuer,
+		Claims: c.Claims,
 	})
+	if err != nil {
+		return "", err
+	}
 	key := k.state.Load().keyAt(c.IssuedAt)
 	if key == nil || key.priv == nil {
 		return "", ErrNoSigningKey
@@ -587,17 +600,19 @@ func writeBase64(sb *strings.Builder, b []byte) {
 
 // appendWireClaims appends w as encoding/json would marshal it, byte for byte (the field order of
 // wireClaims; strings escaped by encoding/json whenever they hold anything but plain printable
-// ASCII), without reflection, so that Mint builds the signing input in one buffer.
-// BenchmarkMintSigningInput runs it beside json.Marshal (figures in BENCHMARKS.md, "Fast paths and
-// their benchmarks"); TestMintClaimsJSONIsWhatEncodingJSONWrites and
-// FuzzMintClaimsJSONIsWhatEncodingJSONWrites keep the bytes identical.
-func appendWireClaims(b []byte, w wireClaims) []byte {
+// ASCII; aud as api.Audience writes it; the claims object with its keys sorted), without
+// reflection, so that Mint builds the signing input in one buffer. BenchmarkMintSigningInput runs
+// it beside json.Marshal (figures in BENCHMARKS.md, "Fast paths and their benchmarks"), and
+// BenchmarkMint and BenchmarkMintWithClaims within Mint; TestMintClaimsJSONIsWhatEncodingJSONWrites,
+// FuzzMintClaimsJSONIsWhatEncodingJSONWrites and FuzzWireClaimsMatchEncodingJSON keep the bytes
+// identical.
+func appendWireClaims(b []byte, w wireClaims) ([]byte, error) {
 	b = append(b, `{"iss":`...)
 	b = appendJSONString(b, w.Iss)
 	b = append(b, `,"sub":`...)
 	b = appendJSONString(b, w.Sub)
 	b = append(b, `,"aud":`...)
-	b = appendJSONString(b, w.Aud)
+	b = appendAudience(b, w.Aud)
 	b = append(b, `,"iat":`...)
 	b = strconv.AppendInt(b, w.Iat, 10)
 	b = append(b, `,"nbf":`...)
@@ -612,7 +627,135 @@ func appendWireClaims(b []byte, w wireClaims) []byte {
 	b = appendJSONString(b, w.ConnectionID)
 	b = append(b, `,"source_iss":`...)
 	b = appendJSONString(b, w.SourceIss)
-	return append(b, '}')
+	if w.Claims != nil {
+		b = append(b, `,"claims":`...)
+		var err error
+		if b, err = appendJSONValue(b, w.Claims); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendAudience appends an aud claim as api.Audience marshals it: one entry as a string, nil as
+// null, anything else as an array.
+func appendAudience(b []byte, aud api.Audience) []byte {
+	switch {
+	case len(aud) == 1:
+		return appendJSONString(b, aud[0])
+	case aud == nil:
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, a := range aud {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, a)
+	}
+	return append(b, ']')
+}
+
+// appendJSONValue appends a claim value: the types a decoded claim set holds (strings, booleans,
+// null, json.Number, []any, map[string]any with its keys sorted as encoding/json sorts them)
+// directly, anything else through json.Marshal.
+func appendJSONValue(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		return appendJSONString(b, x), nil
+	case bool:
+		return strconv.AppendBool(b, x), nil
+	case nil:
+		return append(b, "null"...), nil
+	case json.Number:
+		if x == "" {
+			return append(b, '0'), nil // encoding/json writes an empty Number as 0
+		}
+		if !isJSONNumber(string(x)) {
+			return nil, fmt.Errorf("signing: invalid number literal %q", string(x))
+		}
+		return append(b, x...), nil
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendJSONValue(b, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	case map[string]any:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			var err error
+			if b, err = appendJSONValue(b, x[k]); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("signing: encoding a claim: %w", err)
+	}
+	return append(b, enc...), nil
+}
+
+// isJSONNumber reports whether s is a JSON number literal (RFC 8259 §6), what encoding/json
+// requires of a json.Number it writes.
+func isJSONNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	return i == len(s)
 }
 
 // appendJSONString appends s quoted. Plain printable ASCII is copied; anything encoding/json
@@ -630,8 +773,10 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// Verify checks an access token: our signature (ES256, a kid of this ring), iss and aud equal to
-// the ring's Issuer and Audience, exp not reached (no leeway) and nbf reached.
+// Verify checks an access token: our signature (ES256, a kid of this ring), iss equal to the
+// ring's Issuer, exp not reached (no leeway) and nbf reached. The aud is returned, not checked: an
+// access token's aud is one its connection allows (CONTRACT.md §1 token_audience), which the
+// caller decides (broker.Workload).
 func (k *KeyRing) Verify(token string, now time.Time) (*AccessClaims, error) {
 	if k.Issuer == "" || k.Audience == "" {
 		return nil, fmt.Errorf("%w: the key ring has no issuer or audience configured", ErrInvalidToken)
@@ -674,14 +819,13 @@ func (k *KeyRing) Verify(token string, now time.Time) (*AccessClaims, error) {
 		return nil, fmt.Errorf("%w: payload", ErrInvalidToken)
 	}
 	var w wireClaims
-	if err := json.Unmarshal(pb, &w); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(pb))
+	dec.UseNumber() // mapped numbers keep their exact text
+	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("%w: payload", ErrInvalidToken)
 	}
 	if w.Iss != k.Issuer {
 		return nil, fmt.Errorf("%w: issuer", ErrInvalidToken)
-	}
-	if w.Aud != k.Audience {
-		return nil, fmt.Errorf("%w: audience", ErrInvalidToken)
 	}
 	if w.Exp == 0 || !now.Before(time.Unix(w.Exp, 0)) {
 		return nil, ErrExpired
@@ -693,6 +837,7 @@ func (k *KeyRing) Verify(token string, now time.Time) (*AccessClaims, error) {
 		Issuer: w.Iss, Audience: w.Aud, Subject: w.Sub,
 		IssuedAt: time.Unix(w.Iat, 0).UTC(), NotBefore: time.Unix(w.Nbf, 0).UTC(), Expiry: time.Unix(w.Exp, 0).UTC(),
 		ID: w.Jti, Connection: w.Connection, ConnectionID: w.ConnectionID, SourceIssuer: w.SourceIss,
+		Claims: w.Claims,
 	}, nil
 }
 

@@ -102,19 +102,26 @@ func insertAudit(tx *gorm.DB, evs []api.AuditEvent) error {
 		chunk := evs[start:min(start+insertBatch, len(evs))]
 		args = args[:0]
 		for i := range chunk {
-			ev := &chunk[i]
-			detail, err := json.Marshal(ev.Detail)
-			if err != nil {
-				return fmt.Errorf("encode detail of audit event %s: %w", ev.ID, err)
+			var err error
+			if args, err = appendAuditArgs(args, &chunk[i]); err != nil {
+				return err
 			}
-			args = append(args, ev.ID, ev.Time.UTC().Format(timeLayout), ev.Actor, ev.Action, ev.ConnectionID,
-				ev.ConnectionName, ev.Outcome, ev.Reason, ev.RequestID, ev.RemoteAddr, string(detail))
 		}
 		if err := tx.Exec(auditInsertSQL(len(chunk)), args...).Error; err != nil {
 			return fmt.Errorf("append %d audit events: %w", len(evs), err)
 		}
 	}
 	return nil
+}
+
+// appendAuditArgs appends the values of one row of auditInsertHead's columns.
+func appendAuditArgs(args []any, ev *api.AuditEvent) ([]any, error) {
+	detail, err := json.Marshal(ev.Detail)
+	if err != nil {
+		return nil, fmt.Errorf("encode detail of audit event %s: %w", ev.ID, err)
+	}
+	return append(args, ev.ID, ev.Time.UTC().Format(timeLayout), ev.Actor, ev.Action, ev.ConnectionID,
+		ev.ConnectionName, ev.Outcome, ev.Reason, ev.RequestID, ev.RemoteAddr, string(detail)), nil
 }
 
 // AppendAudit stores events atomically, in slice order, with one multi-row INSERT per 500

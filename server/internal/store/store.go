@@ -256,6 +256,7 @@ func sqliteDSN(path string, conn sqliteConn, wal walPolicy) string {
 		"_pragma=foreign_keys(1)",
 		"_pragma=synchronous(FULL)",
 		"_pragma=wal_autocheckpoint(0)",
+		"_pragma=temp_store(2)",
 		fmt.Sprintf("_pragma=journal_size_limit(%d)", wal.sizeLimit),
 		"_txlock=immediate",
 	}
