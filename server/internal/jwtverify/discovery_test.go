@@ -297,7 +297,7 @@ func TestDiscoveryDocumentsAreBoundedAndRetainedWithTheirJWKS(t *testing.T) {
 	v := NewVerifier(small, VerifierOptions{Now: f.clock.Now})
 	for range 3 {
 		other := newJWKSServer(t, devissuer.Options{})
-		tok, err := other.Issuer.Mint("github", nil, time.Minute)
+		tok, err := other.Mint("github", nil, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}

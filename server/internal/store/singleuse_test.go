@@ -106,6 +106,11 @@ func TestAppendAuditOnceManyRecords(t *testing.T) {
 	if err := s.AppendAuditOnce(ctx, recs[:700], build); err != nil {
 		t.Fatal(err)
 	}
+	for i, f := range *fresh {
+		if !f {
+			t.Fatalf("first batch: record %d fresh = false", i)
+		}
+	}
 	build, fresh = onceBatch(recs)
 	if err := s.AppendAuditOnce(ctx, recs, build); err != nil {
 		t.Fatal(err)
