@@ -27,6 +27,7 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/httpapi"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/sightings"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
@@ -39,6 +40,11 @@ var (
 	_ httpapi.Pinger   = (*store.Store)(nil)
 	_ admin.Recorder   = (*audit.Writer)(nil)
 	_ broker.Recorder  = (*audit.Writer)(nil)
+)
+
+var (
+	_ sightings.Sink       = (*store.Store)(nil)
+	_ admin.SightingStorer = (*store.Store)(nil)
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -65,6 +71,9 @@ type Config struct {
 	// cool-down, access-token lifetimes, the times of changes such as a deactivation (default
 	// time.Now). Tests move it instead of waiting.
 	Now func() time.Time
+
+	// SightingsRetention is how long workload sightings are kept (default 720h, CONTRACT.md §2).
+	SightingsRetention time.Duration
 }
 
 // App is a running server's parts.
@@ -78,6 +87,10 @@ type App struct {
 	Principals *principal.Service
 	Opts       connection.Options
 	Config     Config
+
+	// Sightings records the workloads seen; it flushes and prunes in the background, and tests
+	// call Flush and Prune to do it now.
+	Sightings *sightings.Recorder
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -130,23 +143,29 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	jwks := jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS, Now: cfg.Now})
 	catalog.PruneJWKS(jwks)
 	verifier := jwtverify.NewVerifier(jwks, jwtverify.VerifierOptions{Now: cfg.Now})
-	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, PublicURL: cfg.PublicURL, Now: cfg.Now}
+	a.Sightings = sightings.NewRecorder(st, sightings.Options{Retention: cfg.SightingsRetention, Now: cfg.Now, Logger: cfg.Logger})
+	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, PublicURL: cfg.PublicURL, Now: cfg.Now,
+		Sightings: a.Sightings}
 	var limiter *httpapi.RateLimiter
 	if cfg.RatePerConnection > 0 || cfg.RatePerClient > 0 {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
 	}
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now},
+		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now,
+			Sightings: st, SightingsRetention: a.Sightings.Retention()},
 		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
 
 	a.wg.Add(1)
 	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.Sightings.Run(runCtx) }()
 	return a, nil
 }
 
-// Close stops background work and flushes the audit writer. It does not close the store.
+// Close stops background work (the sightings recorder flushes one last time) and flushes the
+// audit writer. It does not close the store.
 func (a *App) Close() {
 	a.stop()
 	a.wg.Wait()

@@ -23,6 +23,7 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/sightings"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 )
 
@@ -41,6 +42,9 @@ type Broker struct {
 	// PublicURL is the issuer and audience of access tokens.
 	PublicURL string
 	Now       func() time.Time
+	// Sightings records the workloads whose tokens passed the signature and time checks
+	// (CONTRACT.md §3, workload sightings); nil records none.
+	Sightings *sightings.Recorder
 }
 
 // Admit, when given to Exchange, is asked once the outcome is known and before anything is
@@ -118,6 +122,7 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m audit.Met
 	if err := admit.admit(entry.Conn.ID, res.OK); err != nil {
 		return nil, err
 	}
+	b.Sightings.Saw(entry.Conn.ID, res)
 	if !res.OK {
 		ev.Reason = res.FailedKind
 		ev.Detail = failedCheckDetail(res)
