@@ -1,4 +1,4 @@
-// Command trustgate is the Trustgate server and its tools: serve, keys, exchange and dev-issuer.
+// Command trustgate is the Trustgate server and its tools: serve, keys, exchange, impact and dev-issuer.
 // This file and its siblings only turn flags and environment into calls of the server packages.
 package main
 
@@ -25,6 +25,7 @@ Usage:
   trustgate keys list
   trustgate keys revoke NAME
   trustgate exchange --server URL --connection NAME [--from github|gitlab|circleci|google|auto]
+  trustgate impact --server URL --connection NAME (--patch FILE | --proposal)   (API key: TRUSTGATE_API_KEY)
   trustgate dev-issuer serve|mint [flags]    local OIDC issuer for demos and tests
   trustgate version
 
@@ -35,7 +36,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		// `trustgate exchange` has already written its reason to stderr.
+		// `trustgate exchange` and `trustgate impact` have already written their reason to stderr.
 		var reported *ciclient.ReportedError
 		if !errors.As(err, &reported) {
 			fmt.Fprintln(os.Stderr, "trustgate:", err)
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "exchange":
 		return exchangeCmd(ctx, args[1:], stdout, stderr)
+	case "impact":
+		return impactCmd(ctx, args[1:], stdout, stderr)
 	case "dev-issuer":
 		return devIssuerCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -13,6 +13,10 @@ func exchangeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return ciclient.RunCLI(ctx, args, os.Getenv, stdout, stderr)
 }
 
+func impactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return ciclient.RunImpactCLI(ctx, args, os.Getenv, os.Stdin, stdout, stderr)
+}
+
 func devIssuerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return devissuer.RunCLI(ctx, args, stdout, stderr)
 }
