@@ -21,8 +21,8 @@
 // NUL become U+FFFD, cut at MaxIdentityBytes). A token whose identity claim is unusable (missing,
 // empty, an object...) was refused on the identity check and names no workload, so it is not
 // recorded at all; the impact report says so when a proposal changes the identity claim. The
-// claims kept are the latest token's without iat, nbf, exp and jti (StoredClaims): they change with
-// every token and say nothing about who the workload is.
+// claims kept are the latest token's without iat, nbf, exp and jti (AppendStoredClaims): they change
+// with every token and say nothing about who the workload is.
 //
 // # Retention
 //
@@ -62,8 +62,9 @@ const (
 	MaxIdentityBytes = 512
 )
 
-// Seen is one aggregate of exchanges, as a flush hands it to the Sink: Claims are already the
-// stored claims (StoredClaims).
+// Seen is one aggregate of exchanges, as a flush hands it to the Sink. Claims are the latest
+// token's claims as the verifier decoded them: the Sink writes them with AppendStoredClaims, which
+// leaves out iat, nbf, exp and jti.
 type Seen struct {
 	ConnectionID string
 	Identity     string
@@ -133,7 +134,7 @@ type aggregate struct {
 	first, last time.Time
 	exchanges   int64
 	// claims are the latest token's claims as the verifier decoded them; nobody changes them
-	// after verification, so holding the map is enough (StoredClaims copies at flush time).
+	// after verification, so holding the map is enough.
 	claims map[string]any
 }
 
@@ -228,18 +229,7 @@ func StorableIdentity(s string) string {
 // droppedClaims are the claims a sighting does not keep: they change with every token.
 var droppedClaims = []string{"iat", "nbf", "exp", "jti"}
 
-// StoredClaims is claims without iat, nbf, exp and jti, as a new map.
-func StoredClaims(claims map[string]any) map[string]any {
-	out := make(map[string]any, len(claims))
-	for k, v := range claims {
-		if !slices.Contains(droppedClaims, k) {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// DecodeClaims decodes stored claims (the JSON of StoredClaims) the way the verifier decodes a
+// DecodeClaims decodes stored claims (the JSON of AppendStoredClaims) the way the verifier decodes a
 // token's, so that the impact report compares exactly what an exchange compared.
 func DecodeClaims(s string) (map[string]any, error) { return jwtverify.DecodeClaims(s) }
 
@@ -269,7 +259,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			outcome = api.OutcomeGranted
 		}
 		rows = append(rows, Seen{ConnectionID: k.connectionID, Identity: k.identity, Outcome: outcome,
-			FirstSeen: a.first, LastSeen: a.last, Exchanges: a.exchanges, Claims: StoredClaims(a.claims)})
+			FirstSeen: a.first, LastSeen: a.last, Exchanges: a.exchanges, Claims: a.claims})
 	}
 	// One order for every replica: concurrent upserts of overlapping rows then lock them in the
 	// same order and cannot deadlock (PostgreSQL).
