@@ -204,7 +204,7 @@ func TestSightingsRetentionAndCapRemoveOldAndExcessSightings(t *testing.T) {
 	for i := range sightings.DefaultMaxPerConnection {
 		at := base.Add(time.Duration(i) * time.Second)
 		batch = append(batch, sightings.Seen{ConnectionID: conn.ID, Identity: fmt.Sprintf("bulk-%05d", i), Outcome: api.OutcomeGranted,
-			FirstSeen: at, LastSeen: at, Exchanges: 1, Claims: map[string]any{}})
+			FirstSeen: at, LastSeen: at, Exchanges: 1})
 	}
 	if err := e.App.Store.UpsertSightings(t.Context(), batch); err != nil {
 		t.Fatal(err)

@@ -50,7 +50,6 @@ func (s *Store) UpsertSightings(ctx context.Context, batch []sightings.Seen) err
 		return nil
 	}
 	param := make([]byte, 0, len(batch)*1024)
-	var claims []byte
 	param = append(param, '[')
 	for i := range batch {
 		r := &batch[i]
@@ -70,8 +69,11 @@ func (s *Store) UpsertSightings(ctx context.Context, batch []sightings.Seen) err
 		param = append(param, '"', ',')
 		param = strconv.AppendInt(param, r.Exchanges, 10)
 		param = append(param, ',')
-		claims = sightings.AppendStoredClaims(claims[:0], r.Claims)
-		param = sightings.AppendJSONString(param, string(claims))
+		claims := string(r.Claims)
+		if claims == "" {
+			claims = "{}"
+		}
+		param = sightings.AppendJSONString(param, claims)
 		param = append(param, ']')
 	}
 	param = append(param, ']')

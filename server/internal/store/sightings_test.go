@@ -16,8 +16,12 @@ import (
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
 func seen(conn, identity, outcome string, first, last time.Time, n int64, claims map[string]any) sightings.Seen {
+	var stored []byte
+	if claims != nil {
+		stored = sightings.AppendStoredClaims(nil, claims)
+	}
 	return sightings.Seen{ConnectionID: conn, Identity: identity, Outcome: outcome, FirstSeen: first, LastSeen: last,
-		Exchanges: n, Claims: claims}
+		Exchanges: n, Claims: stored}
 }
 
 // TestUpsertSightingsAddsReplicasFlushesTogether: two flushes of the same workload (two replicas,
