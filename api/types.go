@@ -417,6 +417,10 @@ type ImpactReport struct {
 	// Caveats says what the claims of past tokens cannot tell (a changed key source, TTL or
 	// audience), so that nobody reads "no impact" into them.
 	Caveats []string `json:"caveats,omitempty"`
+	// NewlyRefusedTotal and NewlyAdmittedTotal count every such workload; the lists name at most
+	// 100. Sightings = StillGranted + StillRefused + NewlyRefusedTotal + NewlyAdmittedTotal.
+	NewlyRefusedTotal  int `json:"newly_refused_total"`
+	NewlyAdmittedTotal int `json:"newly_admitted_total"`
 }
 
 // TokenResponse is a successful token exchange.

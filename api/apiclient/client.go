@@ -218,6 +218,44 @@ func (c *Client) TestProposal(ctx context.Context, ref, token string) (*api.Test
 	return &out, c.do(ctx, http.MethodPost, connPath(ref)+"/test", q, api.TestRequest{Token: token}, 0, "", &out)
 }
 
+// ImpactOptions qualify an impact report.
+type ImpactOptions struct {
+	// Window is how far back workloads count (0: the server's default, 720h or its retention).
+	Window time.Duration
+}
+
+// Impact asks what a change would do to the workloads seen on a connection: patch is a JSON merge
+// patch on the live configuration (a struct, a map or a json.RawMessage), or nil for the pending
+// proposal (sent as {}; 404 when there is none). Nothing changes on the server.
+func (c *Client) Impact(ctx context.Context, ref string, patch any, o ImpactOptions) (*api.ImpactReport, error) {
+	if patch == nil {
+		patch = json.RawMessage("{}")
+	}
+	q := url.Values{}
+	if o.Window > 0 {
+		q.Set("window", o.Window.String())
+	}
+	var out api.ImpactReport
+	return &out, c.do(ctx, http.MethodPost, connPath(ref)+"/impact", q, patch, 0, "application/merge-patch+json", &out)
+}
+
+// SightingOptions page GET /v1/workload-connections/{ref}/sightings.
+type SightingOptions struct {
+	Limit  int
+	Cursor string
+}
+
+// ListSightings reads one page of the workloads seen on a connection, newest first.
+func (c *Client) ListSightings(ctx context.Context, ref string, o SightingOptions) (*api.SightingList, error) {
+	q := url.Values{}
+	set(q, "cursor", o.Cursor)
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	var out api.SightingList
+	return &out, c.do(ctx, http.MethodGet, connPath(ref)+"/sightings", q, nil, 0, "", &out)
+}
+
 // ListAuditEvents reads one page of audit events, newest first.
 func (c *Client) ListAuditEvents(ctx context.Context, o AuditOptions) (*api.AuditEventList, error) {
 	q := url.Values{}

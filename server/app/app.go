@@ -32,6 +32,7 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/httpapi"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/sightings"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
 )
@@ -48,6 +49,11 @@ var (
 
 	_ signing.KeyStore       = keyStore{}
 	_ broker.RevocationStore = revocationStore{}
+)
+
+var (
+	_ sightings.Sink       = (*store.Store)(nil)
+	_ admin.SightingStorer = (*store.Store)(nil)
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -85,6 +91,9 @@ type Config struct {
 	// SingleUseCleanup is how often expired single-use token records are removed (default 1
 	// minute; tests shorten it).
 	SingleUseCleanup time.Duration
+
+	// SightingsRetention is how long workload sightings are kept (default 720h, CONTRACT.md §2).
+	SightingsRetention time.Duration
 }
 
 // App is a running server's parts.
@@ -100,6 +109,10 @@ type App struct {
 	Principals *principal.Service
 	Opts       connection.Options
 	Config     Config
+
+	// Sightings records the workloads seen; it flushes and prunes in the background, and tests
+	// call Flush and Prune to do it now.
+	Sightings *sightings.Recorder
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -164,7 +177,9 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	jwks := jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS, Now: cfg.Now})
 	catalog.PruneJWKS(jwks)
 	verifier := jwtverify.NewVerifier(jwks, jwtverify.VerifierOptions{Now: cfg.Now})
-	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, Revocations: revocations, PublicURL: cfg.PublicURL, Now: cfg.Now}
+	a.Sightings = sightings.NewRecorder(st, sightings.Options{Retention: cfg.SightingsRetention, Now: cfg.Now, Logger: cfg.Logger})
+	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, Revocations: revocations, PublicURL: cfg.PublicURL, Now: cfg.Now,
+		Sightings: a.Sightings}
 	var limiter *httpapi.RateLimiter
 	if cfg.RatePerConnection > 0 || cfg.RatePerClient > 0 {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
@@ -172,7 +187,8 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	registry := prometheus.NewRegistry()
 	registerKeyMetrics(registry, keys, now)
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now},
+		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now,
+			Sightings: st, SightingsRetention: a.Sightings.Retention()},
 		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Registry: registry, Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
@@ -181,8 +197,9 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
 	go func() { defer a.wg.Done(); keys.Run(runCtx, cfg.CatalogPoll) }()
 	go func() { defer a.wg.Done(); revocations.Run(runCtx, cfg.CatalogPoll) }()
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.cleanSingleUse(runCtx, cfg.SingleUseCleanup) }()
+	go func() { defer a.wg.Done(); a.Sightings.Run(runCtx) }()
 	return a, nil
 }
 
@@ -222,7 +239,8 @@ func (a *App) cleanSingleUse(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Close stops background work and flushes the audit writer. It does not close the store.
+// Close stops background work (the sightings recorder flushes one last time) and flushes the
+// audit writer. It does not close the store.
 func (a *App) Close() {
 	a.stop()
 	a.wg.Wait()

@@ -1,5 +1,5 @@
-// Command trustgate is the Trustgate server and its tools: serve, keys, kek, exchange, revoke and
-// dev-issuer.
+// Command trustgate is the Trustgate server and its tools: serve, keys, kek, exchange, revoke,
+// impact and dev-issuer.
 // This file and its siblings only turn flags and environment into calls of the server packages.
 package main
 
@@ -30,6 +30,7 @@ Usage:
   trustgate kek id [--kek-file F]            print the id of a key-encryption key
   trustgate exchange --server URL --connection NAME [--from github|gitlab|circleci|google|auto]
   trustgate revoke --server URL --token-file F | --token-env VAR   give an access token back
+  trustgate impact --server URL --connection NAME (--patch FILE | --proposal)   (API key: TRUSTGATE_API_KEY)
   trustgate dev-issuer serve|mint [flags]    local OIDC issuer for demos and tests
   trustgate version
 
@@ -40,7 +41,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		// `trustgate exchange` and `trustgate revoke` have already written their reason to stderr.
+		// `trustgate exchange`, `trustgate revoke` and `trustgate impact` have already written their
+		// reason to stderr.
 		var reported *ciclient.ReportedError
 		if !errors.As(err, &reported) {
 			fmt.Fprintln(os.Stderr, "trustgate:", err)
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return exchangeCmd(ctx, args[1:], stdout, stderr)
 	case "revoke":
 		return revokeCmd(ctx, args[1:], stdout, stderr)
+	case "impact":
+		return impactCmd(ctx, args[1:], stdout, stderr)
 	case "dev-issuer":
 		return devIssuerCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -51,6 +51,8 @@ type serveConfig struct {
 	rateBurst         int
 	trustedProxies    []string
 	pprof             string
+	// sightingsRetention is how long workload sightings are kept (CONTRACT.md §2).
+	sightingsRetention time.Duration
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,6 +85,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.Float64Var(&c.ratePerClient, "rate-limit-client", 0, "token requests per second per client address, 0 = unlimited (TRUSTGATE_RATE_LIMIT_CLIENT)")
 	fs.IntVar(&c.rateBurst, "rate-limit-burst", 20, "burst of the token rate limits (TRUSTGATE_RATE_LIMIT_BURST)")
 	fs.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client (TRUSTGATE_TRUSTED_PROXIES); none by default")
+	fs.DurationVar(&c.sightingsRetention, "sightings-retention", 720*time.Hour, "how long workload sightings are kept, at most 10,000 per connection (TRUSTGATE_SIGHTINGS_RETENTION)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Keep it on loopback")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -94,8 +97,12 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 		"rate-limit-connection": "TRUSTGATE_RATE_LIMIT_CONNECTION", "rate-limit-client": "TRUSTGATE_RATE_LIMIT_CLIENT",
 		"rate-limit-burst": "TRUSTGATE_RATE_LIMIT_BURST", "trusted-proxies": "TRUSTGATE_TRUSTED_PROXIES",
 		"signing-key-rotation": "TRUSTGATE_SIGNING_KEY_ROTATION",
+		"sightings-retention":  "TRUSTGATE_SIGHTINGS_RETENTION",
 	}); err != nil {
 		return c, err
+	}
+	if c.sightingsRetention < time.Second {
+		return c, fmt.Errorf("--sightings-retention %s: use a duration of at least 1s, e.g. 720h", c.sightingsRetention)
 	}
 	if err := c.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return c, fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
@@ -183,7 +190,7 @@ func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
 		PublicURL: strings.TrimRight(c.publicURL, "/"), Audience: c.audience, KEK: c.kek, KEKPrevious: c.kekPrevious,
 		SigningKeyRotation: c.signingRotation, AllowInsecureJWKS: c.allowInsecureJWKS,
 		RatePerConnection: c.ratePerConnection, RatePerClient: c.ratePerClient, RateBurst: c.rateBurst, Logger: logger,
-		TrustedProxies: c.trustedProxies,
+		TrustedProxies: c.trustedProxies, SightingsRetention: c.sightingsRetention,
 	}, st)
 	if err != nil {
 		ln.Close()

@@ -17,6 +17,10 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return ciclient.RunRevokeCLI(ctx, args, os.Getenv, stdout, stderr)
 }
 
+func impactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return ciclient.RunImpactCLI(ctx, args, os.Getenv, os.Stdin, stdout, stderr)
+}
+
 func devIssuerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return devissuer.RunCLI(ctx, args, stdout, stderr)
 }

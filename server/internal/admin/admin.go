@@ -80,6 +80,10 @@ type Service struct {
 	// Broker evaluates tokens for the test endpoint (the same verifier as the exchange).
 	Broker *broker.Broker
 	Now    func() time.Time
+	// Sightings reads the workloads seen (sightings.go); SightingsRetention is how long they are
+	// kept, the longest impact window (default sightings.DefaultRetention).
+	Sightings          SightingStorer
+	SightingsRetention time.Duration
 }
 
 func (s *Service) now() time.Time {

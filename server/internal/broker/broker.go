@@ -28,6 +28,7 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/sightings"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 )
 
@@ -51,6 +52,9 @@ type Broker struct {
 	// PublicURL is the issuer and audience of access tokens.
 	PublicURL string
 	Now       func() time.Time
+	// Sightings records the workloads whose tokens passed the signature and time checks
+	// (CONTRACT.md §3, workload sightings); nil records none.
+	Sightings *sightings.Recorder
 }
 
 // Admit, when given to Exchange, is asked once the outcome is known and before anything is
@@ -128,6 +132,7 @@ func (b *Broker) Exchange(ctx context.Context, req api.TokenRequest, m audit.Met
 	if err := admit.admit(entry.Conn.ID, res.OK); err != nil {
 		return nil, err
 	}
+	b.Sightings.Saw(entry.Conn.ID, res)
 	if !res.OK {
 		ev.Reason = res.FailedKind
 		ev.Detail = failedCheckDetail(res)

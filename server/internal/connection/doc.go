@@ -14,7 +14,9 @@
 //   - PatchAction, PlanPatch, CheckApprove, Approve, CheckDiscard, ConfigChanged: change control
 //     of activated connections (proposals) and who counts as a configuration's author.
 //   - LookupClaim, EvaluateCondition, Evaluate, IdentityValue, MatchGlob: conditions against a
-//     claim set.
+//     claim set; Decide: a verified token's claims against a connection's rules (its effective
+//     conditions in order, then the identity claim), the one decision the exchange and the impact
+//     report both make.
 //   - InlineJWKSThumbprints: an inline jwks document's keys, as the fingerprint covers them.
 //   - MappedClaims, IssuedAudience, AllowedAudiences, AudienceAllowed, SingleUseKey: what an
 //     exchange issues (the claims object, the aud) and how a single_use token is recognised.

@@ -124,6 +124,8 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/workload-connections/:ref/proposal/approve", h.approveProposal)
 	v1.DELETE("/workload-connections/:ref/proposal", h.discardProposal)
 	v1.POST("/workload-connections/:ref/test", h.testToken)
+	v1.POST("/workload-connections/:ref/impact", h.impact)
+	v1.GET("/workload-connections/:ref/sightings", h.listSightings)
 	v1.GET("/audit-events", h.listAudit)
 	return r
 }

@@ -55,7 +55,7 @@ const (
 	CheckNbf       = "nbf"
 	CheckIat       = "iat"
 	CheckLifetime  = "lifetime"
-	CheckIdentity  = "identity"
+	CheckIdentity  = connection.CheckIdentity
 )
 
 // kindOfCheck maps the fixed check names to failure kinds.
@@ -124,30 +124,16 @@ type Result struct {
 	Expiry time.Time
 }
 
-// EvaluateFunc evaluates conditions against a claim set: one check per condition, in order
-// (connection.Evaluate).
-type EvaluateFunc func(claims map[string]any, conds []api.Condition) []api.Check
-
-// IdentityFunc resolves the identity claim to the value of the issued token's `sub`
-// (connection.IdentityValue).
-type IdentityFunc func(claims map[string]any, identityClaim string) (string, error)
-
 // VerifierOptions configure a Verifier. The zero value is the production configuration.
 type VerifierOptions struct {
-	// Evaluate and Identity default to connection.Evaluate and connection.IdentityValue, the one
-	// place where conditions are decided; tests may substitute them.
-	Evaluate EvaluateFunc
-	Identity IdentityFunc
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
 // Verifier validates CI JWTs against a Policy. It is safe for concurrent use.
 type Verifier struct {
-	keys     *JWKSCache
-	evaluate EvaluateFunc
-	identity IdentityFunc
-	now      func() time.Time
+	keys *JWKSCache
+	now  func() time.Time
 
 	lastBounds atomic.Pointer[timeBounds]
 }
@@ -157,16 +143,10 @@ func NewVerifier(cache *JWKSCache, opts VerifierOptions) *Verifier {
 	if cache == nil {
 		panic("exchange: NewVerifier needs a JWKS cache")
 	}
-	if opts.Evaluate == nil {
-		opts.Evaluate = connection.Evaluate
-	}
-	if opts.Identity == nil {
-		opts.Identity = connection.IdentityValue
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Verifier{keys: cache, evaluate: opts.Evaluate, identity: opts.Identity, now: opts.Now}
+	return &Verifier{keys: cache, now: opts.Now}
 }
 
 // Cache is the JWKS cache the verifier takes keys from (for its size metrics and for pruning).
@@ -199,13 +179,12 @@ var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", 
 // Check values that do not depend on the token, boxed once: a string or slice stored in an `any`
 // costs an allocation every time.
 var (
-	wantJWKSKey             any = "a key from the connection's JWKS"
-	wantInlineKey           any = "a key of the connection's inline JWKS"
-	wantDiscoveredKey       any = "a key from the JWKS at the discovery document's jwks_uri"
-	sizeExpected            any = fmt.Sprintf("at most %d bytes", MaxTokenBytes)
-	defaultIdentityExpected any = "claim " + api.DefaultIdentity + " resolves to a non-empty string"
-	supportedAlgsValue      any = SupportedAlgorithms
-	lifetimeExpected            = map[string]any{}
+	wantJWKSKey        any = "a key from the connection's JWKS"
+	wantInlineKey      any = "a key of the connection's inline JWKS"
+	wantDiscoveredKey  any = "a key from the JWKS at the discovery document's jwks_uri"
+	sizeExpected       any = fmt.Sprintf("at most %d bytes", MaxTokenBytes)
+	supportedAlgsValue any = SupportedAlgorithms
+	lifetimeExpected       = map[string]any{}
 )
 
 func init() {
@@ -320,26 +299,13 @@ func (v *Verifier) Verify(ctx context.Context, rawJWT string, p Policy) *Result 
 	now := v.now()
 	v.timeChecks(r, claims, now)
 
-	// 7. Conditions, all reported, then the identity claim.
-	for _, c := range v.evaluate(claims, p.Conditions) {
-		r.res.Checks = append(r.res.Checks, c)
-		if !c.Passed && r.res.FailedKind == "" {
-			r.res.FailedKind, r.res.FailedCheck = KindCondition, c.Name
-		}
-	}
-	identityClaim := p.IdentityClaim
-	if identityClaim == "" {
-		identityClaim = api.DefaultIdentity
-	}
-	identityExpected := defaultIdentityExpected
-	if identityClaim != api.DefaultIdentity {
-		identityExpected = "claim " + identityClaim + " resolves to a non-empty string"
-	}
-	if sub, err := v.identity(claims, identityClaim); err != nil {
-		r.fail(CheckIdentity, identityExpected, nil, err.Error())
-	} else {
-		r.res.Subject = sub
-		r.pass(CheckIdentity, identityExpected, sub, "")
+	// 7. The connection's rules, all reported: the effective conditions, then the identity claim,
+	// decided where the impact report decides them too (connection.Decide).
+	var d connection.Decision
+	r.res.Checks, d = connection.Decide(r.res.Checks, claims, p.Conditions, p.IdentityClaim)
+	r.res.Subject = d.Identity
+	if !d.OK && r.res.FailedKind == "" {
+		r.res.FailedKind, r.res.FailedCheck = KindCondition, d.FailedCheck
 	}
 
 	r.res.OK = r.res.FailedKind == ""
@@ -512,6 +478,12 @@ func describeKey(k JWK) string {
 	}
 	return fmt.Sprintf("%T", k.Key)
 }
+
+// DecodeClaims decodes a JSON object exactly as a token's claims are decoded: numbers as
+// json.Number, names and plain strings sharing one copy of s (what encoding/json with UseNumber
+// gives, with fewer allocations). The sightings store reads stored claims back with it, so the
+// impact report sees the values an exchange saw.
+func DecodeClaims(s string) (map[string]any, error) { return decodeObject(s) }
 
 var b64 = base64.RawURLEncoding.Strict()
 

@@ -1,0 +1,59 @@
+package connection
+
+import "github.com/trustgate/terraform-provider-trustgate/api"
+
+// CheckIdentity is the name of the last check of a decision: the identity claim names a workload.
+const CheckIdentity = "identity"
+
+// Decision is what a connection's rules say about the claims of a token whose signature and time
+// checks have passed.
+type Decision struct {
+	// OK is true when every effective condition holds and the identity claim names a workload.
+	OK bool
+	// FailedCheck is the name of the first check that failed ("" when OK).
+	FailedCheck string
+	// Identity is the identity claim's value, the issued token's sub ("" when it is unusable).
+	Identity string
+}
+
+// defaultIdentityExpected is the identity check's Expected for the default identity claim, boxed
+// once: a string stored in an `any` costs an allocation every time.
+var defaultIdentityExpected any = "claim " + api.DefaultIdentity + " resolves to a non-empty string"
+
+// Decide applies a connection's rules to the claims of a verified token: every effective condition
+// in order (conds, as Resolve returns them), then the identity claim. It is the one place that
+// decides who gets a token: the exchange reaches it through jwtverify's Verifier, and the impact
+// report (package sightings) calls it with a proposed configuration's conditions and the claims
+// of the workloads seen, so the report cannot drift from what an exchange would do.
+//
+// It appends one check per condition and one identity check to checks and returns the extended
+// slice (callers reuse a buffer). Every check runs, so a report shows each failing condition; the
+// first failure names the decision.
+func Decide(checks []api.Check, claims map[string]any, conds []api.Condition, identityClaim string) ([]api.Check, Decision) {
+	var d Decision
+	for _, c := range conds {
+		check := EvaluateCondition(claims, c)
+		if !check.Passed && d.FailedCheck == "" {
+			d.FailedCheck = check.Name
+		}
+		checks = append(checks, check)
+	}
+	if identityClaim == "" {
+		identityClaim = api.DefaultIdentity
+	}
+	expected := defaultIdentityExpected
+	if identityClaim != api.DefaultIdentity {
+		expected = "claim " + identityClaim + " resolves to a non-empty string"
+	}
+	if sub, err := IdentityValue(claims, identityClaim); err != nil {
+		checks = append(checks, api.Check{Name: CheckIdentity, Expected: expected, Detail: err.Error()})
+		if d.FailedCheck == "" {
+			d.FailedCheck = CheckIdentity
+		}
+	} else {
+		d.Identity = sub
+		checks = append(checks, api.Check{Name: CheckIdentity, Passed: true, Expected: expected, Actual: sub})
+	}
+	d.OK = d.FailedCheck == ""
+	return checks, d
+}
