@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
@@ -32,13 +33,16 @@ import (
 )
 
 var (
-	_ admin.Storer     = (*store.Store)(nil)
-	_ broker.Source    = (*store.Store)(nil)
-	_ principal.Storer = (*store.Store)(nil)
-	_ audit.Sink       = (*store.Store)(nil)
-	_ httpapi.Pinger   = (*store.Store)(nil)
-	_ admin.Recorder   = (*audit.Writer)(nil)
-	_ broker.Recorder  = (*audit.Writer)(nil)
+	_ admin.Storer         = (*store.Store)(nil)
+	_ broker.Source        = (*store.Store)(nil)
+	_ principal.Storer     = (*store.Store)(nil)
+	_ audit.Sink           = (*store.Store)(nil)
+	_ audit.StreamSource   = (*store.Store)(nil)
+	_ audit.RetentionStore = (*store.Store)(nil)
+	_ audit.Signer         = (*signing.KeyRing)(nil)
+	_ httpapi.Pinger       = (*store.Store)(nil)
+	_ admin.Recorder       = (*audit.Writer)(nil)
+	_ broker.Recorder      = (*audit.Writer)(nil)
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -65,7 +69,19 @@ type Config struct {
 	// cool-down, access-token lifetimes, the times of changes such as a deactivation (default
 	// time.Now). Tests move it instead of waiting.
 	Now func() time.Time
+	// AuditRetention is how long audit events are kept (default 9600h; at least 1 s).
+	AuditRetention time.Duration
+	// AuditLog streams every durable audit event to this file as JSON lines ("-": stdout; "":
+	// no stream). See audit.Stream.
+	AuditLog string
+	// AuditCheckpointEvery is how often the audit chain is signed while events come (default 10
+	// minutes); it is always signed at Close.
+	AuditCheckpointEvery time.Duration
 }
+
+// retentionEvery is how often the audit retention runs (and the coming weeks' partitions are
+// checked on PostgreSQL).
+const retentionEvery = 10 * time.Minute
 
 // App is a running server's parts.
 type App struct {
@@ -74,6 +90,10 @@ type App struct {
 	Catalog *broker.Catalog
 	Keys    *signing.KeyRing
 	Audit   *audit.Writer
+	// Stream is the audit log stream (nil without Config.AuditLog).
+	Stream *audit.Stream
+	// Retention removes old audit events in the background.
+	Retention *audit.Retention
 	// Principals runs the API-key use cases (CreateKey; the router authenticates through it).
 	Principals *principal.Service
 	Opts       connection.Options
@@ -98,6 +118,12 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	if cfg.CatalogPoll <= 0 {
 		cfg.CatalogPoll = 250 * time.Millisecond
 	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = audit.DefaultRetention
+	}
+	if cfg.AuditRetention < time.Second {
+		return nil, fmt.Errorf("audit retention %s is too short: use a duration of at least 1s (e.g. 9600h)", cfg.AuditRetention)
+	}
 	opts := connection.Options{DefaultAudience: cfg.Audience, AllowInsecureJWKS: cfg.AllowInsecureJWKS}
 	for _, p := range cfg.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -117,10 +143,26 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading workload connections: %w", err)
 	}
-	aw := audit.NewWriter(st, auditOptions(st.Dialect()))
+	// The audit chain of this process (CONTRACT.md §3): the stream catches up on what an earlier
+	// process left unwritten and records this chain before the writer commits its first event.
+	wopts := auditOptions(st.Dialect())
+	wopts.Chain = uuid.Must(uuid.NewV7()).String()
+	wopts.Signer = keys
+	wopts.CheckpointEvery = cfg.AuditCheckpointEvery
+	wopts.Now = cfg.Now
+	var stream *audit.Stream
+	if cfg.AuditLog != "" {
+		if stream, err = audit.OpenStream(ctx, cfg.AuditLog, wopts.Chain, st, cfg.Logger); err != nil {
+			return nil, err
+		}
+		wopts.OnDurable = stream.Enqueue
+	}
+	aw := audit.NewWriter(st, wopts)
 	runCtx, stop := context.WithCancel(context.Background())
 	principals := &principal.Service{Store: st}
-	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Principals: principals, Opts: opts, Config: cfg, stop: stop}
+	retention := &audit.Retention{Store: st, Keep: cfg.AuditRetention, Now: cfg.Now, Logger: cfg.Logger}
+	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Stream: stream, Retention: retention,
+		Principals: principals, Opts: opts, Config: cfg, stop: stop}
 
 	refresh := func() {
 		if err := catalog.Refresh(runCtx); err != nil {
@@ -140,16 +182,31 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
 
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
+	go func() { defer a.wg.Done(); retention.Run(runCtx, retentionEvery) }()
 	return a, nil
 }
 
-// Close stops background work and flushes the audit writer. It does not close the store.
+// ReopenAuditLog reopens the audit log stream's file (log rotation; serve does it on SIGHUP).
+func (a *App) ReopenAuditLog() error {
+	if a.Stream == nil {
+		return nil
+	}
+	return a.Stream.Reopen()
+}
+
+// Close stops background work and flushes the audit writer (which signs a last checkpoint) and
+// the audit log stream. It does not close the store.
 func (a *App) Close() {
 	a.stop()
 	a.wg.Wait()
 	a.Audit.Close()
+	if a.Stream != nil {
+		if err := a.Stream.Close(); err != nil {
+			a.Config.Logger.Warn("closing the audit log stream", "error", err)
+		}
+	}
 	if a.ownsStore {
 		if err := a.Store.Close(); err != nil {
 			a.Config.Logger.Warn("closing the database", "error", err)

@@ -1,4 +1,4 @@
-// Command trustgate is the Trustgate server and its tools: serve, keys, exchange and dev-issuer.
+// Command trustgate is the Trustgate server and its tools: serve, keys, audit, exchange and dev-issuer.
 // This file and its siblings only turn flags and environment into calls of the server packages.
 package main
 
@@ -24,6 +24,7 @@ Usage:
   trustgate keys create --name NAME --role ROLE
   trustgate keys list
   trustgate keys revoke NAME
+  trustgate audit verify [--database DSN | --log FILE] [--jwks URL|FILE]
   trustgate exchange --server URL --connection NAME [--from github|gitlab|circleci|google|auto]
   trustgate dev-issuer serve|mint [flags]    local OIDC issuer for demos and tests
   trustgate version
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveCmd(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "exchange":
 		return exchangeCmd(ctx, args[1:], stdout, stderr)
 	case "dev-issuer":

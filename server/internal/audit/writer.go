@@ -10,11 +10,18 @@
 // goroutine takes everything queued so far, commits it in a single AppendAudit, and wakes every
 // waiter with the result. Under load, batches grow by themselves; unloaded, an event is committed
 // at once. A failed commit is returned to every waiter of that batch, so callers fail closed.
+//
+// The writer is also where the hash chain of CONTRACT.md §3 is made (chain.go): it numbers each
+// batch's events in its chain and links their hashes just before committing, because it is the
+// one place that knows the commit order. Durable batches go on to the stream (stream.go);
+// retention (retention.go) and verification (verify.go) live here too.
 package audit
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,8 +33,11 @@ import (
 )
 
 // Sink stores a batch of events durably and atomically (store.Store implements it).
+// AuditEventStored tells whether an event is stored: the writer asks it after a commit that
+// failed, because a commit whose answer was lost may still have happened.
 type Sink interface {
 	AppendAudit(ctx context.Context, evs []api.AuditEvent) error
+	AuditEventStored(ctx context.Context, id string) (bool, error)
 }
 
 // ErrClosed is returned by Record after Close.
@@ -50,6 +60,19 @@ type Options struct {
 	// whose batches are smaller, never waits.
 	CommitDelay    time.Duration
 	CommitSiblings int
+
+	// Chain names this writer's hash chain (default: a new UUIDv7). One chain per process.
+	Chain string
+	// Signer signs checkpoints (the server's key ring); nil writes none.
+	Signer Signer
+	// CheckpointEvery is how often a checkpoint is written while events keep coming (default
+	// 10 minutes; negative: only at Close). Close always writes one when events came after the last.
+	CheckpointEvery time.Duration
+	// OnDurable, if set, receives every committed batch, in commit order, on the writer's
+	// goroutine: it must not block (Stream.Enqueue does not). The slice is the callee's.
+	OnDurable func(evs []api.AuditEvent)
+	// Now is the clock of checkpoint events (default time.Now).
+	Now func() time.Time
 }
 
 // Writer is a group-commit audit writer. It is safe for concurrent use.
@@ -61,11 +84,15 @@ type Writer struct {
 	closed bool
 	queue  chan *pending
 	done   chan struct{}
+	stopCk chan struct{}
+
+	chain chainState // only the run goroutine touches it
 }
 
 type pending struct {
-	ev     api.AuditEvent
-	result chan error // buffered(1): the writer never blocks on a waiter that gave up
+	ev         api.AuditEvent
+	checkpoint bool       // a checkpoint request: the event is made when its turn comes
+	result     chan error // buffered(1): the writer never blocks on a waiter that gave up
 }
 
 // NewWriter starts a writer on sink. Call Close to flush and stop it.
@@ -79,15 +106,32 @@ func NewWriter(sink Sink, opts Options) *Writer {
 	if opts.CommitSiblings <= 0 {
 		opts.CommitSiblings = 4
 	}
+	if opts.Chain == "" {
+		opts.Chain = uuid.Must(uuid.NewV7()).String()
+	}
+	if opts.CheckpointEvery == 0 {
+		opts.CheckpointEvery = 10 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	w := &Writer{
-		sink:  sink,
-		opts:  opts,
-		queue: make(chan *pending, 4*opts.MaxBatch),
-		done:  make(chan struct{}),
+		sink:   sink,
+		opts:   opts,
+		queue:  make(chan *pending, 4*opts.MaxBatch),
+		done:   make(chan struct{}),
+		stopCk: make(chan struct{}),
+		chain:  chainState{id: opts.Chain},
 	}
 	go w.run()
+	if opts.Signer != nil && opts.CheckpointEvery > 0 {
+		go w.checkpoints(opts.CheckpointEvery)
+	}
 	return w
 }
+
+// Chain is the name of this writer's hash chain.
+func (w *Writer) Chain() string { return w.opts.Chain }
 
 // Record fills in an empty ID (a new UUIDv7: time-ordered, so the database's unique index on ids
 // grows at one end) and Time (now, UTC), then blocks until the batch holding
@@ -103,8 +147,19 @@ func (w *Writer) Record(ctx context.Context, ev api.AuditEvent) error {
 	}
 	ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
 	storable(&ev)
-	p := &pending{ev: ev, result: make(chan error, 1)}
+	return w.enqueue(ctx, &pending{ev: ev, result: make(chan error, 1)})
+}
 
+// Checkpoint writes a signed audit.checkpoint event covering every event of the chain so far
+// (chain.go), unless the chain has had no event since its last checkpoint.
+func (w *Writer) Checkpoint(ctx context.Context) error {
+	if w.opts.Signer == nil {
+		return errors.New("audit writer has no signer for checkpoints")
+	}
+	return w.enqueue(ctx, &pending{checkpoint: true, result: make(chan error, 1)})
+}
+
+func (w *Writer) enqueue(ctx context.Context, p *pending) error {
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -157,16 +212,36 @@ func cleanText(s string, limit int) string {
 	return s[:cut]
 }
 
-// Close stops accepting events, commits everything already queued, and returns when done.
-// It is safe to call more than once.
+// Close stops accepting events, commits everything already queued followed by a last checkpoint
+// (with a signer), and returns when done. It is safe to call more than once.
 func (w *Writer) Close() {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
+		close(w.stopCk)
+		if w.opts.Signer != nil {
+			w.queue <- &pending{checkpoint: true, result: make(chan error, 1)}
+		}
 		close(w.queue)
 	}
 	w.mu.Unlock()
 	<-w.done
+}
+
+// checkpoints writes a checkpoint every interval until Close.
+func (w *Writer) checkpoints(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stopCk:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+			_ = w.Checkpoint(ctx) // a failed checkpoint is retried at the next tick
+			cancel()
+		}
+	}
 }
 
 func (w *Writer) run() {
@@ -207,17 +282,83 @@ func (w *Writer) run() {
 			}
 			delay.Stop()
 		}
-		evs = evs[:0]
-		for _, p := range batch {
-			evs = append(evs, p.ev)
-		}
-		err := w.commit(evs)
-		if w.opts.OnBatch != nil {
-			w.opts.OnBatch(len(evs), err)
-		}
+		w.commitBatch(batch, &evs)
+	}
+}
+
+// commitBatch links the batch into the chain, commits it and answers its waiters. A waiter whose
+// event cannot be hashed (or whose checkpoint cannot be signed) gets that error alone.
+func (w *Writer) commitBatch(batch []*pending, evs *[]api.AuditEvent) {
+	if err := w.settleUncertain(); err != nil {
 		for _, p := range batch {
 			p.result <- err
 		}
+		return
+	}
+	*evs = (*evs)[:0]
+	link := w.chain.begin()
+	var members []*pending
+	for _, p := range batch {
+		if p.checkpoint {
+			ev, ok, err := w.checkpointEvent(&link)
+			if err != nil || !ok {
+				p.result <- err
+				continue
+			}
+			p.ev = ev
+		}
+		if err := link.add(&p.ev); err != nil {
+			p.result <- err
+			continue
+		}
+		*evs = append(*evs, p.ev)
+		members = append(members, p)
+	}
+	if len(members) == 0 {
+		return
+	}
+	err := w.commit(*evs)
+	if err == nil {
+		w.chain.commit(link)
+		w.durable(*evs)
+	} else {
+		// The commit may have happened anyway (an answer lost on the way): the next batch finds
+		// out before it takes the next numbers (settleUncertain).
+		w.chain.uncertain = append(w.chain.uncertain[:0], *evs...)
+		w.chain.uncertainLink = link
+	}
+	if w.opts.OnBatch != nil {
+		w.opts.OnBatch(len(*evs), err)
+	}
+	for _, p := range members {
+		p.result <- err
+	}
+}
+
+// settleUncertain resolves a batch whose commit failed: if it is stored after all, the chain
+// continues after it (and it is streamed); if not, its numbers are used again. Until the store
+// can say, nothing more is committed, so that no number of the chain is ever used twice.
+func (w *Writer) settleUncertain() error {
+	if len(w.chain.uncertain) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+	defer cancel()
+	stored, err := w.sink.AuditEventStored(ctx, w.chain.uncertain[0].ID)
+	if err != nil {
+		return fmt.Errorf("audit log unavailable (checking whether the previous batch was stored): %w", err)
+	}
+	if stored {
+		w.chain.commit(w.chain.uncertainLink)
+		w.durable(w.chain.uncertain)
+	}
+	w.chain.uncertain = w.chain.uncertain[:0]
+	return nil
+}
+
+func (w *Writer) durable(evs []api.AuditEvent) {
+	if w.opts.OnDurable != nil {
+		w.opts.OnDurable(slices.Clone(evs))
 	}
 }
 

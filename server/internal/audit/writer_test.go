@@ -40,6 +40,11 @@ func (g *gatedSink) AppendAudit(ctx context.Context, evs []api.AuditEvent) error
 	return g.next.AppendAudit(ctx, evs)
 }
 
+// AuditEventStored asks the real store: a failed commit (fail) left nothing behind.
+func (g *gatedSink) AuditEventStored(ctx context.Context, id string) (bool, error) {
+	return g.next.AuditEventStored(ctx, id)
+}
+
 // waitQueued waits until n events wait in the writer's queue.
 func waitQueued(t *testing.T, w *Writer, n int) {
 	t.Helper()

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,6 +29,11 @@ type auditRow struct {
 	RequestID      string `gorm:"column:request_id"`
 	RemoteAddr     string `gorm:"column:remote_addr"`
 	Detail         string `gorm:"column:detail"`
+	// The hash chain (CONTRACT.md §3, migration 00008): ChainSeq is the event's `seq` in its chain.
+	Chain    string `gorm:"column:chain"`
+	ChainSeq int64  `gorm:"column:chain_seq"`
+	PrevHash string `gorm:"column:prev_hash"`
+	Hash     string `gorm:"column:hash"`
 }
 
 func (auditRow) TableName() string { return "audit_events" }
@@ -57,6 +63,10 @@ func (r auditRow) toEvent() (api.AuditEvent, error) {
 		Reason:         r.Reason,
 		RequestID:      r.RequestID,
 		RemoteAddr:     r.RemoteAddr,
+		Chain:          r.Chain,
+		Seq:            r.ChainSeq,
+		PrevHash:       r.PrevHash,
+		Hash:           r.Hash,
 	}
 	if err := json.Unmarshal([]byte(r.Detail), &ev.Detail); err != nil {
 		return ev, fmt.Errorf("decode detail of audit event %s: %w", r.ID, err)
@@ -80,11 +90,11 @@ var auditInsert = func() string {
 }()
 
 const (
-	auditInsertHead = `INSERT INTO audit_events (id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail) VALUES `
+	auditInsertHead = `INSERT INTO audit_events (id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail, chain, chain_seq, prev_hash, hash) VALUES `
 	// auditRowPlaceholders has one placeholder per column of auditInsertHead.
-	auditRowPlaceholders = "(?,?,?,?,?,?,?,?,?,?,?)"
-	auditColumns         = 11
-	// insertBatch bounds the rows of one INSERT: 500 × 11 = 5,500 bound parameters, under both
+	auditRowPlaceholders = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	auditColumns         = 15
+	// insertBatch bounds the rows of one INSERT: 500 × 15 = 7,500 bound parameters, under both
 	// SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535).
 	insertBatch = 500
 )
@@ -108,7 +118,8 @@ func insertAudit(tx *gorm.DB, evs []api.AuditEvent) error {
 				return fmt.Errorf("encode detail of audit event %s: %w", ev.ID, err)
 			}
 			args = append(args, ev.ID, ev.Time.UTC().Format(timeLayout), ev.Actor, ev.Action, ev.ConnectionID,
-				ev.ConnectionName, ev.Outcome, ev.Reason, ev.RequestID, ev.RemoteAddr, string(detail))
+				ev.ConnectionName, ev.Outcome, ev.Reason, ev.RequestID, ev.RemoteAddr, string(detail),
+				ev.Chain, ev.Seq, ev.PrevHash, ev.Hash)
 		}
 		if err := tx.Exec(auditInsertSQL(len(chunk)), args...).Error; err != nil {
 			return fmt.Errorf("append %d audit events: %w", len(evs), err)
@@ -129,12 +140,26 @@ func (s *Store) AppendAudit(ctx context.Context, evs []api.AuditEvent) error {
 	for i := range filled {
 		fillAuditEvent(&filled[i])
 	}
+	err := s.appendAudit(ctx, filled)
+	if err != nil && s.dialect == DialectPostgres && isMissingPartition(err) {
+		// An event outside every partition (the server creates the coming weeks' ahead of time, so
+		// this takes a clock far off or partition upkeep failing for weeks): create the weeks the
+		// batch needs and insert again rather than fail the exchanges batched with it.
+		if perr := s.ensurePartitionsFor(ctx, filled); perr != nil {
+			return errors.Join(err, perr)
+		}
+		err = s.appendAudit(ctx, filled)
+	}
+	return err
+}
+
+func (s *Store) appendAudit(ctx context.Context, evs []api.AuditEvent) error {
 	db := s.db.WithContext(ctx)
-	if len(filled) <= insertBatch {
-		return insertAudit(db, filled)
+	if len(evs) <= insertBatch {
+		return insertAudit(db, evs)
 	}
 	return db.Transaction(func(tx *gorm.DB) error {
-		return insertAudit(tx, filled)
+		return insertAudit(tx, evs)
 	})
 }
 
