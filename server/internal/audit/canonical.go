@@ -152,14 +152,23 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		}
 		return appendFloat(b, f)
 	case map[string]any:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
 		return appendMap(b, x)
 	case map[string]string:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
 		m := make(map[string]any, len(x))
 		for k, s := range x {
 			m[k] = s
 		}
 		return appendMap(b, m)
 	case []any:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
 		b = append(b, '[')
 		for i, e := range x {
 			if i > 0 {
@@ -172,6 +181,9 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, ']'), nil
 	case []string:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
 		b = append(b, '[')
 		for i, e := range x {
 			if i > 0 {

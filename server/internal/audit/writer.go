@@ -37,7 +37,7 @@ import (
 // failed, because a commit whose answer was lost may still have happened.
 type Sink interface {
 	AppendAudit(ctx context.Context, evs []api.AuditEvent) error
-	AuditEventStored(ctx context.Context, id string) (bool, error)
+	AuditEventStored(ctx context.Context, id, chain string, seq int64) (bool, error)
 }
 
 // ErrClosed is returned by Record after Close.
@@ -344,7 +344,8 @@ func (w *Writer) settleUncertain() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
 	defer cancel()
-	stored, err := w.sink.AuditEventStored(ctx, w.chain.uncertain[0].ID)
+	first := w.chain.uncertain[0]
+	stored, err := w.sink.AuditEventStored(ctx, first.ID, first.Chain, first.Seq)
 	if err != nil {
 		return fmt.Errorf("audit log unavailable (checking whether the previous batch was stored): %w", err)
 	}

@@ -20,6 +20,9 @@ import (
 type discardSink struct{}
 
 func (discardSink) AppendAudit(context.Context, []api.AuditEvent) error { return nil }
+func (discardSink) AuditEventStored(context.Context, string, string, int64) (bool, error) {
+	return false, nil
+}
 
 // BenchmarkExchangeGranted is one granted token exchange through the broker: a GitHub-shaped RS256
 // token from the dev issuer (JWKS cached) against an active github-preset connection, an ES256

@@ -15,11 +15,12 @@ import (
 // catch-up after a crash and `trustgate audit verify`. Within one chain insertion order is chain
 // order: a server commits its batches one after the other and numbers them before each commit.
 
-// AuditEventStored reports whether an event with this id is in the audit log (the writer asks
-// after a commit whose outcome it could not learn).
-func (s *Store) AuditEventStored(ctx context.Context, id string) (bool, error) {
+// AuditEventStored reports whether the event with this id, chain and chain seq is in the audit
+// log (the writer asks after a commit whose outcome it could not learn). The id finds it through
+// its index; chain and seq make sure it is that event.
+func (s *Store) AuditEventStored(ctx context.Context, id, chain string, seq int64) (bool, error) {
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&auditRow{}).Where("id = ?", id).Limit(1).Count(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&auditRow{}).Where("id = ? AND chain = ? AND chain_seq = ?", id, chain, seq).Limit(1).Count(&n).Error; err != nil {
 		return false, fmt.Errorf("look up audit event %s: %w", id, err)
 	}
 	return n > 0, nil

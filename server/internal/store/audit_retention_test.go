@@ -266,10 +266,13 @@ func TestAuditChainAfter(t *testing.T) {
 	if evs, err := s.AuditChainAfter(ctx, "c", 0, hw-4); err != nil || len(evs) != 0 {
 		t.Errorf("a chain with no events = %v, %v", evs, err)
 	}
-	if stored, err := s.AuditEventStored(ctx, evs0ID(t, s)); err != nil || !stored {
+	if stored, err := s.AuditEventStored(ctx, evs0ID(t, s), "a", 1); err != nil || !stored {
 		t.Errorf("AuditEventStored of a stored event = %v, %v", stored, err)
 	}
-	if stored, err := s.AuditEventStored(ctx, "nope"); err != nil || stored {
+	if stored, err := s.AuditEventStored(ctx, evs0ID(t, s), "a", 2); err != nil || stored {
+		t.Errorf("AuditEventStored of a stored id with another seq = %v, %v", stored, err)
+	}
+	if stored, err := s.AuditEventStored(ctx, "nope", "a", 1); err != nil || stored {
 		t.Errorf("AuditEventStored of a missing event = %v, %v", stored, err)
 	}
 }
