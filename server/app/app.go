@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/broker"
@@ -177,7 +178,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
 	}
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now},
+		DB: st, Admin: &admin.Service{Store: chainedStore{st, aw}, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now},
 		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
@@ -240,6 +241,32 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return serveErr
 	}
 	return err
+}
+
+// chainedStore is the store as the admin use cases see it: a connection change and its audit event
+// commit in one transaction of the store's, run by the audit writer between its batches so that
+// the event takes its place in this process's hash chain (audit.Writer.Exclusive).
+type chainedStore struct {
+	*store.Store
+	aw *audit.Writer
+}
+
+func (c chainedStore) CreateConnection(ctx context.Context, conn *connection.Connection, ev *api.AuditEvent) error {
+	return c.aw.Exclusive(ctx, func(seal func(*api.AuditEvent) error) error {
+		return c.Store.CreateConnection(store.WithAuditSeal(ctx, seal), conn, ev)
+	})
+}
+
+func (c chainedStore) UpdateConnection(ctx context.Context, conn *connection.Connection, expectedRevision int64, ev *api.AuditEvent) error {
+	return c.aw.Exclusive(ctx, func(seal func(*api.AuditEvent) error) error {
+		return c.Store.UpdateConnection(store.WithAuditSeal(ctx, seal), conn, expectedRevision, ev)
+	})
+}
+
+func (c chainedStore) DeleteConnection(ctx context.Context, id string, expectedRevision int64, ev *api.AuditEvent) error {
+	return c.aw.Exclusive(ctx, func(seal func(*api.AuditEvent) error) error {
+		return c.Store.DeleteConnection(store.WithAuditSeal(ctx, seal), id, expectedRevision, ev)
+	})
 }
 
 // keyStore adapts the store's signing-key rows to the signing package.

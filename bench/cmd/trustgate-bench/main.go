@@ -55,6 +55,10 @@ func run(ctx context.Context) error {
 	flag.Var(&serverFlags, "server-flag", "extra flag for trustgate serve (repeatable), e.g. --server-flag=--pprof=127.0.0.1:6060")
 	flag.BoolVar(&c.SkipExchange, "skip-exchange", false, "skip the exchange benchmarks and the crypto limit")
 	flag.BoolVar(&c.SkipTerraform, "skip-terraform", false, "skip the Terraform runs")
+	flag.BoolVar(&c.AuditScale, "audit-scale", false, "run only the audit log at scale on PostgreSQL (make bench-audit): load --audit-rows events, time GET /v1/audit-events with each filter, exchange p99 during retention")
+	flag.Int64Var(&c.AuditRows, "audit-rows", 10_000_000, "audit events loaded by --audit-scale")
+	flag.IntVar(&c.AuditWeeks, "audit-weeks", 10, "weeks the --audit-scale events span (one partition each)")
+	flag.Float64Var(&c.RetentionRate, "retention-rate", 1000, "open-loop exchanges per second during the --audit-scale retention passes")
 	flag.Parse()
 	c.ServerFlags = serverFlags
 	c.Progress = os.Stderr

@@ -91,8 +91,9 @@ type Writer struct {
 
 type pending struct {
 	ev         api.AuditEvent
-	checkpoint bool       // a checkpoint request: the event is made when its turn comes
-	result     chan error // buffered(1): the writer never blocks on a waiter that gave up
+	checkpoint bool                                         // a checkpoint request: the event is made when its turn comes
+	exclusive  func(seal func(*api.AuditEvent) error) error // Exclusive's work
+	result     chan error                                   // buffered(1): the writer never blocks on a waiter that gave up
 }
 
 // NewWriter starts a writer on sink. Call Close to flush and stop it.
@@ -157,6 +158,15 @@ func (w *Writer) Checkpoint(ctx context.Context) error {
 		return errors.New("audit writer has no signer for checkpoints")
 	}
 	return w.enqueue(ctx, &pending{checkpoint: true, result: make(chan error, 1)})
+}
+
+// Exclusive runs fn on the writer's goroutine, between two batches, with seal, which links an
+// event into the chain (its id, time and content must be final). fn is meant to insert the sealed
+// events in a transaction of its own and commit it (a connection change and its audit event, see
+// store.WithAuditSeal); when fn returns nil they are taken as committed. While fn runs no batch
+// is committed, so the chain's order stays its commit order; keep fn short.
+func (w *Writer) Exclusive(ctx context.Context, fn func(seal func(*api.AuditEvent) error) error) error {
+	return w.enqueue(ctx, &pending{exclusive: fn, result: make(chan error, 1)})
 }
 
 func (w *Writer) enqueue(ctx context.Context, p *pending) error {
@@ -282,8 +292,50 @@ func (w *Writer) run() {
 			}
 			delay.Stop()
 		}
-		w.commitBatch(batch, &evs)
+		// Exclusive work runs alone, in its place in the queue: what came before it is
+		// committed first.
+		start := 0
+		for i, p := range batch {
+			if p.exclusive == nil {
+				continue
+			}
+			if i > start {
+				w.commitBatch(batch[start:i], &evs)
+			}
+			w.runExclusive(p)
+			start = i + 1
+		}
+		if start < len(batch) {
+			w.commitBatch(batch[start:], &evs)
+		}
 	}
+}
+
+func (w *Writer) runExclusive(p *pending) {
+	if err := w.settleUncertain(); err != nil {
+		p.result <- err
+		return
+	}
+	l := w.chain.begin()
+	var sealed []api.AuditEvent
+	err := p.exclusive(func(ev *api.AuditEvent) error {
+		if err := l.add(ev); err != nil {
+			return err
+		}
+		sealed = append(sealed, *ev)
+		return nil
+	})
+	switch {
+	case err == nil:
+		w.chain.commit(l)
+		w.durable(sealed)
+	case len(sealed) > 0: // perhaps committed after all: settled before the next batch
+		w.chain.uncertain, w.chain.uncertainLink = sealed, l
+	}
+	if w.opts.OnBatch != nil && len(sealed) > 0 {
+		w.opts.OnBatch(len(sealed), err)
+	}
+	p.result <- err
 }
 
 // commitBatch links the batch into the chain, commits it and answers its waiters. A waiter whose

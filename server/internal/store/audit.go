@@ -104,9 +104,33 @@ func auditInsertSQL(n int) string {
 	return auditInsert[:len(auditInsertHead)+n*len(auditRowPlaceholders)+n-1]
 }
 
+// auditSealKey is the context key of WithAuditSeal.
+type auditSealKey struct{}
+
+// WithAuditSeal returns a context under which every audit event the store inserts is first passed
+// to seal, once its id, time and connection are final: the audit writer links it into its hash
+// chain (audit.Writer.Exclusive). A connection change's audit event is inserted in the change's
+// own transaction, not by the writer, so this is how it joins the chain.
+func WithAuditSeal(ctx context.Context, seal func(*api.AuditEvent) error) context.Context {
+	return context.WithValue(ctx, auditSealKey{}, seal)
+}
+
 // insertAudit inserts filled events (see fillAuditEvent), in slice order, with one INSERT per
 // insertBatch events. Callers that pass more than insertBatch events must run it in a transaction.
-func insertAudit(tx *gorm.DB, evs []api.AuditEvent) error {
+// On PostgreSQL it first makes sure the events' weeks have their partitions (audit_retention.go).
+func (s *Store) insertAudit(tx *gorm.DB, evs []api.AuditEvent) error {
+	if err := s.ensureWeeks(tx.Statement.Context, evs); err != nil {
+		return err
+	}
+	if tx.Statement.Context != nil {
+		if seal, ok := tx.Statement.Context.Value(auditSealKey{}).(func(*api.AuditEvent) error); ok {
+			for i := range evs {
+				if err := seal(&evs[i]); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	args := make([]any, 0, min(len(evs), insertBatch)*auditColumns)
 	for start := 0; start < len(evs); start += insertBatch {
 		chunk := evs[start:min(start+insertBatch, len(evs))]
@@ -142,6 +166,9 @@ func (s *Store) AppendAudit(ctx context.Context, evs []api.AuditEvent) error {
 	}
 	err := s.appendAudit(ctx, filled)
 	if err != nil && s.dialect == DialectPostgres && isMissingPartition(err) {
+		for i := range filled { // another replica's retention dropped a week this one had seen
+			s.weeks.Delete(weekStart(filled[i].Time))
+		}
 		// An event outside every partition (the server creates the coming weeks' ahead of time, so
 		// this takes a clock far off or partition upkeep failing for weeks): create the weeks the
 		// batch needs and insert again rather than fail the exchanges batched with it.
@@ -156,10 +183,10 @@ func (s *Store) AppendAudit(ctx context.Context, evs []api.AuditEvent) error {
 func (s *Store) appendAudit(ctx context.Context, evs []api.AuditEvent) error {
 	db := s.db.WithContext(ctx)
 	if len(evs) <= insertBatch {
-		return insertAudit(db, evs)
+		return s.insertAudit(db, evs)
 	}
 	return db.Transaction(func(tx *gorm.DB) error {
-		return insertAudit(tx, evs)
+		return s.insertAudit(tx, evs)
 	})
 }
 

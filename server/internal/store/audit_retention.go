@@ -69,6 +69,7 @@ func (s *Store) PruneAudit(ctx context.Context, cutoff time.Time, batch int) (re
 			return err
 		}
 		if len(parts) > 0 && !parts[0].To.After(cutoff) {
+			s.weeks.Delete(parts[0].From)
 			if removed, err = dropPartition(ctx, conn, parts[0].Name); err != nil {
 				return err
 			}
@@ -111,7 +112,30 @@ func (s *Store) EnsureAuditPartitions(ctx context.Context, now time.Time) error 
 	for i := 0; i <= partitionsAhead; i++ {
 		weeks = append(weeks, first.Add(time.Duration(i)*partitionWeek))
 	}
-	return s.withMaintenanceLock(ctx, func(conn *sql.Conn) error { return createPartitions(ctx, conn, weeks) })
+	return s.withMaintenanceLock(ctx, func(conn *sql.Conn) error { return s.createPartitions(ctx, conn, weeks) })
+}
+
+// ensureWeeks makes sure the weeks of evs have their partitions before they are inserted
+// (PostgreSQL): from memory for a week already seen, which is nearly always; by asking the
+// database, and creating what is missing, otherwise. An insert into a missing partition fails,
+// and inside a transaction (a connection change) it cannot simply be retried.
+func (s *Store) ensureWeeks(ctx context.Context, evs []api.AuditEvent) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	var missing []api.AuditEvent
+	for i := range evs {
+		if _, ok := s.weeks.Load(weekStart(evs[i].Time)); !ok {
+			missing = append(missing, evs[i])
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return s.ensurePartitionsFor(ctx, missing)
 }
 
 // ensurePartitionsFor creates the weeks that evs fall into, waiting for the maintenance lock (an
@@ -136,7 +160,7 @@ func (s *Store) ensurePartitionsFor(ctx context.Context, evs []api.AuditEvent) e
 	defer func() {
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", auditMaintenanceLockID)
 	}()
-	return createPartitions(ctx, conn, weeks)
+	return s.createPartitions(ctx, conn, weeks)
 }
 
 // AuditPartitions lists the audit table's partitions, oldest first (none on SQLite).
@@ -207,7 +231,7 @@ func auditPartitions(ctx context.Context, conn *sql.Conn) ([]AuditPartition, err
 // every audit insert behind any running audit query; a table created on its own, given the range
 // as a CHECK constraint (so ATTACH need not scan it) and then attached, takes only SHARE UPDATE
 // EXCLUSIVE on audit_events, which inserts and reads do not conflict with.
-func createPartitions(ctx context.Context, conn *sql.Conn, weeks []time.Time) error {
+func (s *Store) createPartitions(ctx context.Context, conn *sql.Conn, weeks []time.Time) error {
 	existing, err := auditPartitions(ctx, conn)
 	if err != nil {
 		return err
@@ -215,6 +239,7 @@ func createPartitions(ctx context.Context, conn *sql.Conn, weeks []time.Time) er
 	have := map[string]bool{}
 	for _, p := range existing {
 		have[p.Name] = true
+		s.weeks.Store(p.From, struct{}{})
 	}
 	for _, w := range weeks {
 		name := weekPartition(w)
@@ -232,6 +257,7 @@ func createPartitions(ctx context.Context, conn *sql.Conn, weeks []time.Time) er
 		if err := execAll(ctx, conn, stmts); err != nil {
 			return fmt.Errorf("create audit partition %s: %w", name, err)
 		}
+		s.weeks.Store(w, struct{}{})
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -61,6 +62,9 @@ type Store struct {
 	ckpt      *checkpointer // SQLite's background WAL checkpoints (checkpoint.go); nil on PostgreSQL
 	dialect   string
 	log       *slog.Logger
+	// weeks holds the week starts (time.Time) known to have an audit partition (PostgreSQL;
+	// audit_retention.go).
+	weeks sync.Map
 }
 
 // Option configures Open.
