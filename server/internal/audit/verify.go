@@ -50,7 +50,7 @@ type gap struct {
 
 // Break is the first place where the log is not what its chains say.
 type Break struct {
-	Kind   string // "changed", "removed", "reordered" or "checkpoint"
+	Kind   string // "changed", "removed", "reordered", "inserted" or "checkpoint"
 	Chain  string
 	Seq    int64
 	ID     string // the event named (for "removed": the event after the missing ones)
@@ -59,6 +59,9 @@ type Break struct {
 }
 
 func (b *Break) Error() string {
+	if b.Chain == "" {
+		return fmt.Sprintf("audit log: %s event %s (#%d): %s", b.Kind, b.ID, b.Index, b.Reason)
+	}
 	return fmt.Sprintf("audit chain %s: %s at seq %d (event %s, #%d): %s", b.Chain, b.Kind, b.Seq, b.ID, b.Index, b.Reason)
 }
 
@@ -71,6 +74,11 @@ func (v *Verifier) Add(ev *api.AuditEvent, raw []byte) error {
 	v.events++
 	idx := v.events
 	if ev.Chain == "" {
+		if len(v.chains) > 0 {
+			// Every event since migration 00008 is in a chain: one without, after chained ones,
+			// was put there by something other than a Trustgate server.
+			return &Break{Kind: "inserted", ID: ev.ID, Index: idx, Reason: "an event in no chain after chained events: not written by a Trustgate server"}
+		}
 		v.unchained++ // written before chains existed (migration 00008)
 		return nil
 	}
