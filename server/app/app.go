@@ -252,19 +252,19 @@ type chainedStore struct {
 }
 
 func (c chainedStore) CreateConnection(ctx context.Context, conn *connection.Connection, ev *api.AuditEvent) error {
-	return c.aw.Exclusive(ctx, func(seal func(*api.AuditEvent) error) error {
+	return c.aw.Exclusive(ctx, func(ctx context.Context, seal func(*api.AuditEvent) error) error {
 		return c.Store.CreateConnection(store.WithAuditSeal(ctx, seal), conn, ev)
 	})
 }
 
 func (c chainedStore) UpdateConnection(ctx context.Context, conn *connection.Connection, expectedRevision int64, ev *api.AuditEvent) error {
-	return c.aw.Exclusive(ctx, func(seal func(*api.AuditEvent) error) error {
+	return c.aw.Exclusive(ctx, func(ctx context.Context, seal func(*api.AuditEvent) error) error {
 		return c.Store.UpdateConnection(store.WithAuditSeal(ctx, seal), conn, expectedRevision, ev)
 	})
 }
 
 func (c chainedStore) DeleteConnection(ctx context.Context, id string, expectedRevision int64, ev *api.AuditEvent) error {
-	return c.aw.Exclusive(ctx, func(seal func(*api.AuditEvent) error) error {
+	return c.aw.Exclusive(ctx, func(ctx context.Context, seal func(*api.AuditEvent) error) error {
 		return c.Store.DeleteConnection(store.WithAuditSeal(ctx, seal), id, expectedRevision, ev)
 	})
 }

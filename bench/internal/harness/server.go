@@ -175,7 +175,8 @@ func auditStorage(ctx context.Context, dsn string) (rows int64, perEvent float64
 				size += fi.Size()
 			}
 		}
-	} else if err := db.QueryRowContext(ctx, `SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('audit_events')`).Scan(&size); err != nil {
+	} else if err := db.QueryRowContext(ctx, `SELECT COALESCE((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('audit_events') WHERE isleaf),
+		pg_total_relation_size('audit_events'))`).Scan(&size); err != nil {
 		return rows, 0, err
 	}
 	return rows, round1(float64(size) / float64(rows)), nil

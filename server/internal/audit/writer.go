@@ -91,9 +91,10 @@ type Writer struct {
 
 type pending struct {
 	ev         api.AuditEvent
-	checkpoint bool                                         // a checkpoint request: the event is made when its turn comes
-	exclusive  func(seal func(*api.AuditEvent) error) error // Exclusive's work
-	result     chan error                                   // buffered(1): the writer never blocks on a waiter that gave up
+	checkpoint bool                                                              // a checkpoint request: the event is made when its turn comes
+	exclusive  func(ctx context.Context, seal func(*api.AuditEvent) error) error // Exclusive's work
+	ctx        context.Context                                                   // Exclusive's caller's
+	result     chan error                                                        // buffered(1): the writer never blocks on a waiter that gave up
 }
 
 // NewWriter starts a writer on sink. Call Close to flush and stop it.
@@ -164,9 +165,10 @@ func (w *Writer) Checkpoint(ctx context.Context) error {
 // event into the chain (its id, time and content must be final). fn is meant to insert the sealed
 // events in a transaction of its own and commit it (a connection change and its audit event, see
 // store.WithAuditSeal); when fn returns nil they are taken as committed. While fn runs no batch
-// is committed, so the chain's order stays its commit order; keep fn short.
-func (w *Writer) Exclusive(ctx context.Context, fn func(seal func(*api.AuditEvent) error) error) error {
-	return w.enqueue(ctx, &pending{exclusive: fn, result: make(chan error, 1)})
+// is committed, so the chain's order stays its commit order; fn's context is ctx bounded by the
+// commit timeout.
+func (w *Writer) Exclusive(ctx context.Context, fn func(ctx context.Context, seal func(*api.AuditEvent) error) error) error {
+	return w.enqueue(ctx, &pending{exclusive: fn, ctx: ctx, result: make(chan error, 1)})
 }
 
 func (w *Writer) enqueue(ctx context.Context, p *pending) error {
@@ -318,7 +320,9 @@ func (w *Writer) runExclusive(p *pending) {
 	}
 	l := w.chain.begin()
 	var sealed []api.AuditEvent
-	err := p.exclusive(func(ev *api.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(p.ctx, w.opts.CommitTimeout)
+	defer cancel()
+	err := p.exclusive(ctx, func(ev *api.AuditEvent) error {
 		if err := l.add(ev); err != nil {
 			return err
 		}
