@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -33,13 +34,18 @@ const HashPrefix = "sha256:"
 
 // EventHash is the hash of ev: sha256 over its canonical form without "hash".
 func EventHash(ev *api.AuditEvent) (string, error) {
-	var scratch [1024]byte
-	b, err := AppendCanonical(scratch[:0], ev, false)
+	bp := canonicalBufs.Get().(*[]byte)
+	defer canonicalBufs.Put(bp)
+	b, err := AppendCanonical((*bp)[:0], ev, false)
 	if err != nil {
 		return "", err
 	}
+	*bp = b
 	return hashBytes(b), nil
 }
+
+// canonicalBufs recycles the buffers events are encoded into for hashing.
+var canonicalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func hashBytes(b []byte) string {
 	sum := sha256.Sum256(b)
@@ -209,11 +215,27 @@ func appendValue(b []byte, v any) ([]byte, error) {
 }
 
 func appendMap(b []byte, m map[string]any) ([]byte, error) {
-	keys := make([]string, 0, len(m))
+	var scratch [16]string
+	keys := scratch[:0]
+	ascii := true
 	for k := range m {
 		keys = append(keys, k)
+		ascii = ascii && plainASCII(k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return lessUTF16(validUTF8(keys[i]), validUTF8(keys[j])) })
+	if ascii { // byte order is UTF-16 order
+		slices.Sort(keys)
+	} else {
+		slices.SortFunc(keys, func(a, b string) int {
+			a, b = validUTF8(a), validUTF8(b)
+			switch {
+			case a == b:
+				return 0
+			case lessUTF16(a, b):
+				return -1
+			}
+			return 1
+		})
+	}
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -227,6 +249,15 @@ func appendMap(b []byte, m map[string]any) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // validUTF8 replaces each invalid byte with U+FFFD, as encoding/json does when it writes a string.

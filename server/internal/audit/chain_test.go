@@ -552,3 +552,59 @@ func waitStreamed(t *testing.T, s *Stream, seq int64) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Work run through Exclusive (a connection change's own transaction) takes its place in the
+// chain between batches; when it fails after sealing, nothing of it is counted and the chain goes
+// on intact.
+func TestExclusiveWorkJoinsTheChain(t *testing.T) {
+	s := storetest.New(t)
+	ring, jwks := testKeys(t)
+	var streamed []api.AuditEvent
+	var mu sync.Mutex
+	w := NewWriter(s, Options{Signer: ring, CheckpointEvery: -1, OnDurable: func(evs []api.AuditEvent) {
+		mu.Lock()
+		streamed = append(streamed, evs...)
+		mu.Unlock()
+	}})
+	ctx := context.Background()
+	if err := w.Record(ctx, ev(1)); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(fail bool) error {
+		return w.Exclusive(ctx, func(ctx context.Context, seal func(*api.AuditEvent) error) error {
+			e := ev(2)
+			e.ID, e.Time = fmt.Sprintf("excl-%v", fail), time.Now().UTC().Truncate(time.Microsecond)
+			if err := seal(&e); err != nil {
+				return err
+			}
+			if fail {
+				return errors.New("the transaction rolled back")
+			}
+			return s.AppendAudit(ctx, []api.AuditEvent{e})
+		})
+	}
+	if err := insert(true); err == nil {
+		t.Fatal("a failed exclusive transaction reported success")
+	}
+	if err := insert(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Record(ctx, ev(3)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	v, err := verifyStore(t, s, jwks)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if c := v.Chains(); len(c) != 1 || c[0].Last != 4 || c[0].Events != 4 {
+		t.Fatalf("chains %+v: want event, exclusive event, event, checkpoint as seq 1–4", c)
+	}
+	var ids []string
+	for _, e := range streamed {
+		ids = append(ids, e.ID)
+	}
+	if len(streamed) != 4 || streamed[1].ID != "excl-false" || streamed[1].Seq != 2 {
+		t.Errorf("durable events handed on: %v", ids)
+	}
+}

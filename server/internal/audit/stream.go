@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -85,6 +86,7 @@ type Stream struct {
 	stop    chan struct{}
 	done    chan struct{}
 	buf     []byte
+	posBuf  [positionSize]byte
 }
 
 // OpenStream opens the stream at path ("-": stdout), catches up on the events a previous process
@@ -309,15 +311,21 @@ func (s *Stream) savePosition(durable bool) error {
 	if s.posFile == nil {
 		return nil
 	}
-	b, err := json.Marshal(s.pos)
-	if err != nil {
-		return err
-	}
-	if len(b) > positionSize-1 {
+	// {"chain":…,"seq":…,"floor":…} padded with spaces, written in place without allocating.
+	rec := s.posBuf[:]
+	b := append(rec[:0], `{"chain":`...)
+	b = appendString(b, s.pos.Chain)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, s.pos.Seq, 10)
+	b = append(b, `,"floor":`...)
+	b = strconv.AppendInt(b, s.pos.Floor, 10)
+	b = append(b, '}')
+	if len(b) > positionSize-1 || &b[0] != &rec[0] {
 		return errors.New("audit log stream: position too long")
 	}
-	rec := bytes.Repeat([]byte{' '}, positionSize)
-	copy(rec, b)
+	for i := len(b); i < positionSize-1; i++ {
+		rec[i] = ' '
+	}
 	rec[positionSize-1] = '\n'
 	if durable {
 		if err := s.out.Sync(); err != nil {
