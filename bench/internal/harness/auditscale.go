@@ -31,15 +31,17 @@ import (
 
 // AuditScaleResult is the audit-at-scale run.
 type AuditScaleResult struct {
-	Rows         int64              `json:"rows"`
-	Weeks        int                `json:"weeks"`
-	LoadSec      float64            `json:"load_s"`
-	TableBytes   int64              `json:"table_bytes"` // heap + indexes + TOAST of every partition
-	BytesPerRow  float64            `json:"bytes_per_row"`
-	Queries      []AuditQueryResult `json:"queries"`
-	Baseline     OpenResult         `json:"baseline"`
-	Retention    []RetentionRun     `json:"retention"`
-	RetentionCut string             `json:"retention_note"`
+	Rows        int64              `json:"rows"`
+	Weeks       int                `json:"weeks"`
+	LoadSec     float64            `json:"load_s"`
+	TableBytes  int64              `json:"table_bytes"` // heap + indexes + TOAST of every partition
+	BytesPerRow float64            `json:"bytes_per_row"`
+	Queries     []AuditQueryResult `json:"queries"`
+	Baseline    OpenResult         `json:"baseline"`
+	// BaselineEnd is the same load again after the passes: how much p99 moves without retention.
+	BaselineEnd  OpenResult     `json:"baseline_after"`
+	Retention    []RetentionRun `json:"retention"`
+	RetentionCut string         `json:"retention_note"`
 }
 
 // AuditQueryResult is one filter of GET /v1/audit-events.
@@ -244,6 +246,9 @@ func runAuditScale(ctx context.Context, c Config, res *Results) error {
 		c.logf("[audit] %s: %d rows in %.1f s; exchange p50 %.2f ms, p99 %.2f ms (%+.2f ms), max %.2f ms", p.name, before, passSec, load.P50, load.P99, run.P99RiseMs, load.Max)
 		r.Retention = append(r.Retention, run)
 	}
+	c.logf("[audit] baseline again: %.0f req/s for %s", c.RetentionRate, dur)
+	r.BaselineEnd = OpenLoop(ctx, t, c.RetentionRate, time.Second, dur, c.OpenConns)
+	c.logf("[audit] baseline again p50 %.2f ms, p99 %.2f ms, max %.2f ms", r.BaselineEnd.P50, r.BaselineEnd.P99, r.BaselineEnd.Max)
 	return nil
 }
 

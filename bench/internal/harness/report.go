@@ -226,6 +226,7 @@ func (r *Results) WriteTable(w io.Writer) {
 		for _, p := range a.Retention {
 			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.2f\t%.2f\t%+.2f\t%.2f\t\n", p.Name, p.Removed, p.PassSec, p.Load.P50, p.Load.P99, p.P99RiseMs, p.Load.Max)
 		}
+		fmt.Fprintf(tw, "baseline again (no retention)\t\t\t%.2f\t%.2f\t%+.2f\t%.2f\t\n", a.BaselineEnd.P50, a.BaselineEnd.P99, a.BaselineEnd.P99-a.Baseline.P99, a.BaselineEnd.Max)
 		tw.Flush()
 	}
 	for _, e := range r.Exchange {
