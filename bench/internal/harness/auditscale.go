@@ -190,22 +190,35 @@ func runAuditScale(ctx context.Context, c Config, res *Results) error {
 	if err := firstExchange(t); err != nil {
 		return err
 	}
-	dur := 20 * time.Second
+	dur := 30 * time.Second
 	c.logf("[audit] baseline: %.0f req/s for %s", c.RetentionRate, dur)
 	r.Baseline = OpenLoop(ctx, t, c.RetentionRate, time.Second, dur, c.OpenConns)
 	c.logf("[audit] baseline p50 %.2f ms, p99 %.2f ms, max %.2f ms", r.Baseline.P50, r.Baseline.P99, r.Baseline.Max)
 
+	// The first pass drops whole weeks: the oldest ones up to the first week boundary with at least
+	// a million events before it. The second deletes half of the following week in small batches.
 	weekLen := 7 * 24 * time.Hour
 	oldest, err := oldestPartition(ctx, db)
 	if err != nil {
 		return err
 	}
+	dropTo := oldest.Add(weekLen)
+	for {
+		var n int64
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE "time" < $1`, dropTo).Scan(&n); err != nil {
+			return err
+		}
+		if n >= 1_000_000 || dropTo.After(now) {
+			break
+		}
+		dropTo = dropTo.Add(weekLen)
+	}
 	passes := []struct {
 		name   string
 		cutoff time.Time
 	}{
-		{"drop the oldest week's partition", oldest.Add(weekLen)},
-		{"delete half a week in batches of 500", oldest.Add(weekLen + weekLen/2)},
+		{"drop the oldest weeks' partitions (≥ 1 million events)", dropTo},
+		{"delete half a week in batches of 500", dropTo.Add(weekLen / 2)},
 	}
 	r.RetentionCut = "a second replica starts with --audit-retention set so that its retention pass at start removes what is named; exchanges go to the first replica"
 	for _, p := range passes {
