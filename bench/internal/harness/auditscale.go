@@ -380,9 +380,10 @@ func usesIndexes(plan string) bool {
 		if !strings.Contains(l, "Seq Scan") {
 			continue
 		}
+		indent := len(l) - len(strings.TrimLeft(l, " "))
 		for _, next := range lines[i+1 : min(i+4, len(lines))] {
-			if strings.Contains(next, "->") {
-				break
+			if strings.Contains(next, "->") || len(next)-len(strings.TrimLeft(next, " ")) <= indent {
+				break // the next node, or a line that is not this node's
 			}
 			if strings.Contains(next, "Buffers:") {
 				return false
