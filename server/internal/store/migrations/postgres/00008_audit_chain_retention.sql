@@ -11,8 +11,8 @@
 --    which is how retention removes a week without blocking inserts.
 --
 -- The conversion copies the rows into the new table in this migration's transaction: nothing is
--- lost, and until it commits other replicas' audit inserts (that is, their token exchanges) wait.
--- It copies ~10 million rows in about a minute (BENCHMARKS.md). A partitioned table's unique
+-- lost, and until it commits other replicas' audit inserts (that is, their token exchanges) wait:
+-- plan the upgrade for a quiet moment on a large audit table (AUDIT.md). A partitioned table's unique
 -- constraints must contain the partition key, hence PRIMARY KEY (seq, "time") and UNIQUE (id,
 -- "time"); seq comes from a sequence (identity columns on partitioned tables need PostgreSQL 17).
 
