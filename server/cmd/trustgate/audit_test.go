@@ -144,6 +144,10 @@ func TestAuditStreamAndVerifyAcrossSIGHUPKill9AndRestart(t *testing.T) {
 
 	p2 := d.serve(t, "restarted")
 	d.events(t, p2, "c", 3)
+	// verify reads the database beside a running server (read-only, one snapshot).
+	if out, stderr, err := testkit.RunTrustgate(t, d.dir, d.env, "audit", "verify"); err != nil || !strings.Contains(out, "audit log intact") {
+		t.Fatalf("audit verify while a server runs: %v\n%s%s", err, out, stderr)
+	}
 	if err := p2.Terminate(t); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
