@@ -129,7 +129,7 @@ func (s *Stream) openFiles(ctx context.Context) error {
 		return fmt.Errorf("audit log stream %s: another trustgate process streams to it (%v); give each server its own --audit-log file", s.path, err)
 	}
 	s.posFile = pf
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		_ = pf.Close()
 		return fmt.Errorf("audit log stream: %w", err)
@@ -356,7 +356,7 @@ func (s *Stream) doReopen() error {
 	if err := s.sync(); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("audit log stream: reopening %s: %w", s.path, err)
 	}
