@@ -254,7 +254,7 @@ func (s *Store) createPartitions(ctx context.Context, conn *sql.Conn, weeks []ti
 			fmt.Sprintf(`ALTER TABLE audit_events ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')`, name, from, to),
 			fmt.Sprintf(`ALTER TABLE %s DROP CONSTRAINT %s_range`, name, name),
 		}
-		if err := execAll(ctx, conn, stmts); err != nil {
+		if err := execAll(ctx, conn, ddlLockTimeout, stmts); err != nil {
 			return fmt.Errorf("create audit partition %s: %w", name, err)
 		}
 		s.weeks.Store(w, struct{}{})
@@ -277,17 +277,30 @@ func dropPartition(ctx context.Context, conn *sql.Conn, name string) (int64, err
 	if pending {
 		detach = fmt.Sprintf("ALTER TABLE audit_events DETACH PARTITION %s FINALIZE", name)
 	}
-	if err := execAll(ctx, conn, []string{detach, "DROP TABLE " + name}); err != nil {
+	// A concurrent detach waits for every transaction that may still read the partition (a long
+	// audit query, `trustgate audit verify`'s snapshot); it holds only SHARE UPDATE EXCLUSIVE on
+	// audit_events meanwhile, which inserts and reads do not wait for, so it may wait long.
+	if err := execAll(ctx, conn, detachLockTimeout, []string{detach}); err != nil {
+		return 0, fmt.Errorf("detach audit partition %s: %w", name, err)
+	}
+	// Detached, the table is no partition any more: dropping it locks nothing else.
+	if err := execAll(ctx, conn, ddlLockTimeout, []string{"DROP TABLE " + name}); err != nil {
 		return 0, fmt.Errorf("drop audit partition %s: %w", name, err)
 	}
 	return max(int64(tuples), 0), nil
 }
 
+// Lock timeouts of the partition DDL (see execAll).
+const (
+	ddlLockTimeout    = "2s"
+	detachLockTimeout = "10min"
+)
+
 // execAll runs statements on conn, each with a lock timeout: a DDL statement that waits for a
 // lock makes every later request for that lock wait behind it, so it gives up instead (the next
 // upkeep retries).
-func execAll(ctx context.Context, conn *sql.Conn, stmts []string) error {
-	if _, err := conn.ExecContext(ctx, "SET lock_timeout = '2s'"); err != nil {
+func execAll(ctx context.Context, conn *sql.Conn, lockTimeout string, stmts []string) error {
+	if _, err := conn.ExecContext(ctx, "SET lock_timeout = '"+lockTimeout+"'"); err != nil {
 		return err
 	}
 	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout") }()
