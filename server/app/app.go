@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
@@ -38,22 +39,22 @@ import (
 )
 
 var (
-	_ admin.Storer     = (*store.Store)(nil)
-	_ broker.Source    = (*store.Store)(nil)
-	_ principal.Storer = (*store.Store)(nil)
-	_ audit.Sink       = (*store.Store)(nil)
-	_ audit.OnceSink   = (*store.Store)(nil)
-	_ httpapi.Pinger   = (*store.Store)(nil)
-	_ admin.Recorder   = (*audit.Writer)(nil)
-	_ broker.Recorder  = (*audit.Writer)(nil)
+	_ admin.Storer         = (*store.Store)(nil)
+	_ broker.Source        = (*store.Store)(nil)
+	_ principal.Storer     = (*store.Store)(nil)
+	_ audit.Sink           = (*store.Store)(nil)
+	_ audit.OnceSink       = (*store.Store)(nil)
+	_ audit.StreamSource   = (*store.Store)(nil)
+	_ audit.RetentionStore = (*store.Store)(nil)
+	_ audit.Signer         = (*signing.KeyRing)(nil)
+	_ httpapi.Pinger       = (*store.Store)(nil)
+	_ admin.Recorder       = (*audit.Writer)(nil)
+	_ broker.Recorder      = (*audit.Writer)(nil)
 
-	_ signing.KeyStore       = keyStore{}
-	_ broker.RevocationStore = revocationStore{}
-)
-
-var (
-	_ sightings.Sink       = (*store.Store)(nil)
-	_ admin.SightingStorer = (*store.Store)(nil)
+	_ signing.KeyStore       = (*keyStore)(nil)
+	_ broker.RevocationStore = (*revocationStore)(nil)
+	_ sightings.Sink         = (*store.Store)(nil)
+	_ admin.SightingStorer   = (*store.Store)(nil)
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -94,7 +95,20 @@ type Config struct {
 
 	// SightingsRetention is how long workload sightings are kept (default 720h, CONTRACT.md §2).
 	SightingsRetention time.Duration
+
+	// AuditRetention is how long audit events are kept (default 9600h; at least 1 s).
+	AuditRetention time.Duration
+	// AuditLog streams every durable audit event to this file as JSON lines ("-": stdout; "":
+	// no stream). See audit.Stream.
+	AuditLog string
+	// AuditCheckpointEvery is how often the audit chain is signed while events come (default 10
+	// minutes); it is always signed at Close.
+	AuditCheckpointEvery time.Duration
 }
+
+// retentionEvery is how often the audit retention runs (and the coming weeks' partitions are
+// checked on PostgreSQL).
+const retentionEvery = 10 * time.Minute
 
 // App is a running server's parts.
 type App struct {
@@ -105,6 +119,10 @@ type App struct {
 	Audit   *audit.Writer
 	// Revocations are this replica's revoked tokens (Refresh polls the database).
 	Revocations *broker.Revocations
+	// Stream is the audit log stream (nil without Config.AuditLog).
+	Stream *audit.Stream
+	// Retention removes old audit events in the background.
+	Retention *audit.Retention
 	// Principals runs the API-key use cases (CreateKey; the router authenticates through it).
 	Principals *principal.Service
 	Opts       connection.Options
@@ -136,6 +154,12 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	if cfg.SingleUseCleanup <= 0 {
 		cfg.SingleUseCleanup = time.Minute
 	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = audit.DefaultRetention
+	}
+	if cfg.AuditRetention < time.Second {
+		return nil, fmt.Errorf("audit retention %s is too short: use a duration of at least 1s (e.g. 9600h)", cfg.AuditRetention)
+	}
 	opts := connection.Options{DefaultAudience: cfg.Audience, AllowInsecureJWKS: cfg.AllowInsecureJWKS}
 	for _, p := range cfg.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -149,25 +173,57 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	if now == nil {
 		now = time.Now
 	}
-	keys, err := signing.Open(ctx, keyStore{st}, signing.KEKs{Current: cfg.KEK, Previous: cfg.KEKPrevious},
+	// The audit chain of this process (CONTRACT.md §3): the stream catches up on what an earlier
+	// process left unwritten and records this chain before the writer commits its first event.
+	// The writer comes first so that every event this process writes joins the chain, the
+	// key.rotate of a signing key made at start included; it signs checkpoints with the key ring
+	// opened next.
+	signer := &ringSigner{}
+	wopts := auditOptions(st.Dialect())
+	wopts.Chain = uuid.Must(uuid.NewV7()).String()
+	wopts.Signer = signer
+	wopts.CheckpointEvery = cfg.AuditCheckpointEvery
+	wopts.Now = cfg.Now
+	var (
+		stream *audit.Stream
+		err    error
+	)
+	if cfg.AuditLog != "" {
+		if stream, err = audit.OpenStream(ctx, cfg.AuditLog, wopts.Chain, st, cfg.Logger); err != nil {
+			return nil, err
+		}
+		wopts.OnDurable = stream.Enqueue
+	}
+	aw := audit.NewWriter(st, wopts)
+	fail := func(err error) (*App, error) {
+		aw.Close()
+		if stream != nil {
+			stream.Close()
+		}
+		return nil, err
+	}
+
+	keys, err := signing.Open(ctx, &keyStore{st: st, aw: aw}, signing.KEKs{Current: cfg.KEK, Previous: cfg.KEKPrevious},
 		signing.Options{Rotation: cfg.SigningKeyRotation, Now: now, Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("loading the signing keys: %w", err)
+		return fail(fmt.Errorf("loading the signing keys: %w", err))
 	}
+	signer.set(keys)
 	keys.Issuer, keys.Audience = cfg.PublicURL, cfg.PublicURL
-	revocations, err := broker.NewRevocations(ctx, revocationStore{st}, now)
+	revocations, err := broker.NewRevocations(ctx, &revocationStore{st: st, aw: aw}, now)
 	if err != nil {
-		return nil, fmt.Errorf("loading revoked tokens: %w", err)
+		return fail(fmt.Errorf("loading revoked tokens: %w", err))
 	}
 
 	catalog, err := broker.NewCatalog(ctx, st, opts)
 	if err != nil {
-		return nil, fmt.Errorf("loading workload connections: %w", err)
+		return fail(fmt.Errorf("loading workload connections: %w", err))
 	}
-	aw := audit.NewWriter(st, auditOptions(st.Dialect()))
 	runCtx, stop := context.WithCancel(context.Background())
 	principals := &principal.Service{Store: st}
-	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Revocations: revocations, Principals: principals, Opts: opts, Config: cfg, stop: stop}
+	retention := &audit.Retention{Store: st, Keep: cfg.AuditRetention, Now: cfg.Now, Logger: cfg.Logger}
+	a := &App{Store: st, Catalog: catalog, Keys: keys, Audit: aw, Revocations: revocations, Stream: stream, Retention: retention,
+		Principals: principals, Opts: opts, Config: cfg, stop: stop}
 
 	refresh := func() {
 		if err := catalog.Refresh(runCtx); err != nil {
@@ -187,7 +243,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	registry := prometheus.NewRegistry()
 	registerKeyMetrics(registry, keys, now)
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now,
+		DB: st, Admin: &admin.Service{Store: chainedStore{st, aw}, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now,
 			Sightings: st, SightingsRetention: a.Sightings.Retention()},
 		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Registry: registry, Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
@@ -197,7 +253,8 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	go func() { defer a.wg.Done(); catalog.Run(runCtx, cfg.CatalogPoll) }()
 	go func() { defer a.wg.Done(); keys.Run(runCtx, cfg.CatalogPoll) }()
 	go func() { defer a.wg.Done(); revocations.Run(runCtx, cfg.CatalogPoll) }()
-	a.wg.Add(2)
+	a.wg.Add(3)
+	go func() { defer a.wg.Done(); retention.Run(runCtx, retentionEvery) }()
 	go func() { defer a.wg.Done(); a.cleanSingleUse(runCtx, cfg.SingleUseCleanup) }()
 	go func() { defer a.wg.Done(); a.Sightings.Run(runCtx) }()
 	return a, nil
@@ -239,12 +296,25 @@ func (a *App) cleanSingleUse(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Close stops background work (the sightings recorder flushes one last time) and flushes the
-// audit writer. It does not close the store.
+// ReopenAuditLog reopens the audit log stream's file (log rotation; serve does it on SIGHUP).
+func (a *App) ReopenAuditLog() error {
+	if a.Stream == nil {
+		return nil
+	}
+	return a.Stream.Reopen()
+}
+
+// Close stops background work (the sightings recorder flushes one last time), flushes the audit
+// writer (which signs a last checkpoint) and the audit log stream. It does not close the store.
 func (a *App) Close() {
 	a.stop()
 	a.wg.Wait()
 	a.Audit.Close()
+	if a.Stream != nil {
+		if err := a.Stream.Close(); err != nil {
+			a.Config.Logger.Warn("closing the audit log stream", "error", err)
+		}
+	}
 	if a.ownsStore {
 		if err := a.Store.Close(); err != nil {
 			a.Config.Logger.Warn("closing the database", "error", err)
@@ -280,26 +350,61 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// keyStore adapts the store's signing-key rows to the signing package (the types are identical).
-type keyStore struct{ st *store.Store }
+// chainedStore is the store as the admin use cases see it: a connection change and its audit event
+// commit in one transaction of the store's, run by the audit writer between its batches so that
+// the event takes its place in this process's hash chain (audit.Writer.Exclusive).
+type chainedStore struct {
+	*store.Store
+	aw *audit.Writer
+}
 
-func (k keyStore) SigningKeys(ctx context.Context) ([]signing.StoredKey, error) {
+func (c chainedStore) CreateConnection(ctx context.Context, conn *connection.Connection, ev *api.AuditEvent) error {
+	return c.aw.Exclusive(ctx, func(ctx context.Context, seal func(*api.AuditEvent) error) error {
+		return c.Store.CreateConnection(store.WithAuditSeal(ctx, seal), conn, ev)
+	})
+}
+
+func (c chainedStore) UpdateConnection(ctx context.Context, conn *connection.Connection, expectedRevision int64, ev *api.AuditEvent) error {
+	return c.aw.Exclusive(ctx, func(ctx context.Context, seal func(*api.AuditEvent) error) error {
+		return c.Store.UpdateConnection(store.WithAuditSeal(ctx, seal), conn, expectedRevision, ev)
+	})
+}
+
+func (c chainedStore) DeleteConnection(ctx context.Context, id string, expectedRevision int64, ev *api.AuditEvent) error {
+	return c.aw.Exclusive(ctx, func(ctx context.Context, seal func(*api.AuditEvent) error) error {
+		return c.Store.DeleteConnection(store.WithAuditSeal(ctx, seal), id, expectedRevision, ev)
+	})
+}
+
+// keyStore adapts the store's signing-key rows to the signing package (the types are identical).
+// With a writer, a change's key.rotate events join that writer's hash chain (see chained).
+type keyStore struct {
+	st *store.Store
+	aw *audit.Writer
+}
+
+func (k *keyStore) SigningKeys(ctx context.Context) ([]signing.StoredKey, error) {
 	rows, err := k.st.SigningKeys(ctx)
 	return toSigning(rows), err
 }
 
-func (k keyStore) SigningKeysVersion(ctx context.Context) (int64, error) {
+func (k *keyStore) SigningKeysVersion(ctx context.Context) (int64, error) {
 	return k.st.SigningKeysVersion(ctx)
 }
 
-func (k keyStore) UpdateSigningKeys(ctx context.Context, plan func([]signing.StoredKey) ([]signing.StoredKey, []api.AuditEvent, error)) ([]signing.StoredKey, error) {
-	rows, err := k.st.UpdateSigningKeys(ctx, func(cur []store.SigningKey) ([]store.SigningKey, []api.AuditEvent, error) {
-		next, events, err := plan(toSigning(cur))
-		out := make([]store.SigningKey, len(next))
-		for i, n := range next {
-			out[i] = store.SigningKey(n)
-		}
-		return out, events, err
+func (k *keyStore) UpdateSigningKeys(ctx context.Context, plan func([]signing.StoredKey) ([]signing.StoredKey, []api.AuditEvent, error)) ([]signing.StoredKey, error) {
+	var rows []store.SigningKey
+	err := chained(ctx, k.aw, func(ctx context.Context) error {
+		var err error
+		rows, err = k.st.UpdateSigningKeys(ctx, func(cur []store.SigningKey) ([]store.SigningKey, []api.AuditEvent, error) {
+			next, events, err := plan(toSigning(cur))
+			out := make([]store.SigningKey, len(next))
+			for i, n := range next {
+				out[i] = store.SigningKey(n)
+			}
+			return out, events, err
+		})
+		return err
 	})
 	return toSigning(rows), err
 }
@@ -313,21 +418,69 @@ func toSigning(rows []store.SigningKey) []signing.StoredKey {
 }
 
 // KeyStore is the signing package's view of a store, for the commands that rotate keys on the
-// database while servers run (`trustgate keys rotate-signing`, `trustgate kek rotate`).
-func KeyStore(st *store.Store) signing.KeyStore { return keyStore{st} }
-
-// revocationStore adapts the store's revocations to the broker (the types are identical).
-type revocationStore struct{ st *store.Store }
-
-func (r revocationStore) RevokeToken(ctx context.Context, rev broker.Revocation, ev *api.AuditEvent) (bool, error) {
-	return r.st.RevokeToken(ctx, store.Revocation(rev), ev)
+// database while servers run (`trustgate keys rotate-signing`, `trustgate kek rotate`). Their
+// key.rotate events join a hash chain of the command's own (unsigned: a command holds no
+// checkpoint key of its own, and the next server checkpoint covers only its own chain), so that
+// `trustgate audit verify` finds no event outside a chain. Call close when done: it commits
+// what is queued.
+func KeyStore(st *store.Store) (ks signing.KeyStore, close func()) {
+	aw := audit.NewWriter(st, audit.Options{})
+	return &keyStore{st: st, aw: aw}, aw.Close
 }
 
-func (r revocationStore) RevocationsVersion(ctx context.Context) (int64, error) {
+// chained runs fn, whose store writes insert audit events in a transaction of their own, through
+// the audit writer (audit.Writer.Exclusive) so that those events take their place in its hash
+// chain. Without a writer fn runs as it is.
+func chained(ctx context.Context, aw *audit.Writer, fn func(ctx context.Context) error) error {
+	if aw == nil {
+		return fn(ctx)
+	}
+	return aw.Exclusive(ctx, func(ctx context.Context, seal func(*api.AuditEvent) error) error {
+		return fn(store.WithAuditSeal(ctx, seal))
+	})
+}
+
+// ringSigner signs checkpoints with the key ring, which is opened after the audit writer (see
+// New); until then a checkpoint fails and is retried at the next.
+type ringSigner struct {
+	mu   sync.Mutex
+	ring *signing.KeyRing
+}
+
+func (r *ringSigner) set(k *signing.KeyRing) { r.mu.Lock(); r.ring = k; r.mu.Unlock() }
+
+func (r *ringSigner) SignDetached(typ string, payload []byte) (string, string, error) {
+	r.mu.Lock()
+	k := r.ring
+	r.mu.Unlock()
+	if k == nil {
+		return "", "", errors.New("the signing keys are not loaded yet")
+	}
+	return k.SignDetached(typ, payload)
+}
+
+// revocationStore adapts the store's revocations to the broker (the types are identical); a
+// revocation's audit event joins the writer's hash chain (see chained).
+type revocationStore struct {
+	st *store.Store
+	aw *audit.Writer
+}
+
+func (r *revocationStore) RevokeToken(ctx context.Context, rev broker.Revocation, ev *api.AuditEvent) (bool, error) {
+	var revoked bool
+	err := chained(ctx, r.aw, func(ctx context.Context) error {
+		var err error
+		revoked, err = r.st.RevokeToken(ctx, store.Revocation(rev), ev)
+		return err
+	})
+	return revoked, err
+}
+
+func (r *revocationStore) RevocationsVersion(ctx context.Context) (int64, error) {
 	return r.st.RevocationsVersion(ctx)
 }
 
-func (r revocationStore) RevocationsSince(ctx context.Context, seq int64, now time.Time) ([]broker.Revocation, error) {
+func (r *revocationStore) RevocationsSince(ctx context.Context, seq int64, now time.Time) ([]broker.Revocation, error) {
 	rows, err := r.st.RevocationsSince(ctx, seq, now)
 	out := make([]broker.Revocation, len(rows))
 	for i, row := range rows {
@@ -336,7 +489,7 @@ func (r revocationStore) RevocationsSince(ctx context.Context, seq int64, now ti
 	return out, err
 }
 
-func (r revocationStore) PurgeRevocations(ctx context.Context, now time.Time, limit int) (int64, error) {
+func (r *revocationStore) PurgeRevocations(ctx context.Context, now time.Time, limit int) (int64, error) {
 	return r.st.PurgeRevocations(ctx, now, limit)
 }
 

@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"strconv"
@@ -80,4 +82,60 @@ func (m *cpuMeter) perOp(ops int) (server, self float64) {
 		server = round1(float64(m.server.Microseconds()) / float64(ops))
 	}
 	return server, self
+}
+
+// postgresCPU returns a sampler of the CPU time of the PostgreSQL server behind dsn: its postmaster
+// (the parent of a backend) and every child of it (backends, WAL writer, checkpointer, …). The
+// server must run on this machine.
+func postgresCPU(ctx context.Context, dsn string) (func() (time.Duration, error), error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var backend int
+	if err := db.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		return nil, err
+	}
+	postmaster, err := parentPID(backend)
+	if err != nil {
+		return nil, err
+	}
+	return func() (time.Duration, error) {
+		total, err := processCPU(postmaster)
+		if err != nil {
+			return 0, err
+		}
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if pp, err := parentPID(pid); err == nil && pp == postmaster {
+				if c, err := processCPU(pid); err == nil {
+					total += c
+				}
+			}
+		}
+		return total, nil
+	}, nil
+}
+
+// parentPID is field 4 of /proc/PID/stat.
+func parentPID(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if i < 0 || len(f) < 2 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return strconv.Atoi(f[1])
 }

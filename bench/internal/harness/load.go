@@ -27,6 +27,9 @@ type Target struct {
 	next atomic.Uint64
 	// ServerPID, when set, is the server process whose CPU time a closed-loop run measures.
 	ServerPID int
+	// DatabaseCPU, when set, is the CPU time the database server's processes have used so far
+	// (PostgreSQL: the postmaster and its children).
+	DatabaseCPU func() (time.Duration, error)
 	// OK counts every 200 answer over the target's life (warm-up included), so that the audit trail
 	// can be checked against it.
 	OK atomic.Int64
@@ -150,6 +153,9 @@ type ClosedResult struct {
 	// disturbs much less than throughput.
 	ServerCPUus    float64 `json:"server_cpu_us_per_exchange"`
 	GeneratorCPUus float64 `json:"generator_cpu_us_per_exchange"`
+	// DatabaseCPUus is the PostgreSQL processes' CPU microseconds per exchange (0 on SQLite, whose
+	// work is in the server process).
+	DatabaseCPUus float64 `json:"database_cpu_us_per_exchange,omitempty"`
 }
 
 // ClosedLoop runs workers connections that each send the next request as soon as the previous
@@ -163,12 +169,20 @@ func ClosedLoop(ctx context.Context, t *Target, workers int, warmup, dur time.Du
 	var wg sync.WaitGroup
 	meter := &cpuMeter{pid: t.ServerPID}
 	metered := make(chan struct{})
+	var db0, db1 time.Duration
+	var dbErr error
 	go func() {
 		defer close(metered)
 		time.Sleep(time.Until(from))
 		meter.start()
+		if t.DatabaseCPU != nil {
+			db0, dbErr = t.DatabaseCPU()
+		}
 		time.Sleep(time.Until(until))
 		meter.stop()
+		if t.DatabaseCPU != nil && dbErr == nil {
+			db1, dbErr = t.DatabaseCPU()
+		}
 	}()
 	for w := range workers {
 		wg.Add(1)
@@ -210,6 +224,9 @@ func ClosedLoop(ctx context.Context, t *Target, workers int, warmup, dur time.Du
 		PerSec: round1(float64(len(all)) / dur.Seconds()), Latency: Summarise(all),
 	}
 	r.ServerCPUus, r.GeneratorCPUus = meter.perOp(len(all))
+	if t.DatabaseCPU != nil && dbErr == nil && len(all) > 0 {
+		r.DatabaseCPUus = round1(float64((db1 - db0).Microseconds()) / float64(len(all)))
+	}
 	return r
 }
 

@@ -28,8 +28,10 @@ type Results struct {
 	Crypto    *CryptoResult     `json:"crypto_limit,omitempty"`
 	Exchange  []ExchangeResult  `json:"exchange,omitempty"`
 	Terraform []TerraformResult `json:"terraform,omitempty"`
-	Targets   []TargetCheck     `json:"targets"`
-	Skipped   []string          `json:"skipped,omitempty"`
+	// AuditScale is the audit log at scale (trustgate-bench --audit-scale, make bench-audit).
+	AuditScale *AuditScaleResult `json:"audit_scale,omitempty"`
+	Targets    []TargetCheck     `json:"targets"`
+	Skipped    []string          `json:"skipped,omitempty"`
 }
 
 // Settings are the knobs of the run.
@@ -70,6 +72,11 @@ type ExchangeResult struct {
 	AuditComplete      bool  `json:"audit_complete"`
 	// SingleUse compares single_use off and on (--single-use), after the runs above.
 	SingleUse *SingleUseResult `json:"single_use,omitempty"`
+	// AuditRows is the audit events in the database after the run, AuditBytesPerEvent the size
+	// of the audit table with its indexes (PostgreSQL) or of the whole database file (SQLite, which
+	// holds little else) divided by them.
+	AuditRows          int64   `json:"audit_rows"`
+	AuditBytesPerEvent float64 `json:"audit_bytes_per_event"`
 }
 
 // TargetCheck is one goal of issue 6 and whether this run met it.
@@ -174,9 +181,9 @@ func (r *Results) WriteTable(w io.Writer) {
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "CPU per exchange (the cores are shared with the load generator and anything else running)")
-		fmt.Fprintln(tw, "database\tserver µs\tgenerator µs\tcrypto µs/pair\tcrypto ÷ server\t")
+		fmt.Fprintln(tw, "database\tserver µs\tPostgreSQL µs\tgenerator µs\tcrypto µs/pair\tcrypto ÷ server\t")
 		for _, e := range r.Exchange {
-			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.3f\t\n", e.Database, e.Saturation.ServerCPUus, e.Saturation.GeneratorCPUus, e.CryptoLimit.CPUusPerPair, e.CPURatio)
+			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.3f\t\n", e.Database, e.Saturation.ServerCPUus, e.Saturation.DatabaseCPUus, e.Saturation.GeneratorCPUus, e.CryptoLimit.CPUusPerPair, e.CPURatio)
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "\nToken exchange at fixed offered load (open loop, latency from intended start, %.0f s each)\n", r.Settings.OpenDuration)
@@ -214,6 +221,27 @@ func (r *Results) WriteTable(w io.Writer) {
 				mark = "MISS"
 			}
 			fmt.Fprintf(w, "  [%s] %s: %.3g (target %s) — %s\n", mark, t.Name, t.Value, t.Target, t.Note)
+		}
+	}
+	if a := r.AuditScale; a != nil {
+		fmt.Fprintf(w, "\nAudit log at scale (PostgreSQL): %d events over %d weeks, loaded in %.0f s, %.0f bytes per event with indexes\n",
+			a.Rows, a.Weeks, a.LoadSec, a.BytesPerRow)
+		fmt.Fprintln(tw, "GET /v1/audit-events\tp50 ms\tmax ms\titems\tEXPLAIN ANALYZE ms\tindex\t")
+		for _, q := range a.Queries {
+			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%d\t%.2f\t%v\t\n", q.Name, q.P50, q.Max, q.Items, q.ExecMillis, q.UsesIndex)
+		}
+		tw.Flush()
+		fmt.Fprintln(tw, "exchanges at a fixed rate\trows removed\tpass s\tp50 ms\tp99 ms\tp99 rise ms\tmax ms\t")
+		fmt.Fprintf(tw, "baseline (no retention)\t\t\t%.2f\t%.2f\t\t%.2f\t\n", a.Baseline.P50, a.Baseline.P99, a.Baseline.Max)
+		for _, p := range a.Retention {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.2f\t%.2f\t%+.2f\t%.2f\t\n", p.Name, p.Removed, p.PassSec, p.Load.P50, p.Load.P99, p.P99RiseMs, p.Load.Max)
+		}
+		fmt.Fprintf(tw, "baseline again (no retention)\t\t\t%.2f\t%.2f\t%+.2f\t%.2f\t\n", a.BaselineEnd.P50, a.BaselineEnd.P99, a.BaselineEnd.P99-a.Baseline.P99, a.BaselineEnd.Max)
+		tw.Flush()
+	}
+	for _, e := range r.Exchange {
+		if e.AuditRows > 0 {
+			fmt.Fprintf(w, "audit storage on %s: %d events, %.0f bytes per event (database size ÷ audit events)\n", e.Database, e.AuditRows, e.AuditBytesPerEvent)
 		}
 	}
 	for _, s := range r.Skipped {

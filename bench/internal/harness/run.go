@@ -52,6 +52,13 @@ type Config struct {
 	SingleUseTokens int
 	SingleUseRounds int
 	Progress        io.Writer
+
+	// AuditScale runs the audit log at scale (PostgreSQL only) instead of the other parts:
+	// AuditRows events over AuditWeeks weeks, exchanges at RetentionRate req/s during retention.
+	AuditScale    bool
+	AuditRows     int64
+	AuditWeeks    int
+	RetentionRate float64
 }
 
 // Defaults fills the zero fields of c.
@@ -95,6 +102,15 @@ func (c *Config) Defaults() {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.AuditRows == 0 {
+		c.AuditRows = 10_000_000
+	}
+	if c.AuditWeeks == 0 {
+		c.AuditWeeks = 10
+	}
+	if c.RetentionRate == 0 {
+		c.RetentionRate = 1000
+	}
 }
 
 func (c *Config) logf(format string, args ...any) {
@@ -108,6 +124,9 @@ func Run(ctx context.Context, c Config) (*Results, error) {
 	res := newResults(c)
 	if err := os.MkdirAll(c.WorkDir, 0o755); err != nil {
 		return nil, err
+	}
+	if c.AuditScale {
+		return res, runAuditScale(ctx, c, res)
 	}
 	if !c.SkipExchange {
 		if err := runExchange(ctx, c, res); err != nil {
@@ -229,14 +248,19 @@ func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, toke
 	for _, tok := range tokens {
 		t.Requests = append(t.Requests, TokenRequest(srv.Addr, BenchConnection, tok))
 	}
+	if dbName == "postgres" {
+		if t.DatabaseCPU, err = postgresCPU(ctx, dsn); err != nil {
+			c.logf("[%s] the PostgreSQL processes' CPU is not measured: %v", dbName, err)
+		}
+	}
 	if err := firstExchange(t); err != nil {
 		return nil, fmt.Errorf("%w (server log: %s)", err, srv.proc.log)
 	}
 
 	c.logf("[%s] closed loop: %d workers, %s warm-up + %s", dbName, c.Workers, c.Warmup, c.Duration)
 	er.Saturation = ClosedLoop(ctx, t, c.Workers, c.Warmup, c.Duration)
-	c.logf("[%s] %.0f exchanges/s, p50 %.2f ms, p99 %.2f ms, %d errors; CPU µs per exchange: server %.1f, generator %.1f", dbName,
-		er.Saturation.PerSec, er.Saturation.P50, er.Saturation.P99, er.Saturation.Errors, er.Saturation.ServerCPUus, er.Saturation.GeneratorCPUus)
+	c.logf("[%s] %.0f exchanges/s, p50 %.2f ms, p99 %.2f ms, %d errors; CPU µs per exchange: server %.1f, generator %.1f, PostgreSQL %.1f", dbName,
+		er.Saturation.PerSec, er.Saturation.P50, er.Saturation.P99, er.Saturation.Errors, er.Saturation.ServerCPUus, er.Saturation.GeneratorCPUus, er.Saturation.DatabaseCPUus)
 	for _, rate := range c.Rates {
 		c.logf("[%s] open loop: %.0f req/s offered for %s", dbName, rate, c.OpenDuration)
 		o := OpenLoop(ctx, t, rate, c.OpenWarmup, c.OpenDuration, c.OpenConns)
@@ -252,6 +276,9 @@ func exchangeOn(ctx context.Context, c Config, dbName, dsn, jwksURL string, toke
 		return nil, fmt.Errorf("counting audit events: %w", err)
 	}
 	er.AuditComplete = er.GrantedAuditEvents >= er.GrantedResponses
+	if er.AuditRows, er.AuditBytesPerEvent, err = auditStorage(ctx, dsn); err != nil {
+		return nil, fmt.Errorf("measuring audit storage: %w", err)
+	}
 	c.logf("[%s] %d tokens granted, %d granted-exchange audit events in the database", dbName, er.GrantedResponses, er.GrantedAuditEvents)
 	if len(onceTokens) > 0 {
 		if er.SingleUse, err = singleUseOn(ctx, c, srv, jwksURL, onceTokens); err != nil {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,6 +26,7 @@ type server struct {
 	DSN         string
 	DevOpsKey   string
 	SecurityKey string
+	env         []string // the key-encryption key: replicas share it
 }
 
 var listeningRE = regexp.MustCompile(`trustgate listening on (http://\S+)`)
@@ -37,7 +39,7 @@ func startServer(ctx context.Context, trustgate, dsn, logDir, name string, extra
 		return nil, err
 	}
 	env := []string{"TRUSTGATE_KEK=" + base64.StdEncoding.EncodeToString(kek), "TRUSTGATE_DATABASE=", "TRUSTGATE_LISTEN="}
-	s := &server{DSN: dsn}
+	s := &server{DSN: dsn, env: env}
 	var err error
 	if s.DevOpsKey, err = runCmd(ctx, trustgate, []string{"keys", "create", "--name", "bench-devops", "--role", api.RoleDevOpsAdmin, "--database", dsn}, env); err != nil {
 		return nil, err
@@ -48,6 +50,19 @@ func startServer(ctx context.Context, trustgate, dsn, logDir, name string, extra
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--database", dsn, "--allow-insecure-jwks"}, extra...)
 	s.proc, s.URL, err = startProc(ctx, name, trustgate, args, env, logDir, listeningRE)
 	if err != nil {
+		return nil, err
+	}
+	s.Addr = strings.TrimPrefix(s.URL, "http://")
+	return s, nil
+}
+
+// startReplica starts another `trustgate serve` on the same database with the same
+// key-encryption key; extra flags are appended.
+func startReplica(ctx context.Context, base *server, trustgate, logDir, name string, extra []string) (*server, error) {
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--database", base.DSN, "--allow-insecure-jwks"}, extra...)
+	s := &server{DSN: base.DSN, env: base.env, DevOpsKey: base.DevOpsKey, SecurityKey: base.SecurityKey}
+	var err error
+	if s.proc, s.URL, err = startProc(ctx, name, trustgate, args, base.env, logDir, listeningRE); err != nil {
 		return nil, err
 	}
 	s.Addr = strings.TrimPrefix(s.URL, "http://")
@@ -137,4 +152,38 @@ func postgresDurability(ctx context.Context, dsn string) (string, error) {
 		parts = append(parts, name+"="+v)
 	}
 	return strings.Join(parts, " "), nil
+}
+
+// auditStorage counts the audit events and the bytes they take: on PostgreSQL the audit table's
+// partitions with their indexes and TOAST, on SQLite the database file and its WAL.
+func auditStorage(ctx context.Context, dsn string) (rows int64, perEvent float64, err error) {
+	driver, src := "pgx", dsn
+	path, isSQLite := strings.CutPrefix(dsn, "sqlite://")
+	if isSQLite {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return 0, 0, err
+		}
+		driver, src = "sqlite", "file:"+abs+"?_pragma=busy_timeout(10000)"
+	}
+	db, err := sql.Open(driver, src)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer db.Close()
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_events`).Scan(&rows); err != nil || rows == 0 {
+		return rows, 0, err
+	}
+	var size int64
+	if isSQLite {
+		for _, f := range []string{path, path + "-wal"} {
+			if fi, err := os.Stat(f); err == nil {
+				size += fi.Size()
+			}
+		}
+	} else if err := db.QueryRowContext(ctx, `SELECT COALESCE((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('audit_events') WHERE isleaf),
+		pg_total_relation_size('audit_events'))`).Scan(&size); err != nil {
+		return rows, 0, err
+	}
+	return rows, round1(float64(size) / float64(rows)), nil
 }

@@ -104,7 +104,9 @@ func withKeyStore(ctx context.Context, database string, fn func(signing.KeyStore
 		return fmt.Errorf("opening the database %s: %w", redact(database), err)
 	}
 	defer st.Close()
-	return fn(app.KeyStore(st))
+	ks, closeKS := app.KeyStore(st)
+	defer closeKS() // before st.Close: commits the chain's queued events
+	return fn(ks)
 }
 
 // keysRotateSigning is `trustgate keys rotate-signing [--compromised]`.

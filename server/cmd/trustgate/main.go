@@ -1,5 +1,5 @@
-// Command trustgate is the Trustgate server and its tools: serve, keys, kek, exchange, revoke,
-// impact and dev-issuer.
+// Command trustgate is the Trustgate server and its tools: serve, keys, kek, audit, exchange,
+// revoke, impact and dev-issuer.
 // This file and its siblings only turn flags and environment into calls of the server packages.
 package main
 
@@ -28,6 +28,7 @@ Usage:
   trustgate keys rotate-signing [--compromised]   start the next signing key (now, if compromised)
   trustgate kek rotate --new-kek-file F      re-seal the signing keys under a new key-encryption key
   trustgate kek id [--kek-file F]            print the id of a key-encryption key
+  trustgate audit verify [--database DSN | --log FILE] [--jwks URL|FILE]
   trustgate exchange --server URL --connection NAME [--from github|gitlab|circleci|google|auto]
   trustgate revoke --server URL --token-file F | --token-env VAR   give an access token back
   trustgate impact --server URL --connection NAME (--patch FILE | --proposal)   (API key: TRUSTGATE_API_KEY)
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "kek":
 		return kekCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "exchange":
 		return exchangeCmd(ctx, args[1:], stdout, stderr)
 	case "revoke":

@@ -13,13 +13,16 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/server/app"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/signing"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/store"
@@ -53,6 +56,8 @@ type serveConfig struct {
 	pprof             string
 	// sightingsRetention is how long workload sightings are kept (CONTRACT.md §2).
 	sightingsRetention time.Duration
+	auditRetention     time.Duration
+	auditLog           string
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,10 +92,13 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client (TRUSTGATE_TRUSTED_PROXIES); none by default")
 	fs.DurationVar(&c.sightingsRetention, "sightings-retention", 720*time.Hour, "how long workload sightings are kept, at most 10,000 per connection (TRUSTGATE_SIGHTINGS_RETENTION)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Keep it on loopback")
+	fs.DurationVar(&c.auditRetention, "audit-retention", audit.DefaultRetention, "how long audit events are kept, at least 1s (TRUSTGATE_AUDIT_RETENTION)")
+	fs.StringVar(&c.auditLog, "audit-log", "", "append every audit event as a JSON line to this file once it is durable, - for stdout; reopened on SIGHUP (TRUSTGATE_AUDIT_LOG)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if err := envDefaults(fs, map[string]string{
+		"audit-retention": "TRUSTGATE_AUDIT_RETENTION", "audit-log": "TRUSTGATE_AUDIT_LOG",
 		"listen": "TRUSTGATE_LISTEN", "database": "TRUSTGATE_DATABASE", "public-url": "TRUSTGATE_PUBLIC_URL",
 		"audience": "TRUSTGATE_AUDIENCE", "allow-insecure-jwks": "TRUSTGATE_ALLOW_INSECURE_JWKS",
 		"log-level": "TRUSTGATE_LOG_LEVEL", "log-format": "TRUSTGATE_LOG_FORMAT",
@@ -112,6 +120,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.signingRotation < signing.MinRotation {
 		return c, fmt.Errorf("--signing-key-rotation %s: use at least %s (a new key is published %s before it signs)", c.signingRotation, signing.MinRotation, signing.PublishLead)
+	}
+	if c.auditRetention < time.Second {
+		return c, fmt.Errorf("--audit-retention %s: keep audit events for at least 1s (the default is 9600h, 400 days)", c.auditRetention)
 	}
 	var err error
 	if c.kek, err = configuredKEK(kekFile, c.dev); err != nil {
@@ -190,7 +201,7 @@ func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
 		PublicURL: strings.TrimRight(c.publicURL, "/"), Audience: c.audience, KEK: c.kek, KEKPrevious: c.kekPrevious,
 		SigningKeyRotation: c.signingRotation, AllowInsecureJWKS: c.allowInsecureJWKS,
 		RatePerConnection: c.ratePerConnection, RatePerClient: c.ratePerClient, RateBurst: c.rateBurst, Logger: logger,
-		TrustedProxies: c.trustedProxies, SightingsRetention: c.sightingsRetention,
+		TrustedProxies: c.trustedProxies, SightingsRetention: c.sightingsRetention, AuditRetention: c.auditRetention, AuditLog: c.auditLog,
 	}, st)
 	if err != nil {
 		ln.Close()
@@ -203,6 +214,24 @@ func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	// SIGHUP reopens the audit log stream (log rotation), and never ends the server.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := a.ReopenAuditLog(); err != nil {
+					logger.Error("reopening the audit log stream on SIGHUP", "error", err)
+				} else if c.auditLog != "" {
+					logger.Info("audit log stream reopened", "path", c.auditLog)
+				}
+			}
+		}
+	}()
 	logger.Info("trustgate serving", "listen", ln.Addr().String(), "public_url", c.publicURL,
 		"database", st.Dialect(), "allow_insecure_jwks", c.allowInsecureJWKS, "version", version)
 	fmt.Fprintf(stdout, "trustgate listening on http://%s\n", ln.Addr().String())

@@ -10,11 +10,18 @@
 // goroutine takes everything queued so far, commits it in a single AppendAudit, and wakes every
 // waiter with the result. Under load, batches grow by themselves; unloaded, an event is committed
 // at once. A failed commit is returned to every waiter of that batch, so callers fail closed.
+//
+// The writer is also where the hash chain of CONTRACT.md §3 is made (chain.go): it numbers each
+// batch's events in its chain and links their hashes just before committing, because it is the
+// one place that knows the commit order. Durable batches go on to the stream (stream.go);
+// retention (retention.go) and verification (verify.go) live here too.
 package audit
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,8 +34,11 @@ import (
 )
 
 // Sink stores a batch of events durably and atomically (store.Store implements it).
+// AuditEventStored tells whether an event is stored: the writer asks it after a commit that
+// failed, because a commit whose answer was lost may still have happened.
 type Sink interface {
 	AppendAudit(ctx context.Context, evs []api.AuditEvent) error
+	AuditEventStored(ctx context.Context, id, chain string, seq int64) (bool, error)
 }
 
 // ErrClosed is returned by Record after Close.
@@ -64,6 +74,19 @@ type Options struct {
 	// whose batches are smaller, never waits.
 	CommitDelay    time.Duration
 	CommitSiblings int
+
+	// Chain names this writer's hash chain (default: a new UUIDv7). One chain per process.
+	Chain string
+	// Signer signs checkpoints (the server's key ring); nil writes none.
+	Signer Signer
+	// CheckpointEvery is how often a checkpoint is written while events keep coming (default
+	// 10 minutes; negative: only at Close). Close always writes one when events came after the last.
+	CheckpointEvery time.Duration
+	// OnDurable, if set, receives every committed batch, in commit order, on the writer's
+	// goroutine: it must not block (Stream.Enqueue does not). The slice is the callee's.
+	OnDurable func(evs []api.AuditEvent)
+	// Now is the clock of checkpoint events (default time.Now).
+	Now func() time.Time
 }
 
 // Writer is a group-commit audit writer. It is safe for concurrent use.
@@ -75,12 +98,21 @@ type Writer struct {
 	closed bool
 	queue  chan *pending
 	done   chan struct{}
+	stopCk chan struct{}
+
+	chain chainState // only the run goroutine touches it
 }
 
 type pending struct {
-	ev     api.AuditEvent
-	once   *once      // set by RecordOnce
-	result chan error // buffered(1): the writer never blocks on a waiter that gave up
+	ev         api.AuditEvent
+	once       *once                                                             // set by RecordOnce
+	checkpoint bool                                                              // a checkpoint request: the event is made when its turn comes
+	exclusive  func(ctx context.Context, seal func(*api.AuditEvent) error) error // Exclusive's work
+	ctx        context.Context                                                   // Exclusive's caller's
+	result     chan error                                                        // buffered(1): the writer never blocks on a waiter that gave up
+	// Set while a batch is sealed: the event was left out of the batch (done), with this answer.
+	done bool
+	err  error
 }
 
 // once is what RecordOnce adds to an event: its single-use record, the event recorded instead
@@ -102,15 +134,32 @@ func NewWriter(sink Sink, opts Options) *Writer {
 	if opts.CommitSiblings <= 0 {
 		opts.CommitSiblings = 4
 	}
+	if opts.Chain == "" {
+		opts.Chain = uuid.Must(uuid.NewV7()).String()
+	}
+	if opts.CheckpointEvery == 0 {
+		opts.CheckpointEvery = 10 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	w := &Writer{
-		sink:  sink,
-		opts:  opts,
-		queue: make(chan *pending, 4*opts.MaxBatch),
-		done:  make(chan struct{}),
+		sink:   sink,
+		opts:   opts,
+		queue:  make(chan *pending, 4*opts.MaxBatch),
+		done:   make(chan struct{}),
+		stopCk: make(chan struct{}),
+		chain:  chainState{id: opts.Chain},
 	}
 	go w.run()
+	if opts.Signer != nil && opts.CheckpointEvery > 0 {
+		go w.checkpoints(opts.CheckpointEvery)
+	}
 	return w
 }
+
+// Chain is the name of this writer's hash chain.
+func (w *Writer) Chain() string { return w.opts.Chain }
 
 // Record fills in an empty ID (a new UUIDv7: time-ordered, so the database's unique index on ids
 // grows at one end) and Time (now, UTC), then blocks until the batch holding
@@ -149,6 +198,25 @@ func (w *Writer) RecordOnce(ctx context.Context, ev api.AuditEvent, rec connecti
 	refused.ID, refused.Time = ev.ID, ev.Time
 	storable(&refused)
 	return w.enqueue(ctx, &pending{ev: ev, once: &once{rec: rec, refused: refused}, result: make(chan error, 1)})
+}
+
+// Checkpoint writes a signed audit.checkpoint event covering every event of the chain so far
+// (chain.go), unless the chain has had no event since its last checkpoint.
+func (w *Writer) Checkpoint(ctx context.Context) error {
+	if w.opts.Signer == nil {
+		return errors.New("audit writer has no signer for checkpoints")
+	}
+	return w.enqueue(ctx, &pending{checkpoint: true, result: make(chan error, 1)})
+}
+
+// Exclusive runs fn on the writer's goroutine, between two batches, with seal, which links an
+// event into the chain (its id, time and content must be final). fn is meant to insert the sealed
+// events in a transaction of its own and commit it (a connection change and its audit event, see
+// store.WithAuditSeal); when fn returns nil they are taken as committed. While fn runs no batch
+// is committed, so the chain's order stays its commit order; fn's context is ctx bounded by the
+// commit timeout.
+func (w *Writer) Exclusive(ctx context.Context, fn func(ctx context.Context, seal func(*api.AuditEvent) error) error) error {
+	return w.enqueue(ctx, &pending{exclusive: fn, ctx: ctx, result: make(chan error, 1)})
 }
 
 func (w *Writer) enqueue(ctx context.Context, p *pending) error {
@@ -204,16 +272,36 @@ func cleanText(s string, limit int) string {
 	return s[:cut]
 }
 
-// Close stops accepting events, commits everything already queued, and returns when done.
-// It is safe to call more than once.
+// Close stops accepting events, commits everything already queued followed by a last checkpoint
+// (with a signer), and returns when done. It is safe to call more than once.
 func (w *Writer) Close() {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
+		close(w.stopCk)
+		if w.opts.Signer != nil {
+			w.queue <- &pending{checkpoint: true, result: make(chan error, 1)}
+		}
 		close(w.queue)
 	}
 	w.mu.Unlock()
 	<-w.done
+}
+
+// checkpoints writes a checkpoint every interval until Close.
+func (w *Writer) checkpoints(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stopCk:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+			_ = w.Checkpoint(ctx) // a failed checkpoint is retried at the next tick
+			cancel()
+		}
+	}
 }
 
 func (w *Writer) run() {
@@ -254,26 +342,154 @@ func (w *Writer) run() {
 			}
 			delay.Stop()
 		}
-		var err error
-		if hasOnce(batch) {
-			err = w.commitOnce(batch, &evs)
-		} else {
-			evs = evs[:0]
-			for _, p := range batch {
-				evs = append(evs, p.ev)
+		// Exclusive work runs alone, in its place in the queue: what came before it is
+		// committed first.
+		start := 0
+		for i, p := range batch {
+			if p.exclusive == nil {
+				continue
 			}
-			err = w.commit(evs)
+			if i > start {
+				w.commitBatch(batch[start:i], &evs)
+			}
+			w.runExclusive(p)
+			start = i + 1
+		}
+		if start < len(batch) {
+			w.commitBatch(batch[start:], &evs)
+		}
+	}
+}
+
+func (w *Writer) runExclusive(p *pending) {
+	if err := w.settleUncertain(); err != nil {
+		p.result <- err
+		return
+	}
+	l := w.chain.begin()
+	var sealed []api.AuditEvent
+	ctx, cancel := context.WithTimeout(p.ctx, w.opts.CommitTimeout)
+	defer cancel()
+	err := p.exclusive(ctx, func(ev *api.AuditEvent) error {
+		if err := l.add(ev); err != nil {
+			return err
+		}
+		sealed = append(sealed, *ev)
+		return nil
+	})
+	switch {
+	case err == nil:
+		w.chain.commit(l)
+		w.durable(sealed)
+	case len(sealed) > 0: // perhaps committed after all: settled before the next batch
+		w.chain.uncertain, w.chain.uncertainLink = sealed, l
+	}
+	if w.opts.OnBatch != nil && len(sealed) > 0 {
+		w.opts.OnBatch(len(sealed), err)
+	}
+	p.result <- err
+}
+
+// commitBatch links the batch into the chain, commits it and answers its waiters. A waiter whose
+// event cannot be hashed (or whose checkpoint cannot be signed) gets that error alone.
+func (w *Writer) commitBatch(batch []*pending, evs *[]api.AuditEvent) {
+	if err := w.settleUncertain(); err != nil {
+		for _, p := range batch {
+			p.result <- err
+		}
+		return
+	}
+	var (
+		link    link
+		members []*pending
+	)
+	// seal links the batch's events into the chain in the order queued, a single-use grant
+	// replaced by its refusal when its token was exchanged before (RecordOnce). With single-use
+	// records the store calls it inside the transaction, once it knows which records are new, and
+	// may call it again: it starts over each time.
+	seal := func() []api.AuditEvent {
+		*evs = (*evs)[:0]
+		members = members[:0]
+		link = w.chain.begin()
+		for _, p := range batch {
+			p.done, p.err = false, nil
+			ev := p.ev
+			if p.checkpoint {
+				cp, ok, err := w.checkpointEvent(&link)
+				if err != nil || !ok { // nothing to cover (ok false) is no error
+					p.done, p.err = true, err
+					continue
+				}
+				ev = cp
+			} else if p.once != nil && p.once.taken {
+				ev = p.once.refused
+			}
+			if err := link.add(&ev); err != nil {
+				p.done, p.err = true, err
+				continue
+			}
+			*evs = append(*evs, ev)
+			members = append(members, p)
+		}
+		return *evs
+	}
+	var err error
+	if hasOnce(batch) {
+		err = w.commitOnce(batch, seal)
+	} else if seal(); len(members) > 0 {
+		err = w.commit(*evs)
+	}
+	if len(members) > 0 {
+		if err == nil {
+			w.chain.commit(link)
+			w.durable(*evs)
+		} else {
+			// The commit may have happened anyway (an answer lost on the way): the next batch
+			// finds out before it takes the next numbers (settleUncertain).
+			w.chain.uncertain = append(w.chain.uncertain[:0], *evs...)
+			w.chain.uncertainLink = link
 		}
 		if w.opts.OnBatch != nil {
-			w.opts.OnBatch(len(evs), err)
+			w.opts.OnBatch(len(*evs), err)
 		}
-		for _, p := range batch {
-			if err == nil && p.once != nil && p.once.taken {
-				p.result <- ErrReplay
-			} else {
-				p.result <- err
-			}
+	}
+	for _, p := range batch {
+		switch {
+		case p.done:
+			p.result <- p.err
+		case err == nil && p.once != nil && p.once.taken:
+			p.result <- ErrReplay
+		default:
+			p.result <- err
 		}
+	}
+}
+
+// settleUncertain resolves a batch whose commit failed: if it is stored after all, the chain
+// continues after it (and it is streamed); if not, its numbers are used again. Until the store
+// can say, nothing more is committed, so that no number of the chain is ever used twice.
+func (w *Writer) settleUncertain() error {
+	if len(w.chain.uncertain) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+	defer cancel()
+	first := w.chain.uncertain[0]
+	stored, err := w.sink.AuditEventStored(ctx, first.ID, first.Chain, first.Seq)
+	if err != nil {
+		return fmt.Errorf("audit log unavailable (checking whether the previous batch was stored): %w", err)
+	}
+	if stored {
+		w.chain.commit(w.chain.uncertainLink)
+		w.durable(w.chain.uncertain)
+	}
+	w.chain.uncertain = w.chain.uncertain[:0]
+	return nil
+}
+
+func (w *Writer) durable(evs []api.AuditEvent) {
+	if w.opts.OnDurable != nil {
+		w.opts.OnDurable(slices.Clone(evs))
 	}
 }
 
@@ -287,10 +503,10 @@ func hasOnce(batch []*pending) bool {
 }
 
 // commitOnce commits a batch holding single-use records (RecordOnce) through OnceSink: the
-// records first, then, in the same transaction, the events, each replay's refusal in place of its
-// grant. A key queued twice in the batch is a replay at its second occurrence without asking the
-// store. Only the events change; their order and ids do not.
-func (w *Writer) commitOnce(batch []*pending, evs *[]api.AuditEvent) error {
+// records first, then, in the same transaction, the events seal returns, each replay's refusal in
+// place of its grant. A key queued twice in the batch is a replay at its second occurrence without
+// asking the store. Only the events change; their order and ids do not.
+func (w *Writer) commitOnce(batch []*pending, seal func() []api.AuditEvent) error {
 	type key struct{ conn, token string }
 	var (
 		recs   []connection.SingleUse
@@ -314,15 +530,7 @@ func (w *Writer) commitOnce(batch []*pending, evs *[]api.AuditEvent) error {
 		for i, p := range owners {
 			p.once.taken = !fresh[i]
 		}
-		*evs = (*evs)[:0]
-		for _, p := range batch {
-			if p.once != nil && p.once.taken {
-				*evs = append(*evs, p.once.refused)
-			} else {
-				*evs = append(*evs, p.ev)
-			}
-		}
-		return *evs
+		return seal()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
 	defer cancel()

@@ -40,6 +40,11 @@ func (g *gatedSink) AppendAudit(ctx context.Context, evs []api.AuditEvent) error
 	return g.next.AppendAudit(ctx, evs)
 }
 
+// AuditEventStored asks the real store: a failed commit (fail) left nothing behind.
+func (g *gatedSink) AuditEventStored(ctx context.Context, id, chain string, seq int64) (bool, error) {
+	return g.next.AuditEventStored(ctx, id, chain, seq)
+}
+
 // waitQueued waits until n events wait in the writer's queue.
 func waitQueued(t *testing.T, w *Writer, n int) {
 	t.Helper()
@@ -212,12 +217,21 @@ func TestRecordFailsWhenTheStoreRefusesTheBatch(t *testing.T) {
 	w := NewWriter(s, Options{})
 	defer w.Close()
 	e := ev(1)
-	e.ID = "00000000-0000-4000-8000-000000000001"
+	e.ID, e.Time = "00000000-0000-4000-8000-000000000001", time.Now() // (id, time) is unique
 	if err := w.Record(context.Background(), e); err != nil {
 		t.Fatalf("first Record: %v", err)
 	}
 	if err := w.Record(context.Background(), e); err == nil {
 		t.Fatal("Record of a repeated id succeeded; a refused commit must reach the caller")
+	}
+	// The refused event is not mistaken for stored (the first one has its id): the chain goes on
+	// without it and stays intact.
+	if err := w.Record(context.Background(), ev(2)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if _, err := verifyStore(t, s, nil); err != nil {
+		t.Errorf("verify after a refused batch: %v", err)
 	}
 }
 

@@ -20,6 +20,9 @@ import (
 type discardSink struct{}
 
 func (discardSink) AppendAudit(context.Context, []api.AuditEvent) error { return nil }
+func (discardSink) AuditEventStored(context.Context, string, string, int64) (bool, error) {
+	return false, nil
+}
 
 // AppendAuditOnce takes single-use records and calls them all new, as a store seeing each token
 // for the first time would.

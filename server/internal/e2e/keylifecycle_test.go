@@ -244,7 +244,9 @@ func TestCompromisedKeyEndToEnd(t *testing.T) {
 	old := r.grant(t, r.a, conn)
 	oldKID := kidOf(t, old)
 
-	rot, err := signing.Rotate(t.Context(), app.KeyStore(r.a.App.Store), signing.KEKs{Current: r.a.App.Config.KEK}, true, "security-oncall", r.clock.Now())
+	ks, closeKS := app.KeyStore(r.a.App.Store)
+	defer closeKS()
+	rot, err := signing.Rotate(t.Context(), ks, signing.KEKs{Current: r.a.App.Config.KEK}, true, "security-oncall", r.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,6 +29,11 @@ type auditRow struct {
 	RequestID      string `gorm:"column:request_id"`
 	RemoteAddr     string `gorm:"column:remote_addr"`
 	Detail         string `gorm:"column:detail"`
+	// The hash chain (CONTRACT.md §3, migration 00008): ChainSeq is the event's `seq` in its chain.
+	Chain    string `gorm:"column:chain"`
+	ChainSeq int64  `gorm:"column:chain_seq"`
+	PrevHash string `gorm:"column:prev_hash"`
+	Hash     string `gorm:"column:hash"`
 }
 
 func (auditRow) TableName() string { return "audit_events" }
@@ -57,6 +63,10 @@ func (r auditRow) toEvent() (api.AuditEvent, error) {
 		Reason:         r.Reason,
 		RequestID:      r.RequestID,
 		RemoteAddr:     r.RemoteAddr,
+		Chain:          r.Chain,
+		Seq:            r.ChainSeq,
+		PrevHash:       r.PrevHash,
+		Hash:           r.Hash,
 	}
 	if err := json.Unmarshal([]byte(r.Detail), &ev.Detail); err != nil {
 		return ev, fmt.Errorf("decode detail of audit event %s: %w", r.ID, err)
@@ -80,11 +90,11 @@ var auditInsert = func() string {
 }()
 
 const (
-	auditInsertHead = `INSERT INTO audit_events (id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail) VALUES `
+	auditInsertHead = `INSERT INTO audit_events (id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail, chain, chain_seq, prev_hash, hash) VALUES `
 	// auditRowPlaceholders has one placeholder per column of auditInsertHead.
-	auditRowPlaceholders = "(?,?,?,?,?,?,?,?,?,?,?)"
-	auditColumns         = 11
-	// insertBatch bounds the rows of one INSERT: 500 × 11 = 5,500 bound parameters, under both
+	auditRowPlaceholders = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	auditColumns         = 15
+	// insertBatch bounds the rows of one INSERT: 500 × 15 = 7,500 bound parameters, under both
 	// SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535).
 	insertBatch = 500
 )
@@ -94,9 +104,33 @@ func auditInsertSQL(n int) string {
 	return auditInsert[:len(auditInsertHead)+n*len(auditRowPlaceholders)+n-1]
 }
 
+// auditSealKey is the context key of WithAuditSeal.
+type auditSealKey struct{}
+
+// WithAuditSeal returns a context under which every audit event the store inserts is first passed
+// to seal, once its id, time and connection are final: the audit writer links it into its hash
+// chain (audit.Writer.Exclusive). A connection change's audit event is inserted in the change's
+// own transaction, not by the writer, so this is how it joins the chain.
+func WithAuditSeal(ctx context.Context, seal func(*api.AuditEvent) error) context.Context {
+	return context.WithValue(ctx, auditSealKey{}, seal)
+}
+
 // insertAudit inserts filled events (see fillAuditEvent), in slice order, with one INSERT per
 // insertBatch events. Callers that pass more than insertBatch events must run it in a transaction.
-func insertAudit(tx *gorm.DB, evs []api.AuditEvent) error {
+// On PostgreSQL it first makes sure the events' weeks have their partitions (audit_retention.go).
+func (s *Store) insertAudit(tx *gorm.DB, evs []api.AuditEvent) error {
+	if err := s.ensureWeeks(tx.Statement.Context, evs); err != nil {
+		return err
+	}
+	if tx.Statement.Context != nil {
+		if seal, ok := tx.Statement.Context.Value(auditSealKey{}).(func(*api.AuditEvent) error); ok {
+			for i := range evs {
+				if err := seal(&evs[i]); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	args := make([]any, 0, min(len(evs), insertBatch)*auditColumns)
 	for start := 0; start < len(evs); start += insertBatch {
 		chunk := evs[start:min(start+insertBatch, len(evs))]
@@ -121,7 +155,8 @@ func appendAuditArgs(args []any, ev *api.AuditEvent) ([]any, error) {
 		return nil, fmt.Errorf("encode detail of audit event %s: %w", ev.ID, err)
 	}
 	return append(args, ev.ID, ev.Time.UTC().Format(timeLayout), ev.Actor, ev.Action, ev.ConnectionID,
-		ev.ConnectionName, ev.Outcome, ev.Reason, ev.RequestID, ev.RemoteAddr, string(detail)), nil
+		ev.ConnectionName, ev.Outcome, ev.Reason, ev.RequestID, ev.RemoteAddr, string(detail),
+		ev.Chain, ev.Seq, ev.PrevHash, ev.Hash), nil
 }
 
 // AppendAudit stores events atomically, in slice order, with one multi-row INSERT per 500
@@ -136,12 +171,29 @@ func (s *Store) AppendAudit(ctx context.Context, evs []api.AuditEvent) error {
 	for i := range filled {
 		fillAuditEvent(&filled[i])
 	}
+	err := s.appendAudit(ctx, filled)
+	if err != nil && s.dialect == DialectPostgres && isMissingPartition(err) {
+		for i := range filled { // another replica's retention dropped a week this one had seen
+			s.weeks.Delete(weekStart(filled[i].Time))
+		}
+		// An event outside every partition (the server creates the coming weeks' ahead of time, so
+		// this takes a clock far off or partition upkeep failing for weeks): create the weeks the
+		// batch needs and insert again rather than fail the exchanges batched with it.
+		if perr := s.ensurePartitionsFor(ctx, filled); perr != nil {
+			return errors.Join(err, perr)
+		}
+		err = s.appendAudit(ctx, filled)
+	}
+	return err
+}
+
+func (s *Store) appendAudit(ctx context.Context, evs []api.AuditEvent) error {
 	db := s.db.WithContext(ctx)
-	if len(filled) <= insertBatch {
-		return insertAudit(db, filled)
+	if len(evs) <= insertBatch {
+		return s.insertAudit(db, evs)
 	}
 	return db.Transaction(func(tx *gorm.DB) error {
-		return insertAudit(tx, filled)
+		return s.insertAudit(tx, evs)
 	})
 }
 

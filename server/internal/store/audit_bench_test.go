@@ -32,6 +32,10 @@ func BenchmarkAppendAudit(b *testing.B) {
 					RequestID: fmt.Sprintf("req-%08d", i), RemoteAddr: "10.1.2.3",
 					Detail: map[string]any{"jti": "5b2f0a4e-8c1d-4f3a-9e7b-6d5c4b3a2f1e", "sub": sub,
 						"expires_at": "2026-11-28T18:00:00Z", "source_iss": "https://token.actions.githubusercontent.com"},
+					// The hash chain's fields, as the writer fills them (migration 00008).
+					Chain: "0193a5a0-1111-7000-8000-000000000002", Seq: int64(i + 1),
+					PrevHash: "sha256:9ab3ce3bc2964197b9263ea2a247c70f0ad62c9460436ce3bedde12ecfef3ae5",
+					Hash:     "sha256:f938fb7abfa8fb83fb4519bf5b882cffe257d37fbef9685ab411cb449ed05299",
 				}
 			}
 			b.ResetTimer()

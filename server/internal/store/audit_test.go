@@ -163,10 +163,11 @@ func TestAppendAuditIsAllOrNothing(t *testing.T) {
 	s := storetest.New(t)
 	ctx := ctxT(t)
 	dupID := "00000000-0000-4000-8000-00000000dddd"
+	at := time.Now() // (id, time) is unique (migration 00008: PostgreSQL's partition key is "time")
 	err := s.AppendAudit(ctx, []api.AuditEvent{
-		{ID: "00000000-0000-4000-8000-000000000001", Action: api.ActionTokenExchange},
-		{ID: dupID, Action: api.ActionTokenExchange},
-		{ID: dupID, Action: api.ActionTokenExchange},
+		{ID: "00000000-0000-4000-8000-000000000001", Action: api.ActionTokenExchange, Time: at},
+		{ID: dupID, Action: api.ActionTokenExchange, Time: at},
+		{ID: dupID, Action: api.ActionTokenExchange, Time: at},
 	})
 	if err == nil {
 		t.Fatal("AppendAudit with a repeated id succeeded")
@@ -212,8 +213,9 @@ func TestAppendAuditSpanningInsertsIsAllOrNothing(t *testing.T) {
 	s := storetest.New(t)
 	ctx := ctxT(t)
 	evs := make([]api.AuditEvent, 700)
+	at := time.Now()
 	for i := range evs {
-		evs[i] = api.AuditEvent{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Action: api.ActionTokenExchange}
+		evs[i] = api.AuditEvent{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Action: api.ActionTokenExchange, Time: at}
 	}
 	evs[650].ID = evs[3].ID
 	if err := s.AppendAudit(ctx, evs); err == nil {
@@ -282,7 +284,9 @@ func TestAuditActorFilterUsesTheAdminActorIndex(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AuditPlan: %v", err)
 	}
-	if !strings.Contains(plan, "audit_events_admin_actor_idx") {
+	// On PostgreSQL the plan names the partitions' copies of the index (audit_events_wYYYYMMDD_actor_seq_idx,
+	// the only actor index there is).
+	if !strings.Contains(plan, "audit_events_admin_actor_idx") && !strings.Contains(plan, "_actor_seq_idx") {
 		t.Errorf("the actor filter does not use audit_events_admin_actor_idx; plan:\n%s", plan)
 	}
 	indexes, err := s.AuditIndexes(ctx)
@@ -315,7 +319,7 @@ func TestUpgradeFromSchemaV1KeepsAuditAndActorFilter(t *testing.T) {
 		{Actor: "bob", Action: api.ActionConnectionStatus, Outcome: api.OutcomeSuccess, ConnectionName: "a"},
 		{Actor: "alice", Action: api.ActionConnectionUpdate, Outcome: api.OutcomeDenied, ConnectionName: "a"},
 	}
-	if err := old.AppendAudit(ctx, evs); err != nil {
+	if err := old.AppendLegacyAudit(ctx, evs); err != nil {
 		_ = old.Close()
 		t.Fatal(err)
 	}

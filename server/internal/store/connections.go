@@ -347,7 +347,7 @@ func (s *Store) afterConnectionChange(tx *gorm.DB, ev *api.AuditEvent, id, name 
 		ev.ConnectionName = name
 	}
 	fillAuditEvent(ev)
-	if err := insertAudit(tx, []api.AuditEvent{*ev}); err != nil {
+	if err := s.insertAudit(tx, []api.AuditEvent{*ev}); err != nil {
 		return err
 	}
 	return nil

@@ -92,13 +92,15 @@ func TestConnectionAndAuditEventAreAtomic(t *testing.T) {
 	t.Parallel()
 	s := storetest.New(t)
 	ctx := ctxT(t)
-	taken := api.AuditEvent{ID: "b3a2c1d0-0000-4000-8000-000000000001", Action: api.ActionConnectionTest}
+	// (id, time) is unique: PostgreSQL's partitioned audit table can only enforce unique
+	// constraints that include its partition key (migration 00008).
+	taken := api.AuditEvent{ID: "b3a2c1d0-0000-4000-8000-000000000001", Action: api.ActionConnectionTest, Time: time.Now()}
 	if err := s.AppendAudit(ctx, []api.AuditEvent{taken}); err != nil {
 		t.Fatal(err)
 	}
 	c := newConnection("atomic", api.ProviderGitHub, api.StatusDraft)
 	ev := auditFor(c, api.ActionConnectionCreate)
-	ev.ID = taken.ID // the audit insert fails on its unique id
+	ev.ID, ev.Time = taken.ID, taken.Time // the audit insert fails on its unique (id, time)
 	if err := s.CreateConnection(ctx, c, ev); err == nil || errors.Is(err, store.ErrDuplicateName) {
 		t.Fatalf("CreateConnection error = %v, want a non-duplicate-name failure", err)
 	}

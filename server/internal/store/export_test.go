@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/trustgate/terraform-provider-trustgate/api"
 
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"gorm.io/gorm"
@@ -76,4 +79,28 @@ func (s *Store) AuditPlan(ctx context.Context, f connection.AuditFilter) (string
 func (s *Store) InsertLegacySigningKey(ctx context.Context, kid string, created time.Time) error {
 	return s.db.WithContext(ctx).Exec("INSERT INTO signing_keys (kid, algorithm, public_jwk, sealed_private, created_at) VALUES (?, 'ES256', '{}', ?, ?)",
 		kid, []byte{1, 2, 3}, newDBTime(created)).Error
+}
+
+// AppendLegacyAudit inserts events the way a release before migration 00008 did (no chain
+// columns), into a database stopped at an older schema version.
+func (s *Store) AppendLegacyAudit(ctx context.Context, evs []api.AuditEvent) error {
+	for i := range evs {
+		ev := &evs[i]
+		fillAuditEvent(ev)
+		detail, err := json.Marshal(ev.Detail)
+		if err != nil {
+			return err
+		}
+		err = s.db.WithContext(ctx).Exec(`INSERT INTO audit_events (id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			ev.ID, ev.Time.Format(timeLayout), ev.Actor, ev.Action, ev.ConnectionID, ev.ConnectionName, ev.Outcome, ev.Reason, ev.RequestID, ev.RemoteAddr, string(detail)).Error
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExecSQL runs a statement on the write pool (tests that tamper with the audit log).
+func (s *Store) ExecSQL(ctx context.Context, q string, args ...any) error {
+	return s.db.WithContext(ctx).Exec(q, args...).Error
 }

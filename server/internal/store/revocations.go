@@ -62,7 +62,7 @@ func (s *Store) RevokeToken(ctx context.Context, r Revocation, ev *api.AuditEven
 		inserted = true
 		if ev != nil {
 			fillAuditEvent(ev)
-			return insertAudit(tx, []api.AuditEvent{*ev})
+			return s.insertAudit(tx, []api.AuditEvent{*ev})
 		}
 		return nil
 	})

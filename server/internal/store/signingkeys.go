@@ -122,7 +122,7 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, plan func(current []Signi
 			for i := range events {
 				fillAuditEvent(&events[i])
 			}
-			if err := insertAudit(tx, events); err != nil {
+			if err := s.insertAudit(tx, events); err != nil {
 				return err
 			}
 		}

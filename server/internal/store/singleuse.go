@@ -56,7 +56,7 @@ func (s *Store) AppendAuditOnce(ctx context.Context, recs []connection.SingleUse
 		for i := range filled {
 			fillAuditEvent(&filled[i])
 		}
-		return insertAudit(tx, filled)
+		return s.insertAudit(tx, filled)
 	})
 }
 
@@ -150,7 +150,7 @@ func (s *Store) appendAuditOncePG(ctx context.Context, recs []connection.SingleU
 			return fmt.Errorf("record single-use tokens: unexpected driver connection %T", dc)
 		}
 		c := sc.Conn()
-		err := pgOnce(ctx, c, recs, build)
+		err := s.pgOnce(ctx, c, recs, build)
 		if err != nil {
 			// Never hand a connection with an open transaction back to the pool: roll back, or
 			// have database/sql discard the connection.
@@ -164,7 +164,7 @@ func (s *Store) appendAuditOncePG(ctx context.Context, recs []connection.SingleU
 	})
 }
 
-func pgOnce(ctx context.Context, c *pgx.Conn, recs []connection.SingleUse, build func([]bool) []api.AuditEvent) error {
+func (s *Store) pgOnce(ctx context.Context, c *pgx.Conn, recs []connection.SingleUse, build func([]bool) []api.AuditEvent) error {
 	fresh := make([]bool, len(recs))
 	index := make(map[[2]string]int, len(recs))
 	var b pgx.Batch
@@ -220,12 +220,19 @@ func pgOnce(ctx context.Context, c *pgx.Conn, recs []connection.SingleUse, build
 	evs := build(fresh)
 	filled := make([]api.AuditEvent, len(evs))
 	copy(filled, evs)
+	for i := range filled {
+		fillAuditEvent(&filled[i])
+	}
+	// The events' weeks need their partitions (audit_retention.go); made on another connection,
+	// which this transaction does not block: it has not touched audit_events yet.
+	if err := s.ensureWeeks(ctx, filled); err != nil {
+		return err
+	}
 	var b2 pgx.Batch
 	for start := 0; start < len(filled); start += insertBatch {
 		chunk := filled[start:min(start+insertBatch, len(filled))]
 		args := make([]any, 0, len(chunk)*auditColumns)
 		for i := range chunk {
-			fillAuditEvent(&chunk[i])
 			var err error
 			if args, err = appendAuditArgs(args, &chunk[i]); err != nil {
 				return err

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -61,6 +62,9 @@ type Store struct {
 	ckpt      *checkpointer // SQLite's background WAL checkpoints (checkpoint.go); nil on PostgreSQL
 	dialect   string
 	log       *slog.Logger
+	// weeks holds the week starts (time.Time) known to have an audit partition (PostgreSQL;
+	// audit_retention.go).
+	weeks sync.Map
 }
 
 // Option configures Open.
@@ -71,11 +75,19 @@ type options struct {
 	wal    walPolicy
 	// schemaVersion stops migrating at this version (0: the newest); upgrade tests only.
 	schemaVersion int64
+	readOnly      bool
 }
 
 // WithLogger sets the logger for migration progress and slow-query warnings (default: discard).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
+}
+
+// ReadOnly opens the store for reading alone (`trustgate audit verify` beside running servers):
+// it runs no migrations, refusing a schema older than this binary's, and starts no background
+// WAL checkpoints on SQLite.
+func ReadOnly() Option {
+	return func(o *options) { o.readOnly = true }
 }
 
 // Open connects to the database named by dsn and migrates it to the newest schema.
@@ -112,11 +124,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("open store (%s): %w", s.dialect, err)
 	}
-	if err := s.migrate(ctx, o.schemaVersion); err != nil {
+	if err := s.migrate(ctx, o.schemaVersion, o.readOnly); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
-	if isSQLite {
+	if isSQLite && !o.readOnly {
 		if err := s.startCheckpoints(ctx, sqlitePath, o); err != nil {
 			_ = s.Close()
 			return nil, err
@@ -275,7 +287,7 @@ func redactDSN(dsn string) string {
 	return u.Redacted()
 }
 
-func (s *Store) migrate(ctx context.Context, version int64) error {
+func (s *Store) migrate(ctx context.Context, version int64, readOnly bool) error {
 	sub, err := fs.Sub(migrationsFS, "migrations/"+s.dialect)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -300,6 +312,16 @@ func (s *Store) migrate(ctx context.Context, version int64) error {
 	p, err := goose.NewProvider(gooseDialect, s.sqlDB, sub, popts...)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	if readOnly {
+		pending, err := p.HasPending(ctx)
+		if err != nil {
+			return fmt.Errorf("read the %s schema version: %w", s.dialect, err)
+		}
+		if pending {
+			return fmt.Errorf("the %s database's schema is older than this trustgate's: start `trustgate serve` of this version once to migrate it", s.dialect)
+		}
+		return nil
 	}
 	var results []*goose.MigrationResult
 	if version > 0 {

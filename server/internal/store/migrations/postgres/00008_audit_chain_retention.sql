@@ -1,0 +1,116 @@
+-- Audit at scale (CONTRACT.md §3).
+--
+-- 1. Every event carries its place in the hash chain of the server process that wrote it: chain,
+--    chain_seq (the event's `seq` in its chain; the column `seq` stays the table's insertion
+--    order), prev_hash and hash. Events written before this migration have an empty chain.
+-- 2. The table becomes partitioned by "time", one partition per ISO week (Monday 00:00 UTC to the
+--    next Monday), named audit_events_wYYYYMMDD after its Monday, so that retention drops whole
+--    weeks instead of deleting rows (server/internal/store/audit_retention.go). The server creates
+--    the partitions of the coming weeks ahead of time, and one on demand if an event ever falls
+--    outside them. There is no default partition: it would forbid DETACH PARTITION CONCURRENTLY,
+--    which is how retention removes a week without blocking inserts.
+--
+-- The conversion copies the rows into the new table in this migration's transaction: nothing is
+-- lost, and until it commits other replicas' audit inserts (that is, their token exchanges) wait:
+-- ~50 s per million events measured (AUDIT.md); upgrade a large table in a maintenance window. A partitioned table's unique
+-- constraints must contain the partition key, hence PRIMARY KEY (seq, "time") and UNIQUE (id,
+-- "time"); seq comes from a sequence (identity columns on partitioned tables need PostgreSQL 17).
+
+-- +goose Up
+ALTER TABLE audit_events RENAME TO audit_events_v7;
+ALTER TABLE audit_events_v7 RENAME CONSTRAINT audit_events_pkey TO audit_events_v7_pkey;
+ALTER TABLE audit_events_v7 DROP CONSTRAINT audit_events_id_key;
+DROP INDEX IF EXISTS audit_events_connection_id_idx;
+DROP INDEX IF EXISTS audit_events_connection_name_idx;
+DROP INDEX IF EXISTS audit_events_action_idx;
+DROP INDEX IF EXISTS audit_events_actor_idx;
+DROP INDEX IF EXISTS audit_events_admin_actor_idx;
+DROP INDEX IF EXISTS audit_events_time_idx;
+
+CREATE SEQUENCE audit_events_seq_gen AS BIGINT;
+CREATE TABLE audit_events (
+    seq             BIGINT      NOT NULL DEFAULT nextval('audit_events_seq_gen'),
+    id              TEXT        NOT NULL,
+    "time"          TIMESTAMPTZ NOT NULL,
+    actor           TEXT        NOT NULL DEFAULT '',
+    action          TEXT        NOT NULL,
+    connection_id   TEXT        NOT NULL DEFAULT '',
+    connection_name TEXT        NOT NULL DEFAULT '',
+    outcome         TEXT        NOT NULL DEFAULT '',
+    reason          TEXT        NOT NULL DEFAULT '',
+    request_id      TEXT        NOT NULL DEFAULT '',
+    remote_addr     TEXT        NOT NULL DEFAULT '',
+    detail          TEXT        NOT NULL DEFAULT 'null',
+    chain           TEXT        NOT NULL DEFAULT '',
+    chain_seq       BIGINT      NOT NULL DEFAULT 0,
+    prev_hash       TEXT        NOT NULL DEFAULT '',
+    hash            TEXT        NOT NULL DEFAULT '',
+    CONSTRAINT audit_events_pkey PRIMARY KEY (seq, "time"),
+    CONSTRAINT audit_events_id_key UNIQUE (id, "time")
+) PARTITION BY RANGE ("time");
+ALTER SEQUENCE audit_events_seq_gen OWNED BY audit_events.seq;
+
+-- +goose StatementBegin
+DO $$
+DECLARE
+    w    timestamptz;
+    last timestamptz;
+BEGIN
+    SELECT date_trunc('week', COALESCE(min("time"), now()), 'UTC'),
+           date_trunc('week', GREATEST(COALESCE(max("time"), now()), now()), 'UTC') + interval '14 days'
+      INTO w, last
+      FROM audit_events_v7;
+    WHILE w <= last LOOP
+        EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L)',
+                       'audit_events_w' || to_char(w AT TIME ZONE 'UTC', 'YYYYMMDD'), w, w + interval '7 days');
+        w := w + interval '7 days';
+    END LOOP;
+END
+$$;
+-- +goose StatementEnd
+
+INSERT INTO audit_events (seq, id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail)
+SELECT seq, id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail
+  FROM audit_events_v7;
+SELECT setval('audit_events_seq_gen', COALESCE((SELECT max(seq) FROM audit_events), 0) + 1, false);
+DROP TABLE audit_events_v7;
+
+CREATE INDEX audit_events_connection_id_idx ON audit_events (connection_id, seq);
+CREATE INDEX audit_events_connection_name_idx ON audit_events (connection_name, seq);
+CREATE INDEX audit_events_action_idx ON audit_events (action, seq);
+CREATE INDEX audit_events_admin_actor_idx ON audit_events (actor, seq) WHERE action <> 'token.exchange';
+CREATE INDEX audit_events_time_idx ON audit_events ("time");
+
+-- +goose Down
+ALTER TABLE audit_events RENAME TO audit_events_parted;
+ALTER TABLE audit_events_parted RENAME CONSTRAINT audit_events_pkey TO audit_events_parted_pkey;
+ALTER TABLE audit_events_parted DROP CONSTRAINT audit_events_id_key;
+DROP INDEX audit_events_connection_id_idx;
+DROP INDEX audit_events_connection_name_idx;
+DROP INDEX audit_events_action_idx;
+DROP INDEX audit_events_admin_actor_idx;
+DROP INDEX audit_events_time_idx;
+CREATE TABLE audit_events (
+    seq             BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    id              TEXT        NOT NULL CONSTRAINT audit_events_id_key UNIQUE,
+    "time"          TIMESTAMPTZ NOT NULL,
+    actor           TEXT        NOT NULL DEFAULT '',
+    action          TEXT        NOT NULL,
+    connection_id   TEXT        NOT NULL DEFAULT '',
+    connection_name TEXT        NOT NULL DEFAULT '',
+    outcome         TEXT        NOT NULL DEFAULT '',
+    reason          TEXT        NOT NULL DEFAULT '',
+    request_id      TEXT        NOT NULL DEFAULT '',
+    remote_addr     TEXT        NOT NULL DEFAULT '',
+    detail          TEXT        NOT NULL DEFAULT 'null'
+);
+INSERT INTO audit_events (seq, id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail)
+SELECT seq, id, "time", actor, action, connection_id, connection_name, outcome, reason, request_id, remote_addr, detail
+  FROM audit_events_parted;
+SELECT setval(pg_get_serial_sequence('audit_events', 'seq'), COALESCE((SELECT max(seq) FROM audit_events), 0) + 1, false);
+DROP TABLE audit_events_parted;
+CREATE INDEX audit_events_connection_id_idx ON audit_events (connection_id, seq);
+CREATE INDEX audit_events_connection_name_idx ON audit_events (connection_name, seq);
+CREATE INDEX audit_events_action_idx ON audit_events (action, seq);
+CREATE INDEX audit_events_admin_actor_idx ON audit_events (actor, seq) WHERE action <> 'token.exchange';
+CREATE INDEX audit_events_time_idx ON audit_events ("time");
