@@ -187,6 +187,12 @@ func TestRotateSigningWhileServing(t *testing.T) {
 	if len(evs) != 2 || evs[0].Actor != "oncall" || evs[0].Detail["mode"] != "compromised" || evs[1].Actor != "ops" || evs[1].Detail["mode"] != "planned" {
 		t.Errorf("key.rotate events %+v, want ops's planned rotation then oncall's compromise", evs)
 	}
+	// The commands' key.rotate events are in hash chains of their own, beside the server's: the
+	// audit log still verifies (an event outside every chain would be reported as inserted).
+	out, stderr, err := testkit.RunTrustgate(t, "", nil, "audit", "verify", "--database", db, "--jwks", p.URL+"/.well-known/jwks.json")
+	if err != nil || !strings.Contains(out, "0 unchained") {
+		t.Errorf("audit verify after the key commands: %v\n%s%s", err, out, stderr)
+	}
 }
 
 func TestRevokeCLIGivesTheTokenBack(t *testing.T) {
