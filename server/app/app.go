@@ -2,9 +2,9 @@
 // connection catalog, audit writer, use cases and router, and runs it with graceful shutdown.
 //
 // It is the one place where the concrete types meet the interfaces the packages declare for what
-// they need: *store.Store is admin.Storer, broker.Source, principal.Storer, audit.Sink and
-// httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer is admin.Recorder
-// and broker.Recorder. The assertions below keep that true at compile time.
+// they need: *store.Store is admin.Storer, admin.ActivityReader, broker.Source, principal.Storer,
+// session.Storer, audit.Sink and httpapi.Pinger (and signing.KeyStore through keyStore below);
+// *audit.Writer is admin.Recorder and broker.Recorder. The assertions below keep that true at compile time.
 package app
 
 import (
@@ -24,6 +24,8 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/broker"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/console"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/console/session"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/httpapi"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
@@ -32,13 +34,15 @@ import (
 )
 
 var (
-	_ admin.Storer     = (*store.Store)(nil)
-	_ broker.Source    = (*store.Store)(nil)
-	_ principal.Storer = (*store.Store)(nil)
-	_ audit.Sink       = (*store.Store)(nil)
-	_ httpapi.Pinger   = (*store.Store)(nil)
-	_ admin.Recorder   = (*audit.Writer)(nil)
-	_ broker.Recorder  = (*audit.Writer)(nil)
+	_ admin.Storer         = (*store.Store)(nil)
+	_ broker.Source        = (*store.Store)(nil)
+	_ principal.Storer     = (*store.Store)(nil)
+	_ audit.Sink           = (*store.Store)(nil)
+	_ httpapi.Pinger       = (*store.Store)(nil)
+	_ admin.ActivityReader = (*store.Store)(nil)
+	_ session.Storer       = (*store.Store)(nil)
+	_ admin.Recorder       = (*audit.Writer)(nil)
+	_ broker.Recorder      = (*audit.Writer)(nil)
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -135,10 +139,18 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	if cfg.RatePerConnection > 0 || cfg.RatePerClient > 0 {
 		limiter = httpapi.NewRateLimiter(cfg.RatePerConnection, cfg.RatePerClient, cfg.RateBurst)
 	}
+	adm := &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now, Activity: st}
+	ui, err := console.New(console.Deps{Admin: adm, Sessions: &session.Service{Store: st, Keys: principals, Now: cfg.Now},
+		Opts: opts, PublicURL: cfg.PublicURL, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		stop()
+		aw.Close()
+		return nil, err
+	}
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		DB: st, Admin: &admin.Service{Store: st, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now},
-		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
+		DB: st, Admin: adm, Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL,
+		Logger: cfg.Logger, Registry: prometheus.NewRegistry(), Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
+		Console: ui,
 	})
 
 	a.wg.Add(1)

@@ -80,6 +80,8 @@ type Service struct {
 	// Broker evaluates tokens for the test endpoint (the same verifier as the exchange).
 	Broker *broker.Broker
 	Now    func() time.Time
+	// Activity counts token exchanges for the review console (activity.go).
+	Activity ActivityReader
 }
 
 func (s *Service) now() time.Time {
