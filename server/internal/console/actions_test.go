@@ -218,8 +218,9 @@ func TestApprovalFollowsFourEyesPinningAndIfMatch(t *testing.T) {
 		t.Errorf("the connection page does not confirm the approval")
 	}
 	evs := testkit.AuditEvents(t, s.Security, apiclient.AuditOptions{Connection: "live", Action: api.ActionConnectionApprove})
-	if len(evs) == 0 || evs[0].Outcome != api.OutcomeSuccess || evs[0].Actor != "security-2" {
-		t.Errorf("no successful connection.approve event by security-2 in the audit trail: %+v", evs)
+	if len(evs) == 0 || evs[0].Outcome != api.OutcomeSuccess || evs[0].Actor != "security-2" ||
+		evs[0].RequestID == "" || evs[0].RemoteAddr != "127.0.0.1" {
+		t.Errorf("no successful connection.approve event by security-2 with the request's id and address in the audit trail: %+v", evs)
 	}
 }
 

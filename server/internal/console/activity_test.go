@@ -27,8 +27,11 @@ func appendAudit(t *testing.T, s *testkit.Server, evs ...api.AuditEvent) {
 func exchanges(c *api.Connection, outcome string, at time.Time, n int) []api.AuditEvent {
 	evs := make([]api.AuditEvent, n)
 	for i := range evs {
-		evs[i] = api.AuditEvent{Time: at.Add(time.Duration(i) * time.Second), Actor: "repo:acme/app", Action: api.ActionTokenExchange,
-			ConnectionID: c.ID, ConnectionName: c.Name, Outcome: outcome}
+		evs[i] = api.AuditEvent{Time: at.Add(time.Duration(i) * time.Second), Actor: "repo:octo-org/octo-repo:environment:prod",
+			Action: api.ActionTokenExchange, ConnectionID: c.ID, ConnectionName: c.Name, Outcome: outcome}
+		if outcome == api.OutcomeDenied {
+			evs[i].Reason = "condition"
+		}
 	}
 	return evs
 }

@@ -19,7 +19,7 @@ import (
 
 const (
 	listPageSize     = 100
-	trailPageSize    = 15
+	trailPageSize    = 10
 	sightingsOnPage  = 20
 	countWindow      = 24 * time.Hour
 	chartWindowHours = chartHours

@@ -140,3 +140,5 @@ func problemOf(p page) string {
 	}
 	return html.UnescapeString(m[1])
 }
+
+func ptr[T any](v T) *T { return &v }
