@@ -216,6 +216,8 @@ func run() error {
 	if len(evs.Items) < 2 || evs.Items[0].Outcome != "denied" || evs.Items[1].Outcome != "granted" {
 		return errors.New("expected the denied and the granted exchange in the audit log")
 	}
+	say("the review console shows all of this at %s/ui/ until the demo stops: sign in with the security key", server)
+	say("  %s  (a server of your own: make run prints its keys and the console's address)", securityKey)
 	step(9, "Stop the server and the issuer")
 	return nil
 }
