@@ -160,8 +160,9 @@ func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return fmt.Errorf("opening the database: %w", err)
 	}
 	defer st.Close()
-	keyHint := "`trustgate keys create --name NAME --role security_admin` makes one"
+	keyHint := "make one with `trustgate keys create --name NAME --role security_admin`"
 	if c.dev {
+		keyHint = "the keys printed on the first run, or " + keyHint
 		printed, err := bootstrapDevKeys(ctx, &principal.Service{Store: st}, stdout)
 		if err != nil {
 			ln.Close()
