@@ -114,8 +114,11 @@ func TestDevOpsAdminsAndAuditorsAreOfferedNothingAndForgedFormsAreRefused(t *tes
 			t.Errorf("%s on %s: offered %q (status %d), want %q", tc.who, tc.path, got, p.Status, tc.want)
 		}
 	}
-	if p := auditor.get("/ui/connections/draft/activate"); p.Status != http.StatusConflict {
-		t.Errorf("an auditor's confirmation page answered %d, want 409 (not offered)", p.Status)
+	if p := auditor.get("/ui/connections/draft/activate"); p.Status != http.StatusForbidden || !strings.Contains(problemOf(p), "read-only") {
+		t.Errorf("an auditor's confirmation page answered %d %q, want 403 saying why", p.Status, problemOf(p))
+	}
+	if p := security.get("/ui/connections/draft/deactivate"); p.Status != http.StatusConflict {
+		t.Errorf("deactivating a draft: the confirmation page answered %d, want 409", p.Status)
 	}
 
 	// Forged forms: a devops admin or an auditor posts what the page never offered them, with a

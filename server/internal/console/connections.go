@@ -141,8 +141,11 @@ type proposalView struct {
 	Fingerprint string
 	ProposedBy  string
 	ProposedAt  string
-	Settings    []diffRow
-	Conditions  []diffRow
+	// Changed are the settings the proposal changes, Unchanged the others (folded away on the
+	// page); Conditions are all effective conditions, side by side.
+	Changed    []diffRow
+	Unchanged  []diffRow
+	Conditions []diffRow
 }
 
 type auditRow struct {
@@ -206,7 +209,14 @@ func (h *Console) connection(c *gin.Context) {
 	if pr := view.Proposal; pr != nil {
 		settings, conds := configDiff(cn.Spec, cn.Proposal.Spec, h.Opts)
 		p.Proposal = &proposalView{Fingerprint: pr.Fingerprint, ProposedBy: pr.ProposedBy,
-			ProposedAt: formatTime(pr.ProposedAt), Settings: settings, Conditions: conds}
+			ProposedAt: formatTime(pr.ProposedAt), Conditions: conds}
+		for _, r := range settings {
+			if r.Change == "" {
+				p.Proposal.Unchanged = append(p.Proposal.Unchanged, r)
+			} else {
+				p.Proposal.Changed = append(p.Proposal.Changed, r)
+			}
+		}
 		p.Activation = activationBlock(cn.Spec.Name, pr.Fingerprint, true)
 	}
 	for _, act := range actionOrder {
@@ -285,36 +295,48 @@ type action struct {
 	danger bool
 	// proposal: the action is about the pending proposal, whose fingerprint the page repeats.
 	proposal bool
-	// offered says whether a page offers the action to a: the connection's state allows it and
-	// the domain's permission rules let a's role take it. It only hides buttons; the use case
-	// decides again on the POST.
-	offered func(c *connection.Connection, a admin.Actor) bool
+	// applies says whether the connection's state allows the action at all.
+	applies func(c *connection.Connection) bool
+	// permit asks the domain's permission rules whether a may take the action on c (nil: yes).
+	permit func(c *connection.Connection, a admin.Actor) error
 	// explain says what the action does, on its confirmation page.
 	explain string
 }
 
+// offered says whether a page offers the action to a. It only hides buttons: the use case
+// decides again on the POST.
+func (act action) offered(c *connection.Connection, a admin.Actor) bool {
+	return act.applies(c) && act.permit(c, a) == nil
+}
+
 var actionOrder = []string{"activate", "approve", "discard", "deactivate"}
+
+func mayChangeStatus(c *connection.Connection, a admin.Actor) error {
+	return connection.Authorize(a.Role, connection.ActionSetStatus, c)
+}
 
 var actions = map[string]action{
 	"activate": {label: "Activate", explain: "From now on, CI jobs whose tokens meet the conditions below get access tokens. " +
 		"You approve exactly this fingerprint: if the configuration changed since this page was shown, nothing happens.",
-		offered: func(c *connection.Connection, a admin.Actor) bool {
-			return c.Status != api.StatusActive && connection.Authorize(a.Role, connection.ActionSetStatus, c) == nil
-		}},
+		applies: func(c *connection.Connection) bool { return c.Status != api.StatusActive },
+		permit:  mayChangeStatus},
 	"deactivate": {label: "Deactivate", danger: true, explain: "Exchanges are refused at once on every replica, and every access token this " +
 		"connection issued so far stops working for good, also after a later reactivation.",
-		offered: func(c *connection.Connection, a admin.Actor) bool {
-			return c.Status == api.StatusActive && connection.Authorize(a.Role, connection.ActionSetStatus, c) == nil
-		}},
+		applies: func(c *connection.Connection) bool { return c.Status == api.StatusActive },
+		permit:  mayChangeStatus},
 	"approve": {label: "Approve proposal", proposal: true, explain: "The proposed configuration becomes the live one at once, on every replica; " +
 		"the status stays as it is. You approve exactly this fingerprint: if the proposal changed since this page was shown, nothing happens.",
-		offered: func(c *connection.Connection, a admin.Actor) bool {
-			return c.Proposal != nil && connection.Authorize(a.Role, connection.ActionApprove, c) == nil
+		applies: func(c *connection.Connection) bool { return c.Proposal != nil },
+		permit: func(c *connection.Connection, a admin.Actor) error {
+			return connection.Authorize(a.Role, connection.ActionApprove, c)
 		}},
 	"discard": {label: "Discard proposal", danger: true, proposal: true, explain: "The proposal is dropped; the live configuration stays as it is.",
-		offered: func(c *connection.Connection, a admin.Actor) bool {
-			return c.Proposal != nil && connection.Authorize(a.Role, connection.ActionDiscard, c) == nil &&
-				connection.CheckDiscard(c, a.Role, a.Name) == nil
+		applies: func(c *connection.Connection) bool { return c.Proposal != nil },
+		permit: func(c *connection.Connection, a admin.Actor) error {
+			if err := connection.Authorize(a.Role, connection.ActionDiscard, c); err != nil {
+				return err
+			}
+			return connection.CheckDiscard(c, a.Role, a.Name)
 		}},
 }
 
@@ -349,8 +371,8 @@ func (h *Console) confirmPageOf(slug string, act action, cn *connection.Connecti
 	return p
 }
 
-// confirm shows an action's confirmation page. It is offered only where the page offers the
-// action; otherwise it says why not (in the domain's words where there are some).
+// confirm shows an action's confirmation page where the connection page offers the action;
+// otherwise it says why not (in the domain's words when the role is what forbids it).
 func (h *Console) confirm(c *gin.Context) {
 	slug := c.Param("action")
 	act, ok := actions[slug]
@@ -364,8 +386,12 @@ func (h *Console) confirm(c *gin.Context) {
 		h.failErr(c, err)
 		return
 	}
-	if !act.offered(cn, a) {
-		h.fail(c, http.StatusConflict, "This action is not available for "+cn.Spec.Name+" as it is now, or not to you: go back to the connection.")
+	if err := act.permit(cn, a); err != nil {
+		h.failErr(c, err) // the role's refusal, in the domain's words
+		return
+	}
+	if !act.applies(cn) {
+		h.fail(c, http.StatusConflict, "This action does not apply to "+cn.Spec.Name+" as it is now: go back to the connection.")
 		return
 	}
 	h.render(c, http.StatusOK, "confirm", h.confirmPageOf(slug, act, cn))

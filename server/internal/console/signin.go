@@ -117,15 +117,17 @@ func (h *Console) signIn(c *gin.Context) {
 	}
 	now := h.now()
 	if d := h.limiter.wait(c.ClientIP(), now); d > 0 {
+		h.Logger.Warn("console sign-in refused: too many failures from this address", "request_id", requestID(c), "remote_addr", c.ClientIP())
 		secs := int(math.Ceil(d.Seconds()))
 		c.Header("Retry-After", strconv.Itoa(secs))
 		p.Problem = fmt.Sprintf("Too many failed sign-ins from your address. Wait %d seconds, then try again.", secs)
 		h.renderSignIn(c, http.StatusTooManyRequests, p)
 		return
 	}
-	token, _, err := h.Sessions.SignIn(c.Request.Context(), strings.TrimSpace(c.Request.PostForm.Get("key")))
+	token, sess, err := h.Sessions.SignIn(c.Request.Context(), strings.TrimSpace(c.Request.PostForm.Get("key")))
 	if errors.Is(err, session.ErrBadKey) {
 		h.limiter.fail(c.ClientIP(), now)
+		h.Logger.Info("console sign-in refused: unknown or revoked API key", "request_id", requestID(c), "remote_addr", c.ClientIP())
 		p.Problem = "This API key was not accepted. Check that you pasted the whole key (it starts with tg_), or ask an operator for a new one."
 		h.renderSignIn(c, http.StatusUnauthorized, p)
 		return
@@ -138,6 +140,7 @@ func (h *Console) signIn(c *gin.Context) {
 		// A browser signing in again leaves no second session of its own behind.
 		_ = h.Sessions.SignOut(c.Request.Context(), old)
 	}
+	h.Logger.Info("console sign-in", "request_id", requestID(c), "remote_addr", c.ClientIP(), "principal", sess.Principal)
 	h.setCookie(c, sessionCookie, token, int(session.Lifetime.Seconds()))
 	h.setCookie(c, signInCookie, "", -1)
 	redirect(c, p.Next)
