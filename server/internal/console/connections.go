@@ -18,11 +18,10 @@ import (
 )
 
 const (
-	listPageSize     = 100
-	trailPageSize    = 10
-	sightingsOnPage  = 20
-	countWindow      = 24 * time.Hour
-	chartWindowHours = chartHours
+	listPageSize    = 100
+	trailPageSize   = 10
+	sightingsOnPage = 20
+	countWindow     = 24 * time.Hour
 )
 
 func actorOf(s *session.Session) admin.Actor { return admin.Actor{Name: s.Principal, Role: s.Role} }
@@ -158,7 +157,6 @@ type connectionPage struct {
 	Conditions   []condRow
 	Settings     []field
 	Created      string
-	Updated      string
 	Activated    string
 	LastExchange string
 	Proposal     *proposalView
@@ -201,7 +199,7 @@ func (h *Console) connection(c *gin.Context) {
 	r := connection.Resolve(cn.Spec, h.Opts)
 	p := &connectionPage{layout: layout{Title: cn.Spec.Name, Nav: "connections", Notice: done[c.Query("done")]},
 		C: view, Conditions: conditionRows(cn.Spec, r.EffectiveConditions), Settings: settingFields(view, r),
-		Created: formatTime(cn.CreatedAt), Updated: formatTime(cn.UpdatedAt),
+		Created:    formatTime(cn.CreatedAt),
 		Activation: activationBlock(cn.Spec.Name, view.Fingerprint, false)}
 	if cn.ActivatedAt != nil {
 		p.Activated = formatTime(*cn.ActivatedAt)
@@ -227,7 +225,7 @@ func (h *Console) connection(c *gin.Context) {
 	}
 
 	hourly, err := h.Admin.ExchangeActivity(ctx, a, connection.ActivityQuery{ConnectionID: cn.ID,
-		Since: now.Truncate(time.Hour).Add(-(chartWindowHours - 1) * time.Hour), Hourly: true})
+		Since: now.Truncate(time.Hour).Add(-(chartHours - 1) * time.Hour), Hourly: true})
 	if err != nil {
 		h.failErr(c, err)
 		return
