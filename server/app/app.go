@@ -4,11 +4,13 @@
 // catalog, the signing-key ring and the revocation list, each reading one counter per poll.
 //
 // It is the one place where the concrete types meet the interfaces the packages declare for what
-// they need: *store.Store is admin.Storer, broker.Source, principal.Storer, audit.Sink and
-// audit.OnceSink, httpapi.Pinger (and signing.KeyStore through keyStore below); *audit.Writer
-// is admin.Recorder and broker.Recorder. Two adapters translate the store's rows into the types of
-// the packages that use them: keyStore (signing.KeyStore) and revocationStore
-// (broker.RevocationStore). The assertions below keep all of that true at compile time.
+// they need: *store.Store is admin.Storer, admin.ActivityReader, admin.SightingStorer,
+// broker.Source, principal.Storer, session.Storer, sightings.Sink, audit.Sink, audit.OnceSink,
+// audit.StreamSource, audit.RetentionStore and httpapi.Pinger; *audit.Writer is admin.Recorder and
+// broker.Recorder. Two adapters translate the store's rows into the types of the packages that use
+// them and put their audit events in the hash chain: keyStore (signing.KeyStore) and
+// revocationStore (broker.RevocationStore); chainedStore does the latter for the admin use cases.
+// The assertions below keep all of that true at compile time.
 package app
 
 import (
@@ -30,6 +32,8 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/broker"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/console"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/console/session"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/httpapi"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/jwtverify"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/principal"
@@ -55,6 +59,8 @@ var (
 	_ broker.RevocationStore = (*revocationStore)(nil)
 	_ sightings.Sink         = (*store.Store)(nil)
 	_ admin.SightingStorer   = (*store.Store)(nil)
+	_ admin.ActivityReader   = (*store.Store)(nil)
+	_ session.Storer         = (*store.Store)(nil)
 )
 
 // Config is the server's configuration after flags and environment are merged.
@@ -242,11 +248,18 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	}
 	registry := prometheus.NewRegistry()
 	registerKeyMetrics(registry, keys, now)
+	adm := &admin.Service{Store: chainedStore{st, aw}, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now,
+		Sightings: st, SightingsRetention: a.Sightings.Retention(), Activity: st}
+	ui, err := console.New(console.Deps{Admin: adm, Sessions: &session.Service{Store: st, Keys: principals, Now: cfg.Now},
+		Opts: opts, PublicURL: cfg.PublicURL, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		stop()
+		return fail(err)
+	}
 	a.Handler = httpapi.NewRouter(httpapi.Deps{
-		DB: st, Admin: &admin.Service{Store: chainedStore{st, aw}, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now,
-			Sightings: st, SightingsRetention: a.Sightings.Retention()},
-		Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Registry: registry, Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
+		DB: st, Admin: adm, Broker: b, Principals: principals, Keys: keys, Opts: opts, PublicURL: cfg.PublicURL,
+		Logger: cfg.Logger, Registry: registry, Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
+		Console: ui,
 	})
 
 	a.wg.Add(3)

@@ -65,6 +65,9 @@ func TestDevServePrintsWorkingKeysOnceAndKeysCreateWorksAgainstIt(t *testing.T) 
 			t.Fatalf("the printed %s key: whoami = %+v, %v; want role %s", kind, who, err, role)
 		}
 	}
+	if want := "review console: " + p.URL + "/ui/ (sign in with an API key: TRUSTGATE_SECURITY_KEY above"; !strings.Contains(p.Stdout(), want) {
+		t.Errorf("serve --dev does not print the console's address and which key signs in (%q):\n%s", want, p.Stdout())
+	}
 	for _, f := range []string{"trustgate.db", "trustgate.kek"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("serve --dev should create %s in the working directory: %v", f, err)

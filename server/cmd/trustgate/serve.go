@@ -191,10 +191,16 @@ func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return fmt.Errorf("opening the database: %w", err)
 	}
 	defer st.Close()
+	keyHint := "make one with `trustgate keys create --name NAME --role security_admin`"
 	if c.dev {
-		if err := bootstrapDevKeys(ctx, &principal.Service{Store: st}, stdout); err != nil {
+		keyHint = "the keys printed on the first run, or " + keyHint
+		printed, err := bootstrapDevKeys(ctx, &principal.Service{Store: st}, stdout)
+		if err != nil {
 			ln.Close()
 			return err
+		}
+		if printed {
+			keyHint = "TRUSTGATE_SECURITY_KEY above reviews and activates"
 		}
 	}
 	a, err := app.New(ctx, app.Config{
@@ -234,6 +240,7 @@ func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}()
 	logger.Info("trustgate serving", "listen", ln.Addr().String(), "public_url", c.publicURL,
 		"database", st.Dialect(), "allow_insecure_jwks", c.allowInsecureJWKS, "version", version)
+	fmt.Fprintf(stdout, "review console: %s/ui/ (sign in with an API key: %s)\n", strings.TrimRight(c.publicURL, "/"), keyHint)
 	fmt.Fprintf(stdout, "trustgate listening on http://%s\n", ln.Addr().String())
 	err = a.Serve(ctx, ln)
 	logger.Info("trustgate stopped")
@@ -302,18 +309,18 @@ func devKEK(database string) ([]byte, error) {
 }
 
 // bootstrapDevKeys creates one devops_admin and one security_admin key on a database that has never
-// had a key and prints them once; they are stored only as hashes.
-func bootstrapDevKeys(ctx context.Context, principals *principal.Service, stdout io.Writer) error {
+// had a key and prints them once (printed says so); they are stored only as hashes.
+func bootstrapDevKeys(ctx context.Context, principals *principal.Service, stdout io.Writer) (printed bool, err error) {
 	first := []principal.Principal{{Name: "devops", Role: api.RoleDevOpsAdmin}, {Name: "security", Role: api.RoleSecurityAdmin}}
 	keys, err := principals.Bootstrap(ctx, first)
 	if err != nil || len(keys) == 0 {
-		return err
+		return false, err
 	}
 	fmt.Fprintln(stdout, "First run: created two API keys. They are shown only now; store them safely.")
 	for i, p := range first {
 		fmt.Fprintf(stdout, "  %-16s %s=%s\n", p.Role, strings.ToUpper("TRUSTGATE_"+p.Name+"_KEY"), keys[i])
 	}
-	return nil
+	return true, nil
 }
 
 // serveGCPercent is the server's garbage-collection target when GOGC is not set. The server's live

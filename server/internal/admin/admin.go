@@ -84,6 +84,8 @@ type Service struct {
 	// kept, the longest impact window (default sightings.DefaultRetention).
 	Sightings          SightingStorer
 	SightingsRetention time.Duration
+	// Activity counts token exchanges for the review console (activity.go).
+	Activity ActivityReader
 }
 
 func (s *Service) now() time.Time {

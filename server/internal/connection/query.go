@@ -29,4 +29,8 @@ type AuditFilter struct {
 	Limit int
 	// Cursor is the next cursor of the previous page ("" for the first page).
 	Cursor string
+	// Outcome keeps events with this outcome (api.Outcome*).
+	Outcome string
+	// Before keeps events before this time.
+	Before time.Time
 }

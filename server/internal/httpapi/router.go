@@ -57,6 +57,9 @@ type Deps struct {
 	// X-Real-IP headers name the client. Empty: no proxy is trusted and the client address is the
 	// socket's peer, so a client cannot pick its own address for the rate limiter or the audit log.
 	TrustedProxies []string
+	// Console, when set, serves the review console under /ui/ (CONTRACT.md §7) behind the same
+	// request ids, logging, metrics and body limit as the API (*console.Console).
+	Console interface{ Register(gin.IRouter) }
 }
 
 type handlers struct {
@@ -127,6 +130,10 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/workload-connections/:ref/impact", h.impact)
 	v1.GET("/workload-connections/:ref/sightings", h.listSightings)
 	v1.GET("/audit-events", h.listAudit)
+
+	if d.Console != nil {
+		d.Console.Register(r)
+	}
 	return r
 }
 

@@ -254,6 +254,12 @@ func auditQuery(db *gorm.DB, f connection.AuditFilter) (*gorm.DB, error) {
 	if !f.Since.IsZero() {
 		q = q.Where(`"time" >= ?`, newDBTime(f.Since))
 	}
+	if !f.Before.IsZero() {
+		q = q.Where(`"time" < ?`, newDBTime(f.Before))
+	}
+	if f.Outcome != "" {
+		q = q.Where("outcome = ?", f.Outcome)
+	}
 	if f.Cursor != "" {
 		cur, err := decodeCursor(f.Cursor, cursorAudit)
 		if err != nil {
