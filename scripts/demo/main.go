@@ -250,8 +250,7 @@ func run(version string) error {
 	if err := d.changeControl(ctx, platform, security, server, issuer, securityKey, fingerprint, tfvars, good); err != nil {
 		return err
 	}
-	say("the review console shows all of this at %s/ui/ until the demo stops: sign in with the security key", server)
-	say("  %s  (a server of your own: make run prints its keys and the console's address)", securityKey)
+	say("a security reviewer sees all of this in the review console at /ui/ (make run starts a server of your own and prints the keys to sign in with)")
 	step(12, "Stop the server and the issuer")
 	return nil
 }
