@@ -106,6 +106,14 @@ func TestRecordOnceGrantsEachKeyOnce(t *testing.T) {
 	if e := byID[ids[1]]; e.Outcome != api.OutcomeDenied {
 		t.Errorf("the refused event under the grant's id %s is %+v", ids[1], e)
 	}
+	// The refusals took their grants' places in the hash chain: the log verifies, one chain of 6.
+	v, err := verifyStore(t, s, nil)
+	if err != nil {
+		t.Fatalf("the audit log with single-use refusals does not verify: %v", err)
+	}
+	if cs := v.Chains(); len(cs) != 1 || cs[0].Events != 6 {
+		t.Errorf("chains %+v, want one chain of the 6 events", cs)
+	}
 }
 
 // A commit that fails answers every waiter with its error, replays included (nothing was decided),
