@@ -147,22 +147,8 @@ func parseArgs(args []string, getenv func(string) string, stdout, stderr io.Writ
 	fs.StringVar(&o.tokenAudience, "token-audience", "", "audience of the access token: one of the connection's token_audience (or "+EnvTokenAudience+"); default all of them")
 	fs.StringVar(&o.output, "output", OutputToken, "what to print: token, json or env")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "overall time limit, retries included")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText)
-		fs.PrintDefaults()
-	}
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return o, flag.ErrHelp
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, usageError{err: err, printed: true}
-	}
-	if fs.NArg() > 0 {
-		return o, usagef("unexpected argument %q: every input is a flag (see --help)", fs.Arg(0))
+	if err := parseFlags(fs, usageText, args, stdout); err != nil {
+		return o, err
 	}
 
 	if o.server == "" {
@@ -368,4 +354,28 @@ func warnPlainHTTP(server string, stderr io.Writer) {
 		return
 	}
 	fmt.Fprintf(stderr, "trustgate exchange: warning: %s uses plain http; the CI token and the access token travel unencrypted. Use https.\n", server)
+}
+
+// parseFlags parses the flags of one trustgate command, whose usage text comes before the flags'
+// defaults: --help prints them to stdout and returns flag.ErrHelp; a flag error has been printed
+// (usageError); an argument that is not a flag is refused, since every input is one.
+func parseFlags(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) error {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err: err, printed: true}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: every input is a flag (see --help)", fs.Arg(0))
+	}
+	return nil
 }

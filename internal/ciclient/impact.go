@@ -84,22 +84,8 @@ func parseImpactArgs(args []string, getenv func(string) string, stdout, stderr i
 	fs.DurationVar(&o.window, "window", 0, "count the workloads seen this far back, e.g. 168h (default: the server's, 720h)")
 	fs.StringVar(&o.output, "output", OutputTable, "what to print: table or json")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "overall time limit")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), impactUsageText)
-		fs.PrintDefaults()
-	}
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return o, flag.ErrHelp
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, usageError{err: err, printed: true}
-	}
-	if fs.NArg() > 0 {
-		return o, usagef("unexpected argument %q: every input is a flag (see --help)", fs.Arg(0))
+	if err := parseFlags(fs, impactUsageText, args, stdout); err != nil {
+		return o, err
 	}
 	if o.server == "" {
 		o.server = getenv(EnvServer)

@@ -66,22 +66,8 @@ func parseRevokeArgs(args []string, getenv func(string) string, stdout, stderr i
 	fs.StringVar(&o.tokenFile, "token-file", "", "read the access token from this file")
 	fs.StringVar(&o.tokenEnv, "token-env", "", "read the access token from this environment variable (default "+EnvAccessToken+")")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "overall time limit, the one retry included")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), revokeUsage)
-		fs.PrintDefaults()
-	}
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return o, flag.ErrHelp
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, usageError{err: err, printed: true}
-	}
-	if fs.NArg() > 0 {
-		return o, usagef("unexpected argument %q: every input is a flag (see --help)", fs.Arg(0))
+	if err := parseFlags(fs, revokeUsage, args, stdout); err != nil {
+		return o, err
 	}
 	if o.server == "" {
 		o.server = getenv(EnvServer)

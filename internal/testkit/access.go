@@ -113,6 +113,15 @@ func (c *AccessClaims) Expect(t testing.TB, conn *api.Connection, sub, sourceIss
 // KIDs lists the key ids of a JWKS, sorted.
 func KIDs(t testing.TB, jwks []byte) []string {
 	t.Helper()
+	out := KIDsInOrder(t, jwks)
+	sort.Strings(out)
+	return out
+}
+
+// KIDsInOrder lists the key ids of a JWKS in the set's own order (a Trustgate server lists its
+// keys in the order they sign).
+func KIDsInOrder(t testing.TB, jwks []byte) []string {
+	t.Helper()
 	var set struct {
 		Keys []struct {
 			Kid string `json:"kid"`
@@ -125,7 +134,6 @@ func KIDs(t testing.TB, jwks []byte) []string {
 	for _, k := range set.Keys {
 		out = append(out, k.Kid)
 	}
-	sort.Strings(out)
 	return out
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/console/session"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/httpapi"
 )
 
 const (
@@ -439,10 +440,10 @@ func (h *Console) act(c *gin.Context) {
 	// to review again; otherwise (a role that may not, a forged form) the reason alone.
 	cn, gerr := h.Admin.Get(ctx, a, ref)
 	if gerr != nil || !act.offered(cn, a) {
-		h.fail(c, kindStatus(de.Kind), "Refused: "+de.Error())
+		h.fail(c, httpapi.KindStatus(de.Kind), "Refused: "+de.Error())
 		return
 	}
 	p := h.confirmPageOf(slug, act, cn)
 	p.Problem = "Refused: " + de.Error()
-	h.render(c, kindStatus(de.Kind), "confirm", p)
+	h.render(c, httpapi.KindStatus(de.Kind), "confirm", p)
 }

@@ -44,6 +44,7 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/audit"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/connection"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/console/session"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/httpapi"
 )
 
 // Prefix is where the console is mounted.
@@ -254,28 +255,11 @@ func (h *Console) fail(c *gin.Context, status int, msg string) {
 func (h *Console) failErr(c *gin.Context, err error) {
 	var de *connection.Error
 	if errors.As(err, &de) {
-		h.fail(c, kindStatus(de.Kind), de.Error())
+		h.fail(c, httpapi.KindStatus(de.Kind), de.Error())
 		return
 	}
 	h.Logger.Error("console: internal error", "request_id", requestID(c), "error", err)
 	h.fail(c, http.StatusInternalServerError, "Something went wrong on the server, and nothing was changed. The server log has the details under request id "+requestID(c)+".")
-}
-
-// kindStatus is the HTTP status of a domain refusal, as the API answers it.
-func kindStatus(k connection.Kind) int {
-	switch k {
-	case connection.KindValidation:
-		return http.StatusUnprocessableEntity
-	case connection.KindForbidden:
-		return http.StatusForbidden
-	case connection.KindConflict:
-		return http.StatusConflict
-	case connection.KindPrecondition:
-		return http.StatusPreconditionFailed
-	case connection.KindNotFound:
-		return http.StatusNotFound
-	}
-	return http.StatusInternalServerError
 }
 
 // requestID is the request's X-Request-Id, which the router's middleware has set on the answer.

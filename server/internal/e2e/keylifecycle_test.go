@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -74,25 +73,7 @@ func (r *replicas) jwks(t *testing.T, step string) []string {
 	if string(ja) != string(jb) {
 		t.Fatalf("%s: the replicas publish different JWKS:\n%s\n%s", step, ja, jb)
 	}
-	return kidsInOrder(t, ja)
-}
-
-// kidsInOrder lists a JWKS's kids in its own order (the order the keys sign in).
-func kidsInOrder(t *testing.T, jwks []byte) []string {
-	t.Helper()
-	var set struct {
-		Keys []struct {
-			Kid string `json:"kid"`
-		} `json:"keys"`
-	}
-	if err := json.Unmarshal(jwks, &set); err != nil {
-		t.Fatalf("the JWKS is not JSON: %v", err)
-	}
-	out := []string{}
-	for _, k := range set.Keys {
-		out = append(out, k.Kid)
-	}
-	return out
+	return testkit.KIDsInOrder(t, ja)
 }
 
 // verifyAt checks an access token as a resource server would at now: ES256 against the JWKS, the

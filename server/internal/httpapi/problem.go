@@ -46,7 +46,7 @@ func (h *handlers) fail(c *gin.Context, err error) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &de):
-		typedProblem(c, kindStatus(de.Kind), de.Type, de.Detail, de.Fields...)
+		typedProblem(c, KindStatus(de.Kind), de.Type, de.Detail, de.Fields...)
 	case errors.As(err, &mbe):
 		problem(c, http.StatusRequestEntityTooLarge, "the request body is larger than 1 MiB")
 	default:
@@ -62,7 +62,9 @@ func (h *handlers) fail(c *gin.Context, err error) {
 	}
 }
 
-func kindStatus(k connection.Kind) int {
+// KindStatus is the HTTP status of a domain refusal: the API's, and the review console's so that
+// a refusal reads the same in both.
+func KindStatus(k connection.Kind) int {
 	switch k {
 	case connection.KindValidation:
 		return http.StatusUnprocessableEntity
