@@ -121,10 +121,8 @@ func addImpactWarning(diags *diag.Diagnostics, at path.Path, name, change string
 	fmt.Fprintf(&b, "Trustgate evaluated %s against the %s seen on workload connection %q in the last %s, "+
 		"with the same rules as the token exchange, and compared it with the live configuration.\n",
 		change, workloads(rep.Sightings), name, rep.Window)
-	impactSection(&b, "Newly refused (granted today, refused after the change; the check they would fail)",
-		rep.NewlyRefused, rep.NewlyRefusedTotal)
-	impactSection(&b, "Newly admitted (refused today, granted after the change; the check they fail today)",
-		rep.NewlyAdmitted, rep.NewlyAdmittedTotal)
+	impactSection(&b, "Newly refused", "granted now; the check each would fail", rep.NewlyRefused, rep.NewlyRefusedTotal)
+	impactSection(&b, "Newly admitted", "refused now; the check each fails now", rep.NewlyAdmitted, rep.NewlyAdmittedTotal)
 	fmt.Fprintf(&b, "\nUnchanged: %d still granted, %d still refused.\n", rep.StillGranted, rep.StillRefused)
 	if len(rep.Caveats) > 0 {
 		b.WriteString("\nWhat past exchanges cannot tell:\n")
@@ -138,12 +136,12 @@ func addImpactWarning(diags *diag.Diagnostics, at path.Path, name, change string
 }
 
 // impactSection lists at most impactNamed workloads and counts the rest.
-func impactSection(b *strings.Builder, title string, ws []api.ImpactWorkload, total int) {
-	fmt.Fprintf(b, "\n%s: %d\n", title, total)
+func impactSection(b *strings.Builder, title, legend string, ws []api.ImpactWorkload, total int) {
 	if total == 0 {
-		b.WriteString("  none\n")
+		fmt.Fprintf(b, "\n%s: none\n", title)
 		return
 	}
+	fmt.Fprintf(b, "\n%s: %d (%s)\n", title, total, legend)
 	named := ws[:min(len(ws), impactNamed)]
 	for _, w := range named {
 		// The identity comes from the workloads' tokens: quoted, so that no claim value can write

@@ -314,8 +314,8 @@ func TestAccConnectionPlanWarnsWhichWorkloadsAChangeRefuses(t *testing.T) {
 			planOnly(nil, refReleaseOnly, warning(`^Impact on "acc-impact": 1 workload seen in the last 720h would be refused$`,
 				[]string{
 					`against the 3 workloads seen on workload connection "acc-impact" in the last 720h`,
-					`(?s)Newly refused .*: 1\n  - ` + regexp.QuoteMeta(main) + `: last seen \S+Z, 1 exchange, condition: ref equals\n`,
-					`(?s)Newly admitted .*: 0\n  none\n`,
+					`Newly refused: 1 \(granted now; the check each would fail\)\n  - ` + regexp.QuoteMeta(main) + `: last seen \S+Z, 1 exchange, condition: ref equals\n`,
+					`\nNewly admitted: none\n`,
 					`Unchanged: 1 still granted, 1 still refused\.`,
 					"trustgate impact --connection acc-impact --patch FILE",
 				}, regexp.QuoteMeta(release), feature)),
@@ -404,7 +404,7 @@ func TestAccActivationPlanWarnsWhatApprovingTheProposalRefuses(t *testing.T) {
 						regexp.MustCompile(`^Impact on "acc-impact-approve": 1 workload seen in the last 720h would be refused$`),
 						[]*regexp.Regexp{
 							regexp.MustCompile(`evaluated approving the proposal sha256:[0-9a-f]{64} against the 3 workloads`),
-							regexp.MustCompile(`(?s)Newly refused .*: 1\n  - "repo:octo-org/octo-repo:ref:refs/heads/main": last seen \S+Z, 1 exchange, condition: ref equals\n`),
+							regexp.MustCompile(`Newly refused: 1 \(granted now; the check each would fail\)\n  - "repo:octo-org/octo-repo:ref:refs/heads/main": last seen \S+Z, 1 exchange, condition: ref equals\n`),
 							regexp.MustCompile(`trustgate impact --connection acc-impact-approve --proposal`),
 						}, regexp.MustCompile(`refs/heads/release"`)),
 				}},

@@ -90,7 +90,15 @@ func TestImpactWarningNamesTenWorkloadsThenCountsTheRest(t *testing.T) {
 		if tc.more == nil && strings.Contains(detail, "more\n") {
 			t.Errorf("%d refused, %d admitted: counts more than it names:\n%s", tc.refused, tc.admitted, detail)
 		}
+		sections := []string{"\nNewly refused: none\n", "\nNewly admitted: none\n"}
+		if tc.refused > 0 {
+			sections[0] = fmt.Sprintf("\nNewly refused: %d (granted now; the check each would fail)\n  - ", tc.refused)
+		}
+		if tc.admitted > 0 {
+			sections[1] = fmt.Sprintf("\nNewly admitted: %d (refused now; the check each fails now)\n  - ", tc.admitted)
+		}
 		for _, want := range []string{
+			sections[0], sections[1],
 			fmt.Sprintf("against the %d workloads seen on workload connection \"deploy\" in the last 720h", tc.refused+tc.admitted+7),
 			"Unchanged: 5 still granted, 2 still refused.",
 		} {
