@@ -302,3 +302,80 @@ func TestUnknownInputsNamesTheUnknownAttributes(t *testing.T) {
 		t.Errorf("an unknown configuration: %q", got)
 	}
 }
+
+// activationPlan is the activation resource's state (active, fingerprint live, with proposal
+// pending when proposal is not "") and the plan that sets approved_fingerprint to approved.
+func activationPlan(t *testing.T, proposal string, approved types.String) (tfsdk.State, tfsdk.Plan, tfsdk.Config) {
+	t.Helper()
+	ctx := context.Background()
+	var sr resource.SchemaResponse
+	NewWorkloadConnectionActivationResource().Schema(ctx, resource.SchemaRequest{}, &sr)
+	live := "sha256:" + strings.Repeat("1", 64)
+	prior := activationModel{
+		ConnectionName: types.StringValue("deploy"), Active: types.BoolValue(true), ApprovedFingerprint: types.StringValue(live),
+		OnDestroy: types.StringValue(onDestroyDeactivate), ConnectionID: types.StringValue("0193a4f2-7c1e-7b3a-9d4e-5f6a7b8c9d0e"),
+		Status: types.StringValue(api.StatusActive), Fingerprint: types.StringValue(live), ActivatedBy: types.StringValue("security"),
+		ActivatedAt: types.StringValue("2026-12-01T09:00:00Z"), ProposalFingerprint: types.StringValue(proposal),
+	}
+	state := tfsdk.State{Schema: sr.Schema}
+	noDiagErrors(t, state.Set(ctx, &prior))
+	planned := prior
+	planned.ApprovedFingerprint = approved
+	plan := tfsdk.Plan{Schema: sr.Schema}
+	noDiagErrors(t, plan.Set(ctx, &planned))
+	return state, plan, tfsdk.Config{Schema: sr.Schema, Raw: plan.Raw.Copy()}
+}
+
+// The activation resource asks about the pending proposal only when its plan would approve it;
+// an approved_fingerprint known only after apply says "impact unknown until apply"; a server that
+// cannot answer gives "impact unknown", on approved_fingerprint, never an error.
+func TestActivationModifyPlanAsksForImpactOnlyWhenItApproves(t *testing.T) {
+	ctx := context.Background()
+	client, err := apiclient.New("http://"+closedAddress(t), "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &activationResource{client: client}
+	live, proposal := "sha256:"+strings.Repeat("1", 64), "sha256:"+strings.Repeat("2", 64)
+	for _, tc := range []struct {
+		name     string
+		proposal string
+		approved types.String
+		want     string // the impact warning's summary; "": none
+	}{
+		{"nothing pending", "", types.StringValue(live), ""},
+		{"pending, approving the live one", proposal, types.StringValue(live), ""},
+		{"approving the proposal", proposal, types.StringValue(proposal), "Impact unknown: the server cannot be reached"},
+		{"approved known after apply", proposal, types.StringUnknown(), "Impact unknown until apply"},
+		{"nothing pending, known after apply", "", types.StringUnknown(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state, plan, cfg := activationPlan(t, tc.proposal, tc.approved)
+			req := resource.ModifyPlanRequest{Config: cfg, State: state, Plan: plan}
+			resp := &resource.ModifyPlanResponse{Plan: tfsdk.Plan{Schema: plan.Schema, Raw: plan.Raw.Copy()}}
+			r.ModifyPlan(ctx, req, resp)
+			noDiagErrors(t, resp.Diagnostics)
+			var impact []diag.Diagnostic
+			for _, d := range resp.Diagnostics {
+				if strings.HasPrefix(d.Summary(), "Impact") {
+					impact = append(impact, d)
+				}
+			}
+			if tc.want == "" {
+				if len(impact) > 0 {
+					t.Fatalf("warned about impact: %v", impact)
+				}
+				return
+			}
+			if len(impact) != 1 || impact[0].Summary() != tc.want {
+				t.Fatalf("impact warnings %v, want one %q", impact, tc.want)
+			}
+			if wp, ok := impact[0].(diag.DiagnosticWithPath); !ok || !wp.Path().Equal(path.Root("approved_fingerprint")) {
+				t.Errorf("the warning is not on approved_fingerprint: %v", impact[0])
+			}
+			if !strings.Contains(impact[0].Detail(), `pending proposal`) && !strings.Contains(impact[0].Detail(), proposal) {
+				t.Errorf("the warning does not say which proposal: %s", impact[0].Detail())
+			}
+		})
+	}
+}
