@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,10 +239,11 @@ func plural(n int64, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// oneLine keeps server text on one line with control characters escaped (it may quote claim
-// values, which workloads choose).
+// oneLine keeps server text on one line with control and format characters (newlines, terminal
+// escapes, bidirectional overrides) escaped as Go escapes them: it may carry claim names and
+// values, which workloads and configuration authors choose, into the reviewer's terminal.
 func oneLine(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
 		return s
 	}
 	q := fmt.Sprintf("%q", s)

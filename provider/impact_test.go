@@ -140,6 +140,7 @@ func TestImpactWarningQuotesIdentitiesChosenByWorkloads(t *testing.T) {
 	rep := impactReport(1, 0)
 	rep.NewlyRefused[0].Identity = "repo:evil\n  - \"repo:acme/app\": fine\x1b[2K\u202e"
 	rep.NewlyRefused[0].FailingCheck = "condition: ref\x1b[31m equals"
+	rep.Caveats = []string{"rules on ref\u202e are not judged"}
 	var d diag.Diagnostics
 	addImpactWarning(&d, path.Empty(), "deploy", "this change", rep, "`trustgate impact`")
 	detail := onlyWarning(t, d).Detail()
@@ -147,7 +148,7 @@ func TestImpactWarningQuotesIdentitiesChosenByWorkloads(t *testing.T) {
 		t.Fatalf("a workload's identity wrote into the warning:\n%s", detail)
 	}
 	if !strings.Contains(detail, `"repo:evil\n  - \"repo:acme/app\": fine\x1b[2K\u202e": last seen`) ||
-		!strings.Contains(detail, `condition: ref\x1b[31m equals`) {
+		!strings.Contains(detail, `condition: ref\x1b[31m equals`) || !strings.Contains(detail, `rules on ref\u202e are not judged`) {
 		t.Fatalf("the identity or check is not shown escaped:\n%s", detail)
 	}
 }
