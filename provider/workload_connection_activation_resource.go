@@ -134,9 +134,14 @@ func (r *activationResource) Schema(_ context.Context, _ resource.SchemaRequest,
 
 // ModifyPlan plans what an update changes: a change of `active` makes the status, activation and
 // fingerprint unknown; an approved_fingerprint that names the pending proposal approves it, so the
-// plan shows the proposal's fingerprint becoming the connection's and nothing left pending.
+// plan shows the proposal's fingerprint becoming the connection's and nothing left pending, and
+// a warning shows the workloads the approval would newly refuse or admit (CONTRACT.md §6).
 func (r *activationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	if req.State.Raw.IsNull() {
+		r.planCreateImpact(ctx, req, resp)
 		return
 	}
 	var planned, prior activationModel
@@ -153,11 +158,42 @@ func (r *activationResource) ModifyPlan(ctx context.Context, req resource.Modify
 	if approvesProposal(planned.ApprovedFingerprint, prior.Fingerprint.ValueString(), prior.ProposalFingerprint.ValueString()) {
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("fingerprint"), planned.ApprovedFingerprint)...)
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("proposal_fingerprint"), types.StringValue(""))...)
+		approvalImpact(ctx, r.client, prior.ConnectionID.ValueString(), prior.ConnectionName.ValueString(),
+			planned.ApprovedFingerprint.ValueString(), &resp.Diagnostics)
 		return
+	}
+	if planned.ApprovedFingerprint.IsUnknown() && prior.ProposalFingerprint.ValueString() != "" {
+		addImpactUnknownUntilApply(&resp.Diagnostics, path.Root("approved_fingerprint"),
+			fmt.Sprintf("approving the pending proposal of workload connection %q", prior.ConnectionName.ValueString()),
+			[]string{"approved_fingerprint"})
 	}
 	author, d := req.Private.GetKey(ctx, proposalPrivateKey)
 	resp.Diagnostics.Append(d...)
 	addReviewWarnings(&resp.Diagnostics, planned, prior, proposalAuthorFrom(author))
+}
+
+// planCreateImpact warns, when this resource is created for a connection that already has a pending
+// proposal (a security workspace set up again, or taking over) and approved_fingerprint names it,
+// what approving it would do, as an update's plan does. Anything the read cannot tell is left to
+// Create, which reports it.
+func (r *activationResource) planCreateImpact(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	var planned activationModel
+	if d := req.Plan.Get(ctx, &planned); d.HasError() || r.client == nil || planned.ApprovedFingerprint.IsNull() ||
+		planned.ConnectionName.IsUnknown() {
+		return
+	}
+	conn, err := r.client.GetConnection(ctx, planned.ConnectionName.ValueString())
+	if err != nil || conn.Proposal == nil {
+		return
+	}
+	if planned.ApprovedFingerprint.IsUnknown() {
+		addImpactUnknownUntilApply(&resp.Diagnostics, path.Root("approved_fingerprint"),
+			fmt.Sprintf("approving the pending proposal of workload connection %q", conn.Name), []string{"approved_fingerprint"})
+		return
+	}
+	if approvesProposal(planned.ApprovedFingerprint, conn.Fingerprint, conn.Proposal.Fingerprint) {
+		approvalImpact(ctx, r.client, conn.ID, conn.Name, conn.Proposal.Fingerprint, &resp.Diagnostics)
+	}
 }
 
 // approvesProposal reports whether approved names a pending proposal (fingerprint proposal, ""

@@ -325,6 +325,8 @@ var fingerprintInputs = []string{"github", "gitlab", "circleci", "google_cloud",
 // providerTypeFromPreset): the attributes the server derives from the configuration
 // (planDerived), then what change control does with the update (planChangeControl).
 func (r *workloadConnectionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	// Last, whichever way ModifyPlan returns: the impact warning of an update (impact.go).
+	defer r.planImpact(ctx, req, resp)
 	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() { // destroy or create
 		return
 	}

@@ -4,7 +4,9 @@
 // `trustgate exchange`, whoami with the access token, and one refused exchange with its audit
 // event; then change control: the platform team changes the active connection (its plan shows a
 // proposal), the security team approves the proposal by fingerprint, and a CI job's exchange
-// follows the new rule. It stops everything it started and exits non-zero on any failure.
+// follows the new rule; last, evidence for a change: a plan that tightens the rule warns which
+// workload seen by the server it would refuse. It stops everything it started and exits non-zero
+// on any failure.
 //
 // The provider version comes from the Makefile (`make demo` passes -version $(VERSION)), the same
 // one `make build` put into the binary's name.
@@ -25,9 +27,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
@@ -52,6 +56,12 @@ const (
     claim    = "ref"
     operator = "one_of"
     values   = ["refs/heads/main", "refs/heads/release"]
+  }`
+	// The change of step 12: deployments from the release branch only.
+	releaseOnly = `  condition {
+    claim    = "ref"
+    operator = "equals"
+    value    = "refs/heads/release"
   }`
 )
 
@@ -250,8 +260,71 @@ func run(version string) error {
 	if err := d.changeControl(ctx, platform, security, server, issuer, securityKey, fingerprint, tfvars, good); err != nil {
 		return err
 	}
+	if err := d.impact(ctx, platform, server, securityKey, tfvars); err != nil {
+		return err
+	}
 	say("a security reviewer sees all of this in the review console at /ui/ (make run starts a server of your own and prints the keys to sign in with)")
-	step(12, "Stop the server and the issuer")
+	step(13, "Stop the server and the issuer")
+	return nil
+}
+
+// impact is the evidence for a change (CONTRACT.md §6, impact at plan time): the server has seen
+// CI jobs on main and on the release branch; a plan that allows the release branch only warns
+// that the main branch's workload would be refused. The demo stops at the plan, as a reviewer
+// would.
+func (d *demo) impact(ctx context.Context, platform, server, securityKey string, tfvars []string) error {
+	step(12, "Platform team: allow the release branch only; the plan warns whom that would lock out")
+	// The server records sightings in memory and writes them every few seconds: wait until the
+	// main branch's exchange of step 6 is stored (it usually is by now).
+	sec, _ := apiclient.New(server, securityKey)
+	const mainWorkload = "repo:acme/app:ref:refs/heads/main"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		seen, err := sec.ListSightings(ctx, connectionName, apiclient.SightingOptions{Limit: 10})
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(seen.Items, func(s api.Sighting) bool { return s.Identity == mainWorkload && s.Outcome == "granted" }) {
+			say("the server has seen these workloads on %q (GET /v1/workload-connections/%s/sightings):", connectionName, connectionName)
+			for _, s := range seen.Items {
+				say("  - %-45s %-7s %d exchange(s), last seen %s", s.Identity, s.Outcome, s.Exchanges, s.LastSeen.Format(time.TimeOnly))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the main branch's exchange was not recorded as a sighting within 20s; sightings: %+v", seen.Items)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	mainTF := filepath.Join(platform, "main.tf")
+	b, err := os.ReadFile(mainTF)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(b, []byte(mainOrRelease)) {
+		return fmt.Errorf("the platform workspace no longer has the ref condition of step 9:\n%s", mainOrRelease)
+	}
+	if err := os.WriteFile(mainTF, bytes.Replace(b, []byte(mainOrRelease), []byte(releaseOnly), 1), 0o600); err != nil {
+		return err
+	}
+	say("in main.tf, the ref condition becomes: operator = \"equals\", value = \"refs/heads/release\"")
+	plan, err := d.terraform(ctx, platform, append([]string{"plan", "-input=false"}, tfvars...)...)
+	if err != nil {
+		return err
+	}
+	warning := warningBlock(plan, "Warning: Impact")
+	if len(warning) == 0 || !strings.Contains(strings.Join(warning, "\n"), `"`+mainWorkload+`"`) {
+		return fmt.Errorf("the plan does not warn that %s would be refused:\n%s", mainWorkload, plan)
+	}
+	say("terraform plan (platform workspace) warns, before anything is applied:")
+	for _, l := range warning {
+		say("  | %s", l)
+	}
+	say("the platform team keeps main (or talks to its owners) before proposing this: nothing was applied")
 	return nil
 }
 
@@ -430,6 +503,30 @@ func planLines(plan string) []string {
 		}
 	}
 	return out
+}
+
+// warningBlock is the diagnostic of plan (written with -no-color, so without a box) whose first
+// line contains title: up to the next diagnostic, without trailing blank lines.
+func warningBlock(plan, title string) []string {
+	var out []string
+	for _, l := range strings.Split(plan, "\n") {
+		l = strings.TrimRight(l, " ")
+		switch {
+		case len(out) == 0 && !strings.Contains(l, title):
+		case len(out) > 0 && (strings.HasPrefix(l, "Warning:") || strings.HasPrefix(l, "Error:") || strings.HasPrefix(l, "─")):
+			return trimBlank(out)
+		default:
+			out = append(out, l)
+		}
+	}
+	return trimBlank(out)
+}
+
+func trimBlank(lines []string) []string {
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
 }
 
 // warningLine is the first line of plan that contains s, trimmed of the diagnostic box.
