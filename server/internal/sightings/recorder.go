@@ -140,8 +140,10 @@ type key struct {
 type aggregate struct {
 	first, last time.Time
 	exchanges   int64
-	// claims is the JSON of the latest token's stored claims, rewritten in place by each Saw.
-	claims []byte
+	// latest is the latest token's claims as the verifier decoded them (read only: nothing
+	// changes a verified token's claims). Saw keeps the reference and Flush encodes it, once per
+	// workload and flush instead of once per exchange.
+	latest map[string]any
 }
 
 // Recorder aggregates sightings in memory and flushes them to a Sink. It is safe for concurrent
@@ -189,10 +191,6 @@ func (r *Recorder) Saw(connectionID string, res *jwtverify.Result) {
 	}
 	k := key{connectionID: connectionID, identity: StorableIdentity(res.Subject), granted: res.OK}
 	now := r.opts.Now()
-	// Encode outside the lock, copy inside: concurrent exchanges wait on a memmove, not on JSON.
-	scratch := scratchPool.Get().(*[]byte)
-	defer scratchPool.Put(scratch)
-	*scratch = AppendStoredClaims((*scratch)[:0], res.Claims)
 	r.mu.Lock()
 	a := r.pending[k]
 	if a == nil {
@@ -214,11 +212,9 @@ func (r *Recorder) Saw(connectionID string, res *jwtverify.Result) {
 		a.last = now
 	}
 	a.exchanges++
-	a.claims = append(a.claims[:0], *scratch...)
+	a.latest = res.Claims
 	r.mu.Unlock()
 }
-
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // StorableIdentity makes an identity storable by every supported database: invalid UTF-8 and NUL
 // (which PostgreSQL refuses in text) become U+FFFD, and it is cut at MaxIdentityBytes on a rune
@@ -271,7 +267,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			outcome = api.OutcomeGranted
 		}
 		rows = append(rows, Seen{ConnectionID: k.connectionID, Identity: k.identity, Outcome: outcome,
-			FirstSeen: a.first, LastSeen: a.last, Exchanges: a.exchanges, Claims: a.claims})
+			FirstSeen: a.first, LastSeen: a.last, Exchanges: a.exchanges, Claims: AppendStoredClaims(nil, a.latest)})
 	}
 	// One order for every replica: concurrent upserts of overlapping rows then lock them in the
 	// same order and cannot deadlock (PostgreSQL).
