@@ -64,9 +64,10 @@ func (e *accessTokenEphemeralResource) Schema(_ context.Context, _ ephemeral.Sch
 			},
 			"audience": schema.StringAttribute{
 				Optional: true,
-				MarkdownDescription: "The audience (`aud`) to ask for: one of the connection's `token_audience` (the RFC " +
-					"8693 `audience` parameter). Without it the token carries the connection's first `token_audience`, " +
-					"or the server's public URL when it has none.",
+				MarkdownDescription: "The audience (`aud`) to ask for, the RFC 8693 `audience` parameter: one of the " +
+					"connection's `token_audience` (or the server's public URL when it has none); the token's `aud` is then " +
+					"this value alone. Any other value is refused (`invalid_target`). Without it `aud` is the whole " +
+					"`token_audience` list, or the public URL.",
 				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
 			"access_token": schema.StringAttribute{

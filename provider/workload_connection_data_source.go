@@ -205,7 +205,7 @@ func connectionDataAttributes() map[string]schema.Attribute {
 		"claim_mappings": schema.MapAttribute{Computed: true, ElementType: types.StringType,
 			MarkdownDescription: "Access-token claim name → source claim (name or JSON pointer), copied into the issued token's `claims` object; null when none."},
 		"token_audience": schema.ListAttribute{Computed: true, ElementType: types.StringType,
-			MarkdownDescription: "The audiences issued tokens may carry (the first by default); null for the server's public URL alone."},
+			MarkdownDescription: "The audiences issued tokens may carry (all of them when an exchange asks for none); null for the server's public URL alone."},
 		"single_use": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether each CI token is exchanged at most once."},
 	}
 	proposalConfig := map[string]schema.Attribute{

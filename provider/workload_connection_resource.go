@@ -80,7 +80,8 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 			"`fingerprint`, `effective_conditions` and `jwks_url` describe the proposal, `live_fingerprint` what is " +
 			"enforced, and `proposal_pending` is true.\n\nAt most one preset block (`github`, `gitlab`, `circleci`, " +
 			"`google_cloud`) may be set; " +
-			"none means a generic connection, which needs `jwks_url` and conditions on `iss` and `aud`.",
+			"none means a generic connection, which needs a key source (`jwks_url`, `issuer_url` or `jwks`) and " +
+			"conditions on `iss` and `aud` (`issuer_url` pins `iss` itself).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
@@ -192,10 +193,11 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 			"token_audience": schema.ListAttribute{
 				Optional:    true,
 				ElementType: types.StringType,
-				MarkdownDescription: fmt.Sprintf("The audiences (`aud`) issued access tokens may carry; without it, "+
-					"the server's public URL. The first is the default; an exchange asks for another with the RFC 8693 "+
-					"`audience` parameter (`trustgate exchange --token-audience`, or `audience` of the "+
-					"`trustgate_access_token` ephemeral resource), and any value not listed is refused. 1 to %d distinct "+
+				MarkdownDescription: fmt.Sprintf("The audiences (`aud`) of the access tokens this connection issues; "+
+					"without it, the server's public URL. An exchange may ask for one of them with the RFC 8693 `audience` "+
+					"parameter (`trustgate exchange --token-audience`, or `audience` of the `trustgate_access_token` "+
+					"ephemeral resource) and gets a token for that audience alone; any value not listed is refused "+
+					"(`invalid_target`). Without the parameter the token's `aud` is the whole list. 1 to %d distinct "+
 					"strings.", api.MaxTokenAudiences),
 				Validators: []validator.List{
 					listvalidator.SizeBetween(1, api.MaxTokenAudiences),
