@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
@@ -365,4 +366,78 @@ func TestAccWorkloadConnection_planTimeValidationOfTheNewArguments(t *testing.T)
 	if all, err := s.Auditor.ListAllConnections(t.Context(), apiclient.ListOptions{}); err != nil || len(all) != 0 {
 		t.Errorf("plan-time refusals reached the server: %d connections (%v)", len(all), err)
 	}
+}
+
+// After activation, a change of the token shape is a proposal the resource describes (the plan
+// after apply is empty); once a security admin approves it, it is what the server enforces,
+// without the mapping the configuration dropped, and the plan stays empty.
+func TestAccWorkloadConnection_tokenShapeChangesAfterActivationAreProposals(t *testing.T) {
+	s := accServer(t)
+	prov := providerConfig(s, "", s.DevOpsKey)
+	cfg := func(mappings, extra string) string {
+		return prov + fmt.Sprintf(`
+resource "trustgate_workload_connection" "test" {
+  name           = "acc-shape-cc"
+  issuer_url     = "https://issuer.example.com"
+  claim_mappings = %s
+  %s
+  condition {
+    claim    = "aud"
+    operator = "equals"
+    value    = "trustgate-acc"
+  }
+}`, mappings, extra)
+	}
+	live := cfg(`{ repo = "repository", team = "/workload/team" }`, "")
+	proposed := cfg(`{ repo = "repository" }`, "single_use = true\n  token_audience = [\"https://api.acme.example\"]")
+	var liveFingerprint string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_7_0)}, // `removed`
+		Steps: []resource.TestStep{
+			{
+				Config: live,
+				Check: func(*terraform.State) error {
+					liveFingerprint = mustGet(t, s, "acc-shape-cc").Fingerprint
+					return nil
+				},
+			},
+			{
+				PreConfig: func() { s.SetStatus(t, mustGet(t, s, "acc-shape-cc"), api.StatusActive) },
+				Config:    proposed,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("live_fingerprint"), sameAs("live_fingerprint", &liveFingerprint)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("fingerprint"), differentFrom("fingerprint", &liveFingerprint)),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("claim_mappings"), knownvalue.MapExact(map[string]knownvalue.Check{
+						"repo": knownvalue.StringExact("repository")})),
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("single_use"), knownvalue.Bool(true)),
+				},
+				// What is live did not change.
+				Check: serverHolds(t, s, "acc-shape-cc", api.ConnectionInput{IssuerURL: "https://issuer.example.com",
+					ClaimMappings: map[string]string{"repo": "repository", "team": "/workload/team"}}),
+			},
+			{Config: proposed, ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}},
+			{ResourceName: connAddr, ImportState: true, ImportStateId: "acc-shape-cc", ImportStateVerify: true},
+			{
+				PreConfig: func() {
+					c := mustGet(t, s, "acc-shape-cc")
+					if _, err := s.Security.ApproveProposal(t.Context(), "acc-shape-cc", c.Proposal.Fingerprint, 0); err != nil {
+						t.Fatalf("approving through the API: %v", err)
+					}
+				},
+				Config: proposed,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(false)),
+				},
+				Check: serverHolds(t, s, "acc-shape-cc", api.ConnectionInput{IssuerURL: "https://issuer.example.com", SingleUse: true,
+					ClaimMappings: map[string]string{"repo": "repository"}, TokenAudience: []string{"https://api.acme.example"}}),
+			},
+			{
+				// The platform workspace lets go; the security team owns the connection.
+				Config: prov + "removed {\n  from = trustgate_workload_connection.test\n  lifecycle {\n    destroy = false\n  }\n}\n",
+			},
+		},
+	})
 }

@@ -422,3 +422,31 @@ func TestExtractAndFromModelRoundTripTheTokenShapeAndKeySources(t *testing.T) {
 		t.Errorf("mappingNames of null = %v", got)
 	}
 }
+
+// A pending proposal's key source and token shape stand in for the live ones too, so that the plan
+// after an apply that proposed them is empty.
+func TestExtractDescribesTheProposalsKeySourceAndTokenShape(t *testing.T) {
+	ctx := context.Background()
+	live := &api.Connection{
+		ID: "id-1", Name: "g", ProviderType: api.ProviderGeneric, JWKSURL: "https://k.example/jwks", JWKSURLOverridden: true,
+		TokenTTL: api.TokenTTL{Amount: 1, Unit: "hours"}, IdentityClaim: "sub", Status: api.StatusActive,
+		ClaimMappings: map[string]string{"live": "x"}, Fingerprint: "sha256:live",
+		Proposal: &api.Proposal{
+			Fingerprint: "sha256:proposed",
+			Config: api.ConnectionInput{Name: "g", ProviderType: api.ProviderGeneric, IssuerURL: "https://issuer.example.com",
+				ClaimMappings: map[string]string{"repo": "repository"}, TokenAudience: []string{"https://a.example"}, SingleUse: true},
+		},
+	}
+	var m connectionModel
+	if diags := m.extract(ctx, live); diags.HasError() {
+		t.Fatal(diags)
+	}
+	in, diags := fromModel(ctx, m, types.StringNull())
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if !m.JWKSURL.IsNull() || in.IssuerURL != "https://issuer.example.com" || !in.SingleUse ||
+		!reflect.DeepEqual(in.ClaimMappings, map[string]string{"repo": "repository"}) || !reflect.DeepEqual(in.TokenAudience, []string{"https://a.example"}) {
+		t.Errorf("the resource does not describe the proposal: jwks_url %v, %+v", m.JWKSURL, in)
+	}
+}
