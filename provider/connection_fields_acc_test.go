@@ -426,7 +426,7 @@ resource "trustgate_workload_connection" "test" {
 						t.Fatalf("approving through the API: %v", err)
 					}
 				},
-				Config: proposed,
+				Config:           proposed,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(connAddr, tfjsonpath.New("proposal_pending"), knownvalue.Bool(false)),
