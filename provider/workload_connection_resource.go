@@ -377,25 +377,21 @@ func (r *workloadConnectionResource) ConfigValidators(context.Context) []resourc
 // ValidateConfig checks the key source at plan time: a generic connection (no preset block) needs
 // one of jwks_url, issuer_url and jwks, and issuer_url is for generic connections only. (That at
 // most one is set is the attributes' ConflictsWith.)
-func (r *workloadConnectionResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
-	var jwksURL, issuerURL, jwks types.String
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("jwks_url"), &jwksURL)...)
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("issuer_url"), &issuerURL)...)
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("jwks"), &jwks)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
+func (r *workloadConnectionResource) ValidateConfig(_ context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	pt, known := presetType(req.Config.Raw)
 	if !known {
 		return // decided once every preset block is known
 	}
-	if pt != api.ProviderGeneric && !issuerURL.IsNull() {
+	// Raw reads, as presetType's: this runs for every resource of every plan. Unknown counts as set.
+	set := func(name string) bool { v, ok := topLevel(req.Config.Raw, name); return ok && !v.IsNull() }
+	jwksURL, issuerURL, jwks := set("jwks_url"), set("issuer_url"), set("jwks")
+	if pt != api.ProviderGeneric && issuerURL {
 		resp.Diagnostics.AddAttributeError(path.Root("issuer_url"), "issuer_url is for generic connections only",
 			fmt.Sprintf("The %s preset already knows its issuer and where its keys are published, so issuer_url "+
 				"(OIDC discovery) does not apply: remove it, or give the keys inline with jwks if Trustgate cannot "+
 				"reach them.", pt))
 	}
-	if pt != api.ProviderGeneric || !jwksURL.IsNull() || !issuerURL.IsNull() || !jwks.IsNull() {
+	if pt != api.ProviderGeneric || jwksURL || issuerURL || jwks {
 		return // a preset derives the JWKS URL, or the configuration names a key source
 	}
 	resp.Diagnostics.AddAttributeError(path.Root("jwks_url"), "Missing jwks_url for a generic connection",
