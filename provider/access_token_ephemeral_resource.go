@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/trustgate/terraform-provider-trustgate/api"
 	"github.com/trustgate/terraform-provider-trustgate/api/apiclient"
 )
 
@@ -30,6 +31,7 @@ type accessTokenEphemeralResource struct {
 type accessTokenModel struct {
 	ConnectionName types.String `tfsdk:"connection_name"`
 	SubjectToken   types.String `tfsdk:"subject_token"`
+	Audience       types.String `tfsdk:"audience"`
 	AccessToken    types.String `tfsdk:"access_token"`
 	TokenType      types.String `tfsdk:"token_type"`
 	ExpiresAt      types.String `tfsdk:"expires_at"`
@@ -60,6 +62,14 @@ func (e *accessTokenEphemeralResource) Schema(_ context.Context, _ ephemeral.Sch
 				MarkdownDescription: "The CI system's OIDC JWT (for example GitHub's ID token or GitLab's `id_tokens` variable).",
 				Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
+			"audience": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "The audience (`aud`) to ask for, the RFC 8693 `audience` parameter: one of the " +
+					"connection's `token_audience` (or the server's public URL when it has none); the token's `aud` is then " +
+					"this value alone. Any other value is refused (`invalid_target`). Without it `aud` is the whole " +
+					"`token_audience` list, or the public URL.",
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
 			"access_token": schema.StringAttribute{
 				Computed: true, Sensitive: true,
 				MarkdownDescription: "The Trustgate access token (a JWT signed by the server).",
@@ -81,7 +91,9 @@ func (e *accessTokenEphemeralResource) Open(ctx context.Context, req ephemeral.O
 		return
 	}
 	before := e.now()
-	tok, err := e.client.ExchangeToken(ctx, m.ConnectionName.ValueString(), m.SubjectToken.ValueString())
+	tok, err := e.client.Exchange(ctx, api.TokenRequest{
+		Connection: m.ConnectionName.ValueString(), SubjectToken: m.SubjectToken.ValueString(), Audience: m.Audience.ValueString(),
+	})
 	if err != nil {
 		var oe *apiclient.OAuthError
 		if errors.As(err, &oe) {
@@ -102,7 +114,8 @@ func (e *accessTokenEphemeralResource) Open(ctx context.Context, req ephemeral.O
 func exchangeHint(code string) string {
 	switch code {
 	case "invalid_target":
-		return "The connection does not exist or is not active: check connection_name, and ask the security team to activate it."
+		return "The connection does not exist or is not active, or audience is not one of its token_audience: check " +
+			"connection_name and audience, and ask the security team to activate the connection."
 	case "invalid_grant":
 		return "The CI token does not meet the connection's checks. A devops or security admin can see which check " +
 			"failed, with expected and actual values, in the audit log or with the connection's test endpoint."

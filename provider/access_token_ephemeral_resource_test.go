@@ -113,3 +113,88 @@ resource "echo" "test" {}
 }
 
 var jwtShape = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`)
+
+// audienceOfEcho is a state check: the access token the echo resource holds verifies against the
+// server's keys with aud exactly audience (not the public URL), and carries the mapped claims.
+type audienceOfEcho struct {
+	t        *testing.T
+	s        *testkit.Server
+	audience string
+	claims   map[string]any
+}
+
+func (c audienceOfEcho) CheckState(_ context.Context, req statecheck.CheckStateRequest, resp *statecheck.CheckStateResponse) {
+	var token string
+	for _, r := range req.State.Values.RootModule.Resources {
+		if r.Type == "echo" {
+			data, _ := r.AttributeValues["data"].(map[string]any)
+			token, _ = data["access_token"].(string)
+		}
+	}
+	if token == "" {
+		resp.Error = fmt.Errorf("echo.test.data has no access_token")
+		return
+	}
+	claims := c.s.VerifyAccessFor(c.t, token, c.audience)
+	if got := []string(claims.Audience); len(got) != 1 || got[0] != c.audience {
+		resp.Error = fmt.Errorf("aud = %v, want exactly [%q]", got, c.audience)
+		return
+	}
+	got, _ := json.Marshal(claims.Claims)
+	want, _ := json.Marshal(c.claims)
+	if string(got) != string(want) {
+		resp.Error = fmt.Errorf("claims = %s, want %s (claim_mappings)", got, want)
+	}
+}
+
+// The audience argument is the RFC 8693 audience parameter: the token carries that audience (one
+// of the connection's token_audience), and one the connection does not list is refused.
+func TestAccAccessToken_audienceSelectsOneOfTheConnectionsTokenAudiences(t *testing.T) {
+	s := accServer(t)
+	iss := ciissuer.Start(t, devissuer.Options{})
+	jwt := iss.MustMint(t, "generic", map[string]any{"aud": "trustgate-acc", "sub": "workload:acc", "repository": "acme/app"})
+
+	in := genericInput("acc-audience")
+	in.JWKSURL = iss.JWKSURL
+	in.Conditions[0].Value = &iss.URL
+	in.TokenAudience = []string{"https://api.acme.example", "https://deploy.acme.example"}
+	in.ClaimMappings = map[string]string{"repo": "repository"}
+	s.CreateActive(t, in)
+
+	cfg := func(audience string) string {
+		return fmt.Sprintf(`
+provider "trustgate" {
+  endpoint = %q
+}
+
+ephemeral "trustgate_access_token" "ci" {
+  connection_name = "acc-audience"
+  subject_token   = %q
+  audience        = %q
+}
+
+provider "echo" {
+  data = ephemeral.trustgate_access_token.ci
+}
+
+resource "echo" "test" {}
+`, s.URL, jwt, audience)
+	}
+	resource.Test(t, resource.TestCase{
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{needsMinTerraform(t, "the ephemeral resource trustgate_access_token")},
+		ProtoV6ProviderFactories: providerFactoriesWithEcho,
+		// The refusal comes first: the test's final destroy runs the last configuration again.
+		Steps: []resource.TestStep{
+			{
+				Config:      cfg("https://elsewhere.example"),
+				ExpectError: regexp.MustCompile(`(?s)Trustgate refused the token exchange.*invalid_target.*token_audience`),
+			},
+			{
+				Config: cfg("https://deploy.acme.example"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					audienceOfEcho{t: t, s: s, audience: "https://deploy.acme.example", claims: map[string]any{"repo": "acme/app"}},
+				},
+			},
+		},
+	})
+}

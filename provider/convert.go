@@ -88,6 +88,11 @@ type connectionModel struct {
 	TokenTTL            *tokenTTLModel    `tfsdk:"token_ttl"`
 	IdentityClaim       types.String      `tfsdk:"identity_claim"`
 	Conditions          []conditionModel  `tfsdk:"condition"`
+	IssuerURL           types.String      `tfsdk:"issuer_url"`
+	JWKS                types.String      `tfsdk:"jwks"`
+	ClaimMappings       types.Map         `tfsdk:"claim_mappings"`
+	TokenAudience       types.List        `tfsdk:"token_audience"`
+	SingleUse           types.Bool        `tfsdk:"single_use"`
 	EffectiveConditions types.List        `tfsdk:"effective_conditions"`
 	Status              types.String      `tfsdk:"status"`
 	Revision            types.Int64       `tfsdk:"revision"`
@@ -126,6 +131,15 @@ func fromModel(ctx context.Context, m connectionModel, jwksOverride types.String
 		JWKSURL:       jwksOverride.ValueString(),
 		IdentityClaim: m.IdentityClaim.ValueString(),
 		Conditions:    []api.Condition{},
+		IssuerURL:     m.IssuerURL.ValueString(),
+		JWKS:          m.JWKS.ValueString(),
+		SingleUse:     m.SingleUse.ValueBool(),
+	}
+	if !m.ClaimMappings.IsNull() && !m.ClaimMappings.IsUnknown() {
+		diags.Append(m.ClaimMappings.ElementsAs(ctx, &in.ClaimMappings, false)...)
+	}
+	if !m.TokenAudience.IsNull() && !m.TokenAudience.IsUnknown() {
+		diags.Append(m.TokenAudience.ElementsAs(ctx, &in.TokenAudience, false)...)
 	}
 	if g := m.GitHub; g != nil {
 		in.GitHub = &api.GitHubSettings{
@@ -168,8 +182,11 @@ func fromModel(ctx context.Context, m connectionModel, jwksOverride types.String
 
 // mergePatch is the PATCH body that makes the server's connection equal to in: every field the
 // configuration leaves out is an explicit JSON null, inside the preset object too, because a JSON
-// merge patch (RFC 7396) keeps whatever the body does not mention.
-func mergePatch(in api.ConnectionInput) map[string]any {
+// merge patch (RFC 7396) keeps whatever the body does not mention. For the same reason a
+// claim_mappings entry that priorMappings (the state's, which the patch applies to: the update
+// sends the state's revision as If-Match) has and in has not is sent as null: the patch merges
+// objects key by key.
+func mergePatch(in api.ConnectionInput, priorMappings []string) map[string]any {
 	p := map[string]any{
 		"name":           in.Name,
 		"description":    in.Description,
@@ -182,6 +199,30 @@ func mergePatch(in api.ConnectionInput) map[string]any {
 		"token_ttl":      nil,
 		"identity_claim": nil,
 		"conditions":     in.Conditions,
+		"issuer_url":     nil,
+		"jwks":           nil,
+		"claim_mappings": nil,
+		"token_audience": nil,
+		"single_use":     in.SingleUse,
+	}
+	if in.IssuerURL != "" {
+		p["issuer_url"] = in.IssuerURL
+	}
+	if in.JWKS != "" {
+		p["jwks"] = in.JWKS
+	}
+	if len(in.ClaimMappings) > 0 {
+		mappings := make(map[string]any, len(in.ClaimMappings)+len(priorMappings))
+		for _, name := range priorMappings {
+			mappings[name] = nil
+		}
+		for name, source := range in.ClaimMappings {
+			mappings[name] = source
+		}
+		p["claim_mappings"] = mappings
+	}
+	if len(in.TokenAudience) > 0 {
+		p["token_audience"] = in.TokenAudience
 	}
 	if in.JWKSURL != "" {
 		p["jwks_url"] = in.JWKSURL
@@ -232,11 +273,17 @@ func (m *connectionModel) extract(ctx context.Context, live *api.Connection) dia
 	m.Description = types.StringValue(c.Description)
 	m.ProviderType = types.StringValue(c.ProviderType)
 	m.GitHub, m.GitLab, m.CircleCI, m.GoogleCloud = presetModels(c)
-	m.JWKSURL = types.StringValue(c.JWKSURL)
+	// No JWKS URL when the keys come from OIDC discovery (issuer_url) or are given inline (jwks).
+	m.JWKSURL = stringOrNull(c.JWKSURL)
 	m.TokenTTL = &tokenTTLModel{Amount: types.Int64Value(c.TokenTTL.Amount), Unit: types.StringValue(c.TokenTTL.Unit)}
 	m.IdentityClaim = types.StringValue(c.IdentityClaim)
 	m.Conditions, diags = conditionModels(ctx, c.Conditions)
+	m.IssuerURL = stringOrNull(c.IssuerURL)
+	m.JWKS = stringOrNull(c.JWKS)
 	var d diag.Diagnostics
+	m.ClaimMappings, m.TokenAudience, d = tokenShape(ctx, c.ClaimMappings, c.TokenAudience)
+	diags.Append(d...)
+	m.SingleUse = types.BoolValue(c.SingleUse)
 	m.EffectiveConditions, d = conditionList(ctx, c.EffectiveConditions)
 	diags.Append(d...)
 	m.Status = types.StringValue(live.Status)
@@ -310,6 +357,37 @@ func presetModels(c *api.Connection) (*githubModel, *gitlabModel, *circleciModel
 		gc = &googleCloudModel{ClientID: types.StringValue(g.ClientID), Email: stringOrNull(g.Email), AccountID: stringOrNull(g.AccountID)}
 	}
 	return gh, gl, cc, gc
+}
+
+// tokenShape converts claim_mappings and token_audience; none is null (the server stores an empty
+// map or list as none, and the resource's validators refuse an empty one, so null is how a
+// configuration says it).
+func tokenShape(ctx context.Context, mappings map[string]string, audience []string) (types.Map, types.List, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	m, l := types.MapNull(types.StringType), types.ListNull(types.StringType)
+	if len(mappings) > 0 {
+		var d diag.Diagnostics
+		m, d = types.MapValueFrom(ctx, types.StringType, mappings)
+		diags.Append(d...)
+	}
+	if len(audience) > 0 {
+		var d diag.Diagnostics
+		l, d = types.ListValueFrom(ctx, types.StringType, audience)
+		diags.Append(d...)
+	}
+	return m, l, diags
+}
+
+// mappingNames are the claim names of a claim_mappings value (none when null or unknown).
+func mappingNames(m types.Map) []string {
+	if m.IsNull() || m.IsUnknown() {
+		return nil
+	}
+	names := make([]string, 0, len(m.Elements()))
+	for name := range m.Elements() {
+		names = append(names, name)
+	}
+	return names
 }
 
 // conditionModels converts API conditions; never nil, because an absent block list is empty.

@@ -3,9 +3,11 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -140,7 +142,7 @@ func TestMergePatchNullsEverythingTheConfigurationLeavesOut(t *testing.T) {
 		GitHub:       &api.GitHubSettings{OwnerID: "65"},
 		TokenTTL:     &api.TokenTTL{Amount: 1, Unit: "hours"},
 	}
-	b, err := json.Marshal(mergePatch(in))
+	b, err := json.Marshal(mergePatch(in, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func TestMergePatchNullsEverythingTheConfigurationLeavesOut(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"gitlab", "circleci", "google_cloud", "jwks_url", "identity_claim"} {
+	for _, k := range []string{"gitlab", "circleci", "google_cloud", "jwks_url", "identity_claim", "issuer_url", "jwks", "claim_mappings", "token_audience"} {
 		v, ok := got[k]
 		if !ok || v != nil {
 			t.Errorf("%s = %v (present %v), want an explicit null", k, v, ok)
@@ -168,6 +170,9 @@ func TestMergePatchNullsEverythingTheConfigurationLeavesOut(t *testing.T) {
 	}
 	if conds, ok := got["conditions"].([]any); !ok || len(conds) != 0 {
 		t.Errorf("conditions = %v, want [] so that removed blocks are removed", got["conditions"])
+	}
+	if v, ok := got["single_use"]; !ok || v != false {
+		t.Errorf("single_use = %v (present %v), want an explicit false", v, ok)
 	}
 	if got["provider_type"] != "github" || got["name"] != "gh" {
 		t.Errorf("name/provider_type = %v/%v", got["name"], got["provider_type"])
@@ -301,6 +306,11 @@ func TestAttributePathMapsServerFieldsToResourceAttributes(t *testing.T) {
 		{"provider_type", path.Empty(), false},
 		{"conditions[x].value", path.Empty(), false},
 		{"conditions[1", path.Empty(), false},
+		{"claim_mappings.repo", path.Root("claim_mappings").AtMapKey("repo"), true},
+		{"claim_mappings.Bad.Name[0]", path.Root("claim_mappings").AtMapKey("Bad.Name[0]"), true},
+		{"token_audience[1]", path.Root("token_audience").AtListIndex(1), true},
+		{"issuer_url", path.Root("issuer_url"), true},
+		{"jwks", path.Root("jwks"), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -309,5 +319,134 @@ func TestAttributePathMapsServerFieldsToResourceAttributes(t *testing.T) {
 				t.Errorf("attributePath(%q) = %s, %v; want %s, %v", tt.field, got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// The PATCH body, applied as an RFC 7396 merge patch (the library the server uses) to what the
+// server holds, gives exactly the planned configuration of the issue 13 fields: a claim_mappings
+// entry the configuration dropped is removed (merge patches merge objects key by key), a
+// token_audience list is replaced as a whole, and fields left out are removed.
+func TestMergePatchOverThePriorConfigurationGivesThePlannedOne(t *testing.T) {
+	prior := api.ConnectionInput{
+		Name: "g", ProviderType: api.ProviderGeneric, IssuerURL: "https://issuer.example.com",
+		ClaimMappings: map[string]string{"repo": "repository", "team": "/workload/team", "ref": "ref"},
+		TokenAudience: []string{"https://a.example", "https://b.example"},
+		SingleUse:     true,
+	}
+	tests := []struct {
+		name    string
+		planned api.ConnectionInput
+	}{
+		{"drop a mapping, change one, add one; fewer audiences; single_use off", api.ConnectionInput{
+			Name: "g", ProviderType: api.ProviderGeneric, IssuerURL: "https://issuer.example.com",
+			ClaimMappings: map[string]string{"repo": "/repository", "env": "environment"},
+			TokenAudience: []string{"https://b.example"},
+		}},
+		{"everything removed, inline keys instead of discovery", api.ConnectionInput{
+			Name: "g", ProviderType: api.ProviderGeneric, JWKS: `{"keys":[]}`,
+		}},
+		{"unchanged", prior},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := json.Marshal(prior)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := make([]string, 0, len(prior.ClaimMappings))
+			for n := range prior.ClaimMappings {
+				names = append(names, n)
+			}
+			patch, err := json.Marshal(mergePatch(tt.planned, names))
+			if err != nil {
+				t.Fatal(err)
+			}
+			merged, err := jsonpatch.MergePatch(doc, patch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got api.ConnectionInput
+			if err := json.Unmarshal(merged, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.IssuerURL != tt.planned.IssuerURL || got.JWKS != tt.planned.JWKS || got.SingleUse != tt.planned.SingleUse ||
+				!reflect.DeepEqual(got.ClaimMappings, tt.planned.ClaimMappings) || !reflect.DeepEqual(got.TokenAudience, tt.planned.TokenAudience) {
+				t.Errorf("the server would hold\n  issuer_url %q jwks %q single_use %v claim_mappings %v token_audience %v\nwant\n  issuer_url %q jwks %q single_use %v claim_mappings %v token_audience %v",
+					got.IssuerURL, got.JWKS, got.SingleUse, got.ClaimMappings, got.TokenAudience,
+					tt.planned.IssuerURL, tt.planned.JWKS, tt.planned.SingleUse, tt.planned.ClaimMappings, tt.planned.TokenAudience)
+			}
+		})
+	}
+}
+
+// The issue 13 fields survive extract and fromModel; absent ones are null (not "" or an empty
+// collection, which the validators refuse, so a configuration never says them), and there is no
+// JWKS URL when the keys come from discovery or inline.
+func TestExtractAndFromModelRoundTripTheTokenShapeAndKeySources(t *testing.T) {
+	ctx := context.Background()
+	conn := &api.Connection{
+		ID: "id-1", Name: "g", ProviderType: api.ProviderGeneric, IssuerURL: "https://issuer.example.com",
+		TokenTTL: api.TokenTTL{Amount: 1, Unit: "hours"}, IdentityClaim: "sub",
+		ClaimMappings: map[string]string{"repo": "repository", "team": "/workload/team"},
+		TokenAudience: []string{"https://b.example", "https://a.example"}, SingleUse: true,
+	}
+	var m connectionModel
+	if diags := m.extract(ctx, conn); diags.HasError() {
+		t.Fatal(diags)
+	}
+	if m.IssuerURL.ValueString() != "https://issuer.example.com" || !m.JWKS.IsNull() || !m.JWKSURL.IsNull() || !m.SingleUse.ValueBool() {
+		t.Errorf("issuer_url %v jwks %v jwks_url %v single_use %v", m.IssuerURL, m.JWKS, m.JWKSURL, m.SingleUse)
+	}
+	in, diags := fromModel(ctx, m, types.StringNull())
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if in.IssuerURL != conn.IssuerURL || in.JWKS != "" || !in.SingleUse ||
+		!reflect.DeepEqual(in.ClaimMappings, conn.ClaimMappings) || !reflect.DeepEqual(in.TokenAudience, conn.TokenAudience) {
+		t.Errorf("round trip: %+v", in)
+	}
+
+	var bare connectionModel
+	if diags := bare.extract(ctx, &api.Connection{ID: "id-2", Name: "b", ProviderType: api.ProviderGeneric, JWKSURL: "https://k.example/jwks"}); diags.HasError() {
+		t.Fatal(diags)
+	}
+	if !bare.IssuerURL.IsNull() || !bare.JWKS.IsNull() || !bare.ClaimMappings.IsNull() || !bare.TokenAudience.IsNull() ||
+		bare.SingleUse.ValueBool() || bare.SingleUse.IsNull() {
+		t.Errorf("absent fields: issuer_url %v jwks %v claim_mappings %v token_audience %v single_use %v",
+			bare.IssuerURL, bare.JWKS, bare.ClaimMappings, bare.TokenAudience, bare.SingleUse)
+	}
+	if got := mappingNames(m.ClaimMappings); len(got) != 2 {
+		t.Errorf("mappingNames = %v", got)
+	}
+	if got := mappingNames(bare.ClaimMappings); got != nil {
+		t.Errorf("mappingNames of null = %v", got)
+	}
+}
+
+// A pending proposal's key source and token shape stand in for the live ones too, so that the plan
+// after an apply that proposed them is empty.
+func TestExtractDescribesTheProposalsKeySourceAndTokenShape(t *testing.T) {
+	ctx := context.Background()
+	live := &api.Connection{
+		ID: "id-1", Name: "g", ProviderType: api.ProviderGeneric, JWKSURL: "https://k.example/jwks", JWKSURLOverridden: true,
+		TokenTTL: api.TokenTTL{Amount: 1, Unit: "hours"}, IdentityClaim: "sub", Status: api.StatusActive,
+		ClaimMappings: map[string]string{"live": "x"}, Fingerprint: "sha256:live",
+		Proposal: &api.Proposal{
+			Fingerprint: "sha256:proposed",
+			Config: api.ConnectionInput{Name: "g", ProviderType: api.ProviderGeneric, IssuerURL: "https://issuer.example.com",
+				ClaimMappings: map[string]string{"repo": "repository"}, TokenAudience: []string{"https://a.example"}, SingleUse: true},
+		},
+	}
+	var m connectionModel
+	if diags := m.extract(ctx, live); diags.HasError() {
+		t.Fatal(diags)
+	}
+	in, diags := fromModel(ctx, m, types.StringNull())
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if !m.JWKSURL.IsNull() || in.IssuerURL != "https://issuer.example.com" || !in.SingleUse ||
+		!reflect.DeepEqual(in.ClaimMappings, map[string]string{"repo": "repository"}) || !reflect.DeepEqual(in.TokenAudience, []string{"https://a.example"}) {
+		t.Errorf("the resource does not describe the proposal: jwks_url %v, %+v", m.JWKSURL, in)
 	}
 }

@@ -114,12 +114,21 @@ var apiFieldToAttribute = map[string]string{
 	"token_ttl":      "token_ttl",
 	"identity_claim": "identity_claim",
 	"conditions":     "condition",
+	"issuer_url":     "issuer_url",
+	"jwks":           "jwks",
+	"claim_mappings": "claim_mappings",
+	"token_audience": "token_audience",
+	"single_use":     "single_use",
 }
 
 // attributePath turns an API field path such as `github.owner`, `token_ttl.amount` or
 // `conditions[2].values` into the resource attribute path. ok is false for fields the resource
 // does not have (then the error goes on the resource as a whole).
 func attributePath(field string) (path.Path, bool) {
+	if name, ok := strings.CutPrefix(field, "claim_mappings."); ok && name != "" {
+		// A map entry: the rest is the key, dots and brackets included (an invalid name is reported too).
+		return path.Root("claim_mappings").AtMapKey(name), true
+	}
 	parts := strings.Split(field, ".")
 	var p path.Path
 	for i, part := range parts {

@@ -74,7 +74,15 @@ func TestAccExamples_platformWorkspaceExamplesApply(t *testing.T) {
 	if provider == providerExample {
 		t.Fatal("examples/provider/provider.tf no longer names https://trustgate.example.com")
 	}
+	// resource.tf and the examples of single arguments beside it (resource-*.tf), as the docs show them.
 	connections := readExample(t, "resources/trustgate_workload_connection/resource.tf")
+	more, err := filepath.Glob(filepath.Join("..", "examples", "resources", "trustgate_workload_connection", "resource-*.tf"))
+	if err != nil || len(more) < 3 {
+		t.Fatalf("the examples of single arguments are missing: %v %v", more, err)
+	}
+	for _, f := range more {
+		connections += "\n" + readExample(t, strings.TrimPrefix(filepath.ToSlash(f), "../examples/"))
+	}
 	importBlock := readExample(t, "resources/trustgate_workload_connection/import-by-string-id.tf")
 	vars := config.Variables{"trustgate_api_key": config.StringVariable(s.DevOpsKey)}
 	deploy := "trustgate_workload_connection.deploy"
@@ -89,6 +97,12 @@ func TestAccExamples_platformWorkspaceExamplesApply(t *testing.T) {
 					statecheck.ExpectKnownValue(deploy, tfjsonpath.New("status"), knownvalue.StringExact("draft")),
 					statecheck.ExpectKnownValue("trustgate_workload_connection.buildkite", tfjsonpath.New("provider_type"), knownvalue.StringExact("generic")),
 					statecheck.ExpectKnownValue("trustgate_workload_connection.google", tfjsonpath.New("provider_type"), knownvalue.StringExact("google_cloud")),
+					statecheck.ExpectKnownValue(deploy, tfjsonpath.New("claim_mappings").AtMapKey("workflow"), knownvalue.StringExact("workflow_ref")),
+					statecheck.ExpectKnownValue(deploy, tfjsonpath.New("token_audience"), knownvalue.ListSizeExact(2)),
+					statecheck.ExpectKnownValue("trustgate_workload_connection.keycloak", tfjsonpath.New("effective_conditions").AtSliceIndex(0),
+						knownvalue.ObjectPartial(map[string]knownvalue.Check{"claim": knownvalue.StringExact("iss"), "value": knownvalue.StringExact("https://sso.acme.example/realms/ci")})),
+					statecheck.ExpectKnownValue("trustgate_workload_connection.ghes", tfjsonpath.New("jwks_url"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("trustgate_workload_connection.releases", tfjsonpath.New("single_use"), knownvalue.Bool(true)),
 				},
 			},
 			{
@@ -121,6 +135,7 @@ func TestAccExamples_securityWorkspaceAndCIExamplesApply(t *testing.T) {
 	in := genericInput("github-deploy")
 	in.JWKSURL = iss.JWKSURL
 	in.Conditions[0].Value = &iss.URL
+	in.TokenAudience = []string{"https://deploy.acme.example", "https://registry.acme.example"} // as in resource.tf
 	conn := s.CreateDraft(t, in)
 	jwt := iss.MustMint(t, "generic", map[string]any{"aud": "trustgate-acc"})
 
@@ -184,6 +199,8 @@ resource "echo" "test" {}
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("echo.test", tfjsonpath.New("data").AtMapKey("access_token"), knownvalue.StringRegexp(jwtShape)),
 					statecheck.ExpectKnownValue("echo.test", tfjsonpath.New("data").AtMapKey("connection_name"), knownvalue.StringExact("github-deploy")),
+					// The example's audience, alone in aud.
+					audienceOfEcho{t: t, s: s, audience: "https://deploy.acme.example"},
 				},
 			},
 		},

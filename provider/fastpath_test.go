@@ -27,7 +27,8 @@ import (
 // answer. BENCHMARKS.md ("Fast paths and their benchmarks") has the figures.
 
 // connectionValues is a realistic trustgate_workload_connection after an apply: a github preset,
-// three conditions, six effective conditions, activated. state is what Terraform stores, config
+// three conditions, seven effective conditions, two claim mappings, two token audiences, single
+// use, activated. state is what Terraform stores, config
 // what the user wrote (computed attributes null), and refreshPlan what the framework plans when
 // nothing changed.
 type connectionValues struct {
@@ -67,6 +68,9 @@ func realisticConnection(tb testing.TB) connectionValues {
 		},
 		Status: api.StatusActive, Revision: 3, Fingerprint: "sha256:" + strings.Repeat("0123456789abcdef", 4),
 		CreatedBy: "platform-ci", ActivatedBy: "alice", ActivatedAt: &activated, ConfigChangedBy: "platform-ci",
+		ClaimMappings: map[string]string{"repository": "repository", "environment": "environment"},
+		TokenAudience: []string{"https://deploy.acme.example", "https://registry.acme.example"},
+		SingleUse:     true,
 	}
 	var m connectionModel
 	noDiagErrors(tb, m.extract(ctx, conn))

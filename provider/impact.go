@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
@@ -72,7 +73,9 @@ func (r *workloadConnectionResource) planImpact(ctx context.Context, req resourc
 	// proposal is pending.
 	ctx, cancel := context.WithTimeout(ctx, impactTimeout)
 	defer cancel()
-	rep, err := r.client.Impact(ctx, id, mergePatch(in), apiclient.ImpactOptions{})
+	var prior types.Map
+	req.State.GetAttribute(ctx, path.Root("claim_mappings"), &prior) // unreadable: no prior names
+	rep, err := r.client.Impact(ctx, id, mergePatch(in, mappingNames(prior)), apiclient.ImpactOptions{})
 	if err != nil {
 		addImpactUnknown(&resp.Diagnostics, path.Empty(), subject, err)
 		return

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
+	"github.com/trustgate/terraform-provider-trustgate/api/inlinejwks"
 )
 
 // Plan-time checks of the static field rules of CONTRACT.md §1 that no validator of
@@ -67,13 +69,14 @@ func ttlOutOfBounds(amount int64, unit string) string {
 }
 
 // conditionOperands checks that each condition gives the operand its operator takes: value for
-// equals and starts_with, values for one_of, nothing for exists.
+// equals, starts_with, not_equals and glob, values for one_of, nothing for exists; and that a glob
+// pattern follows api.GlobPatternProblem, the rule the server applies.
 type conditionOperands struct{}
 
 var _ validator.Object = conditionOperands{}
 
 func (conditionOperands) Description(context.Context) string {
-	return "equals and starts_with take value, one_of takes values, exists takes neither"
+	return "equals, starts_with, not_equals and glob take value (glob: a pattern that is not only wildcards), one_of takes values, exists takes neither"
 }
 
 func (v conditionOperands) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
@@ -109,12 +112,16 @@ func conditionOperandProblems(operator string, value types.String, values types.
 	hasValues := !values.IsNull()
 	var out []operandProblem
 	switch operator {
-	case api.OpEquals, api.OpStartsWith:
-		if !hasValue {
+	case api.OpEquals, api.OpStartsWith, api.OpNotEquals, api.OpGlob:
+		switch {
+		case !hasValue:
 			out = append(out, operandProblem{"value", fmt.Sprintf("operator %q needs value = \"...\".", operator)})
-		} else if operator == api.OpStartsWith && !value.IsUnknown() && value.ValueString() == "" {
+		case value.IsUnknown():
+		case operator == api.OpStartsWith && value.ValueString() == "":
 			out = append(out, operandProblem{"value", "starts_with needs a non-empty value: every string starts with \"\". " +
 				"Use operator = \"exists\" to require the claim."})
+		case operator == api.OpGlob && api.GlobPatternProblem(value.ValueString()) != "":
+			out = append(out, operandProblem{"value", "The glob pattern " + api.GlobPatternProblem(value.ValueString()) + "."})
 		}
 		if hasValues {
 			out = append(out, operandProblem{"values", fmt.Sprintf("values is only for operator %q; operator %q takes value.", api.OpOneOf, operator)})
@@ -271,5 +278,111 @@ func (hostShape) ValidateString(_ context.Context, req validator.StringRequest, 
 	}
 	if msg := api.HostProblem(req.ConfigValue.ValueString()); msg != "" {
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid host", req.Path.String()+" "+msg+".")
+	}
+}
+
+// issuerURLShape checks at plan time what the server's issuer_url rule needs of the URL's shape:
+// an absolute http(s) URL with a host, without credentials, query or fragment (an issuer
+// identifier has none, and it is compared byte for byte with the discovery document's issuer and
+// the tokens' iss). Whether http is allowed (only with --allow-insecure-jwks) and whether the
+// address may be reached are the server's to decide: a plan cannot know its flags.
+type issuerURLShape struct{}
+
+var _ validator.String = issuerURLShape{}
+
+func (issuerURLShape) Description(context.Context) string {
+	return "must be an https URL with a host and no credentials, query or fragment"
+}
+
+func (v issuerURLShape) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (issuerURLShape) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() || req.ConfigValue.ValueString() == "" {
+		return
+	}
+	if msg := issuerURLProblem(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid issuer_url", req.Path.String()+" "+msg+".")
+	}
+}
+
+func issuerURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("is not a valid URL: %v", err)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Sprintf("must be an https URL such as https://issuer.example.com; got %q", raw)
+	case u.Host == "" || u.Hostname() == "":
+		return "must name a host"
+	case u.User != nil:
+		return "must not carry user credentials"
+	case strings.ContainsAny(raw, "?#"):
+		return "must not have a query or fragment: an issuer identifier has none, and it is compared byte for byte " +
+			"with the discovery document's issuer and the tokens' iss"
+	}
+	return ""
+}
+
+// inlineJWKS checks the jwks attribute at plan time with inlinejwks.Thumbprints, the rule the
+// server applies: a JWKS document of valid public keys, at most api.MaxInlineJWKSBytes.
+type inlineJWKS struct{}
+
+var _ validator.String = inlineJWKS{}
+
+func (inlineJWKS) Description(context.Context) string {
+	return fmt.Sprintf("must be a JWKS document of public keys only, at most %d bytes", api.MaxInlineJWKSBytes)
+}
+
+func (v inlineJWKS) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (inlineJWKS) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() || req.ConfigValue.ValueString() == "" {
+		return
+	}
+	if _, err := inlinejwks.Thumbprints(req.ConfigValue.ValueString()); err != nil {
+		// The error never repeats a key's members: at most its index, kid and a member's name.
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid inline JWKS", req.Path.String()+" "+err.Error()+".")
+	}
+}
+
+// claimReference checks a claim reference (a claim_mappings source) with api.ClaimReferenceProblem,
+// the rule the server applies: a claim name, or a valid RFC 6901 JSON pointer when it starts with "/".
+type claimReference struct{}
+
+var _ validator.String = claimReference{}
+
+func (claimReference) Description(context.Context) string {
+	return "must be a claim name, or an RFC 6901 JSON pointer when it starts with \"/\""
+}
+
+func (v claimReference) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (claimReference) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if msg := api.ClaimReferenceProblem(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid claim reference", req.Path.String()+": the source claim "+msg+".")
+	}
+}
+
+var claimMappingNameRegexp = regexp.MustCompile(api.ClaimMappingNamePattern)
+
+// trimmed refuses a string that starts or ends with white space (token_audience entries), as the
+// server does: an aud compared byte for byte would never match what a resource server expects.
+type trimmed struct{}
+
+var _ validator.String = trimmed{}
+
+func (trimmed) Description(context.Context) string { return "must not start or end with white space" }
+
+func (v trimmed) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (trimmed) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if v := req.ConfigValue.ValueString(); strings.TrimSpace(v) != v {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid value", fmt.Sprintf("%s must not start or end with white space; got %q.", req.Path, v))
 	}
 }

@@ -2,9 +2,14 @@ package provider
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/hashicorp/terraform-plugin-framework-validators/objectvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -81,6 +86,18 @@ func TestConditionOperandsFollowTheOperator(t *testing.T) {
 		{"one_of with values", api.OpOneOf, types.StringNull(), some, nil},
 		{"one_of with value", api.OpOneOf, types.StringValue("x"), none, []string{"value", "values"}},
 		{"one_of unknown values", api.OpOneOf, types.StringNull(), types.ListUnknown(types.StringType), nil},
+		{"not_equals with value", api.OpNotEquals, types.StringValue("refs/heads/main"), none, nil},
+		{"not_equals with empty value", api.OpNotEquals, types.StringValue(""), none, nil},
+		{"not_equals without value", api.OpNotEquals, types.StringNull(), none, []string{"value"}},
+		{"not_equals with values", api.OpNotEquals, types.StringValue("x"), some, []string{"values"}},
+		{"glob pattern", api.OpGlob, types.StringValue("refs/heads/release/*"), none, nil},
+		{"glob with a fixed part", api.OpGlob, types.StringValue("**/main"), none, nil},
+		{"glob only a star", api.OpGlob, types.StringValue("*"), none, []string{"value"}},
+		{"glob only wildcards", api.OpGlob, types.StringValue("***"), none, []string{"value"}},
+		{"glob empty", api.OpGlob, types.StringValue(""), none, []string{"value"}},
+		{"glob too long", api.OpGlob, types.StringValue("refs/" + strings.Repeat("x", api.MaxGlobPatternLen)), none, []string{"value"}},
+		{"glob unknown", api.OpGlob, types.StringUnknown(), none, nil},
+		{"glob without value", api.OpGlob, types.StringNull(), none, []string{"value"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,5 +250,84 @@ func TestPresetBlocksRequireTheirInputsAsObjectvalidatorAlsoRequiresDoes(t *test
 				}
 			})
 		}
+	}
+}
+
+// The plan-time checks of the issue 13 attributes: each accepts what the server accepts at the
+// same rule, and refuses with an error on the attribute.
+func TestStringValidatorsOfTheKeySourcesAndTokenShape(t *testing.T) {
+	ctx := context.Background()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk := func(k any) string {
+		b, err := json.Marshal(map[string]any{"keys": []any{jose.JSONWebKey{Key: k, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	var members map[string]any
+	if err := json.Unmarshal([]byte(jwk(priv)), &struct{ Keys []any }{Keys: []any{&members}}); err != nil {
+		t.Fatal(err)
+	}
+	privateD, _ := members["d"].(string)
+	if len(privateD) < 16 {
+		t.Fatalf("the private JWK has no d: %v", members)
+	}
+	tests := []struct {
+		name  string
+		v     validator.String
+		value string
+		ok    bool
+		says  string
+	}{
+		{"issuer https", issuerURLShape{}, "https://gitlab.acme.example", true, ""},
+		{"issuer with a path and trailing slash", issuerURLShape{}, "https://auth.acme.example/realms/ci/", true, ""},
+		{"issuer http (the server decides, by --allow-insecure-jwks)", issuerURLShape{}, "http://127.0.0.1:8080", true, ""},
+		{"issuer without scheme", issuerURLShape{}, "gitlab.acme.example", false, "https URL"},
+		{"issuer ftp", issuerURLShape{}, "ftp://acme.example", false, "https URL"},
+		{"issuer with a query", issuerURLShape{}, "https://acme.example/?tenant=1", false, "query"},
+		{"issuer with a fragment", issuerURLShape{}, "https://acme.example/#x", false, "fragment"},
+		{"issuer with credentials", issuerURLShape{}, "https://u:p@acme.example", false, "credentials"},
+		{"issuer without host", issuerURLShape{}, "https:///path", false, "host"},
+		{"jwks public key", inlineJWKS{}, jwk(&priv.PublicKey), true, ""},
+		{"jwks private key", inlineJWKS{}, jwk(priv), false, `private member "d"`},
+		{"jwks symmetric key", inlineJWKS{}, `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`, false, `private member "k"`},
+		{"jwks no keys", inlineJWKS{}, `{"keys":[]}`, false, "has no keys"},
+		{"jwks not JSON", inlineJWKS{}, `keys`, false, "not a JWKS document"},
+		{"jwks too large", inlineJWKS{}, `{"keys":[],"pad":"` + strings.Repeat("x", api.MaxInlineJWKSBytes) + `"}`, false, "at most 65536"},
+		{"claim name", claimReference{}, "repository", true, ""},
+		{"claim with dots", claimReference{}, "oidc.circleci.com/project-id", true, ""},
+		{"claim pointer", claimReference{}, "/google/compute_engine/project_id", true, ""},
+		{"claim pointer escapes", claimReference{}, "/a~1b/c~0d", true, ""},
+		{"claim bad pointer", claimReference{}, "/a~2b", false, "RFC 6901"},
+		{"claim empty", claimReference{}, "", false, "is required"},
+		{"audience", trimmed{}, "https://api.acme.example", true, ""},
+		{"audience with a space", trimmed{}, "https://api.acme.example ", false, "white space"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := &validator.StringResponse{}
+			tt.v.ValidateString(ctx, validator.StringRequest{Path: path.Root("x"), ConfigValue: types.StringValue(tt.value)}, resp)
+			if got := !resp.Diagnostics.HasError(); got != tt.ok {
+				t.Fatalf("accepted = %v, want %v (%v)", got, tt.ok, resp.Diagnostics)
+			}
+			if !tt.ok && !strings.Contains(resp.Diagnostics.Errors()[0].Detail(), tt.says) {
+				t.Errorf("error %q does not say %q", resp.Diagnostics.Errors()[0].Detail(), tt.says)
+			}
+			if !tt.ok && strings.Contains(resp.Diagnostics.Errors()[0].Detail(), privateD[:16]) {
+				t.Errorf("the error repeats key material: %q", resp.Diagnostics.Errors()[0].Detail())
+			}
+			// Unknown and null values wait for the apply.
+			for _, v := range []types.String{types.StringUnknown(), types.StringNull()} {
+				resp := &validator.StringResponse{}
+				tt.v.ValidateString(ctx, validator.StringRequest{Path: path.Root("x"), ConfigValue: v}, resp)
+				if resp.Diagnostics.HasError() {
+					t.Errorf("%v refused: %v", v, resp.Diagnostics)
+				}
+			}
+		})
 	}
 }

@@ -42,6 +42,11 @@ type connectionDataModel struct {
 	TokenTTL            *tokenTTLModel    `tfsdk:"token_ttl"`
 	IdentityClaim       types.String      `tfsdk:"identity_claim"`
 	Conditions          types.List        `tfsdk:"conditions"`
+	IssuerURL           types.String      `tfsdk:"issuer_url"`
+	JWKS                types.String      `tfsdk:"jwks"`
+	ClaimMappings       types.Map         `tfsdk:"claim_mappings"`
+	TokenAudience       types.List        `tfsdk:"token_audience"`
+	SingleUse           types.Bool        `tfsdk:"single_use"`
 	EffectiveConditions types.List        `tfsdk:"effective_conditions"`
 	Status              types.String      `tfsdk:"status"`
 	Revision            types.Int64       `tfsdk:"revision"`
@@ -79,6 +84,11 @@ type proposalConfigModel struct {
 	TokenTTL      *tokenTTLModel    `tfsdk:"token_ttl"`
 	IdentityClaim types.String      `tfsdk:"identity_claim"`
 	Conditions    types.List        `tfsdk:"conditions"`
+	IssuerURL     types.String      `tfsdk:"issuer_url"`
+	JWKS          types.String      `tfsdk:"jwks"`
+	ClaimMappings types.Map         `tfsdk:"claim_mappings"`
+	TokenAudience types.List        `tfsdk:"token_audience"`
+	SingleUse     types.Bool        `tfsdk:"single_use"`
 }
 
 // connectionData converts an API connection for the data sources.
@@ -89,7 +99,7 @@ func connectionData(ctx context.Context, c *api.Connection) (connectionDataModel
 		Name:              types.StringValue(c.Name),
 		Description:       types.StringValue(c.Description),
 		ProviderType:      types.StringValue(c.ProviderType),
-		JWKSURL:           types.StringValue(c.JWKSURL),
+		JWKSURL:           stringOrNull(c.JWKSURL),
 		JWKSURLOverridden: types.BoolValue(c.JWKSURLOverridden),
 		TokenTTL:          &tokenTTLModel{Amount: types.Int64Value(c.TokenTTL.Amount), Unit: types.StringValue(c.TokenTTL.Unit)},
 		IdentityClaim:     types.StringValue(c.IdentityClaim),
@@ -103,9 +113,14 @@ func connectionData(ctx context.Context, c *api.Connection) (connectionDataModel
 		UpdatedAt:         timeOrNull(&c.UpdatedAt),
 		ActivatedAt:       timeOrNull(c.ActivatedAt),
 		ConfigChangedBy:   stringOrNull(c.ConfigChangedBy),
+		IssuerURL:         stringOrNull(c.IssuerURL),
+		JWKS:              stringOrNull(c.JWKS),
+		SingleUse:         types.BoolValue(c.SingleUse),
 	}
 	m.GitHub, m.GitLab, m.CircleCI, m.GoogleCloud = presetModels(c)
 	var d diag.Diagnostics
+	m.ClaimMappings, m.TokenAudience, d = tokenShape(ctx, c.ClaimMappings, c.TokenAudience)
+	diags.Append(d...)
 	m.Conditions, d = conditionList(ctx, c.Conditions)
 	diags.Append(d...)
 	m.EffectiveConditions, d = conditionList(ctx, c.EffectiveConditions)
@@ -124,11 +139,12 @@ func proposalData(ctx context.Context, p *api.Proposal) (*proposalModel, diag.Di
 		Fingerprint: types.StringValue(p.Fingerprint),
 		ProposedBy:  types.StringValue(p.ProposedBy),
 		ProposedAt:  timeOrNull(&p.ProposedAt),
-		JWKSURL:     types.StringValue(p.JWKSURL),
+		JWKSURL:     stringOrNull(p.JWKSURL),
 		Config: &proposalConfigModel{
 			Name: types.StringValue(cfg.Name), Description: types.StringValue(cfg.Description),
 			ProviderType: types.StringValue(cfg.ProviderType), JWKSURL: stringOrNull(cfg.JWKSURL),
 			IdentityClaim: types.StringValue(cfg.IdentityClaim),
+			IssuerURL:     stringOrNull(cfg.IssuerURL), JWKS: stringOrNull(cfg.JWKS), SingleUse: types.BoolValue(cfg.SingleUse),
 		},
 	}
 	// The presets convert as a connection's do.
@@ -140,6 +156,8 @@ func proposalData(ctx context.Context, p *api.Proposal) (*proposalModel, diag.Di
 	var diags, d diag.Diagnostics
 	out.Config.Conditions, diags = conditionList(ctx, cfg.Conditions)
 	out.EffectiveConditions, d = conditionList(ctx, p.EffectiveConditions)
+	diags.Append(d...)
+	out.Config.ClaimMappings, out.Config.TokenAudience, d = tokenShape(ctx, cfg.ClaimMappings, cfg.TokenAudience)
 	diags.Append(d...)
 	return out, diags
 }
@@ -154,7 +172,7 @@ func connectionDataAttributes() map[string]schema.Attribute {
 			NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 				"claim":    str("Claim name or JSON pointer."),
 				"operator": str("One of " + operatorList() + "."),
-				"value":    str("Expected value (`equals`, `starts_with`)."),
+				"value":    str("Expected value (`equals`, `starts_with`, `not_equals`) or pattern (`glob`)."),
 				"values":   schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Allowed values (`one_of`)."},
 			}}}
 	}
@@ -182,13 +200,20 @@ func connectionDataAttributes() map[string]schema.Attribute {
 			}},
 		"identity_claim": str("Claim that names the workload in issued tokens."),
 		"conditions":     conds("The user's conditions."),
+		"issuer_url":     str("Issuer whose OIDC discovery document names the JWKS URL (generic connections); null when not used."),
+		"jwks":           str("Inline JWKS document (public keys only); null when not used."),
+		"claim_mappings": schema.MapAttribute{Computed: true, ElementType: types.StringType,
+			MarkdownDescription: "Access-token claim name → source claim (name or JSON pointer), copied into the issued token's `claims` object; null when none."},
+		"token_audience": schema.ListAttribute{Computed: true, ElementType: types.StringType,
+			MarkdownDescription: "The audiences issued tokens may carry (all of them when an exchange asks for none); null for the server's public URL alone."},
+		"single_use": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether each CI token is exchanged at most once."},
 	}
 	proposalConfig := map[string]schema.Attribute{
 		"jwks_url": str("The `jwks_url` override; null when the preset derives it (the proposal's `jwks_url` is the effective one)."),
 	}
 	attrs := map[string]schema.Attribute{
 		"id":                   str("Id (UUID) of the connection."),
-		"jwks_url":             str("Effective JWKS URL (the override, or the one the preset derives)."),
+		"jwks_url":             str("Effective JWKS URL (the override, or the one the preset derives); null when the keys come from `issuer_url` or `jwks`."),
 		"jwks_url_overridden":  schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether `jwks_url` was set explicitly."},
 		"effective_conditions": conds("The preset's conditions followed by the user's, in evaluation order."),
 		"status":               str("`draft`, `active` or `inactive`."),

@@ -7,12 +7,14 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
@@ -78,7 +80,8 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 			"`fingerprint`, `effective_conditions` and `jwks_url` describe the proposal, `live_fingerprint` what is " +
 			"enforced, and `proposal_pending` is true.\n\nAt most one preset block (`github`, `gitlab`, `circleci`, " +
 			"`google_cloud`) may be set; " +
-			"none means a generic connection, which needs `jwks_url` and conditions on `iss` and `aud`.",
+			"none means a generic connection, which needs a key source (`jwks_url`, `issuer_url` or `jwks`) and " +
+			"conditions on `iss` and `aud` (`issuer_url` pins `iss` itself).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
@@ -110,8 +113,9 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 				Optional: true,
 				Computed: true,
 				MarkdownDescription: "Where the CI system's token-signing keys are published. Required without a preset " +
-					"block; derived from the preset otherwise, and may be overridden. Must be `https` unless the server " +
-					"runs with `--allow-insecure-jwks`.",
+					"block unless `issuer_url` or `jwks` gives the keys; derived from the preset otherwise, and may be " +
+					"overridden. Must be `https` unless the server runs with `--allow-insecure-jwks`. Null when the keys " +
+					"come from `issuer_url` or `jwks`.",
 			},
 			"token_ttl": schema.SingleNestedAttribute{
 				Optional: true,
@@ -144,6 +148,71 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 					"Defaults to `sub`. A name starting with `/` is an RFC 6901 JSON pointer.",
 				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
+			"issuer_url": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Generic connections only, instead of `jwks_url`: the issuer, whose OIDC discovery " +
+					"document (`<issuer_url>/.well-known/openid-configuration`) names the JWKS URL. Trustgate requires the " +
+					"document's `issuer` to equal `issuer_url` byte for byte, and adds the condition `iss` equals " +
+					"`issuer_url` (first in `effective_conditions`). `https` unless the server runs with " +
+					"`--allow-insecure-jwks`; no query or fragment. At most one of `jwks_url`, `issuer_url`, `jwks`.",
+				Validators: []validator.String{
+					stringvalidator.LengthAtLeast(1),
+					issuerURLShape{},
+					stringvalidator.ConflictsWith(path.MatchRoot("jwks_url"), path.MatchRoot("jwks")),
+				},
+			},
+			"jwks": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: fmt.Sprintf("The issuer's signing keys inline, as a JWKS JSON document "+
+					"(`{\"keys\": [...]}`, at most %d KiB, public keys only: a key with private members is refused), for "+
+					"issuers Trustgate cannot reach, such as a GitHub Enterprise Server or a self-managed GitLab behind a "+
+					"firewall. With a preset it replaces the derived JWKS URL. The fingerprint covers the keys' RFC 7638 "+
+					"thumbprints, so reordering keys or adding metadata changes nothing. Use `file()` or `jsonencode()`. "+
+					"At most one of `jwks_url`, `issuer_url`, `jwks`.", api.MaxInlineJWKSBytes>>10),
+				Validators: []validator.String{
+					stringvalidator.LengthAtLeast(1),
+					inlineJWKS{},
+					stringvalidator.ConflictsWith(path.MatchRoot("jwks_url"), path.MatchRoot("issuer_url")),
+				},
+			},
+			"claim_mappings": schema.MapAttribute{
+				Optional:    true,
+				ElementType: types.StringType,
+				MarkdownDescription: fmt.Sprintf("Claims of the CI token copied into the access token, for downstream "+
+					"authorization: access-token claim name (lowercase letters, digits and underscores, starting with a "+
+					"letter) → source claim (a name, or an RFC 6901 JSON pointer starting with `/`). The access token "+
+					"carries them in one object claim `claims`; a string, number, boolean or array is copied as is, a "+
+					"missing claim is left out, an object is never copied. 1 to %d entries.", api.MaxClaimMappings),
+				Validators: []validator.Map{
+					mapvalidator.SizeBetween(1, api.MaxClaimMappings),
+					mapvalidator.KeysAre(stringvalidator.RegexMatches(claimMappingNameRegexp,
+						"must be an access-token claim name: lowercase letters, digits and underscores, starting with a letter, at most 64")),
+					mapvalidator.ValueStringsAre(claimReference{}),
+				},
+			},
+			"token_audience": schema.ListAttribute{
+				Optional:    true,
+				ElementType: types.StringType,
+				MarkdownDescription: fmt.Sprintf("The audiences (`aud`) of the access tokens this connection issues; "+
+					"without it, the server's public URL. An exchange may ask for one of them with the RFC 8693 `audience` "+
+					"parameter (`trustgate exchange --token-audience`, or `audience` of the `trustgate_access_token` "+
+					"ephemeral resource) and gets a token for that audience alone; any value not listed is refused "+
+					"(`invalid_target`). Without the parameter the token's `aud` is the whole list. 1 to %d distinct "+
+					"strings.", api.MaxTokenAudiences),
+				Validators: []validator.List{
+					listvalidator.SizeBetween(1, api.MaxTokenAudiences),
+					listvalidator.UniqueValues(),
+					listvalidator.ValueStringsAre(stringvalidator.LengthBetween(1, api.MaxClaimReferenceLen), trimmed{}),
+				},
+			},
+			"single_use": schema.BoolAttribute{
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
+				MarkdownDescription: "When true, each CI token (by `iss` and `jti`, or by the SHA-256 of the whole token " +
+					"when it has no `jti`) is exchanged at most once through this connection, on every server replica " +
+					"together; a second attempt is refused (`invalid_grant`, kind `replay`). Defaults to `false`.",
+			},
 			"effective_conditions": schema.ListNestedAttribute{
 				Computed: true,
 				MarkdownDescription: "The conditions Trustgate evaluates, in order: the preset's (issuer, audience, " +
@@ -163,7 +232,8 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 			"fingerprint": schema.StringAttribute{
 				Computed: true,
 				MarkdownDescription: "`sha256:<hex>` over everything that decides who gets a token (type, preset " +
-					"settings, JWKS URL, TTL, identity claim, effective conditions) of the configuration this resource " +
+					"settings, key source, TTL, identity claim, effective conditions, claim mappings, token audiences, " +
+					"single use) of the configuration this resource " +
 					"describes: the pending proposal's when `proposal_pending`, else the live one. Security admins approve it.",
 			},
 			"created_by": schema.StringAttribute{
@@ -271,8 +341,11 @@ func (r *workloadConnectionResource) Schema(_ context.Context, _ resource.Schema
 							Validators:          []validator.String{stringvalidator.OneOf(api.Operators...)},
 						},
 						"value": schema.StringAttribute{
-							Optional:            true,
-							MarkdownDescription: "Expected value, for `equals` and `starts_with`.",
+							Optional: true,
+							MarkdownDescription: "Expected value, for `equals`, `starts_with` and `not_equals`; the pattern, for " +
+								"`glob`: `*` matches any run of characters except `/`, `**` any run including `/`, `?` one " +
+								"character except `/`, every other character itself, and the whole claim must match " +
+								"(`refs/heads/release/*`). A pattern of only wildcards is refused: use `exists`.",
 						},
 						"values": schema.ListAttribute{
 							Optional:            true,
@@ -292,7 +365,7 @@ func conditionComputedAttributes() map[string]schema.Attribute {
 	return map[string]schema.Attribute{
 		"claim":    schema.StringAttribute{Computed: true, MarkdownDescription: "Claim name or JSON pointer."},
 		"operator": schema.StringAttribute{Computed: true, MarkdownDescription: "One of " + operatorList() + "."},
-		"value":    schema.StringAttribute{Computed: true, MarkdownDescription: "Expected value (`equals`, `starts_with`)."},
+		"value":    schema.StringAttribute{Computed: true, MarkdownDescription: "Expected value (`equals`, `starts_with`, `not_equals`) or pattern (`glob`)."},
 		"values":   schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Allowed values (`one_of`)."},
 	}
 }
@@ -301,25 +374,36 @@ func (r *workloadConnectionResource) ConfigValidators(context.Context) []resourc
 	return []resource.ConfigValidator{atMostOnePreset{}}
 }
 
-// ValidateConfig refuses a generic connection (no preset block) without jwks_url at plan time.
-func (r *workloadConnectionResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
-	var jwks types.String
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("jwks_url"), &jwks)...)
-	if resp.Diagnostics.HasError() || !jwks.IsNull() {
-		return
+// ValidateConfig checks the key source at plan time: a generic connection (no preset block) needs
+// one of jwks_url, issuer_url and jwks, and issuer_url is for generic connections only. (That at
+// most one is set is the attributes' ConflictsWith.)
+func (r *workloadConnectionResource) ValidateConfig(_ context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	pt, known := presetType(req.Config.Raw)
+	if !known {
+		return // decided once every preset block is known
 	}
-	if pt, known := presetType(req.Config.Raw); !known || pt != api.ProviderGeneric {
-		return // a preset (or a block not known yet) derives the JWKS URL
+	// Raw reads, as presetType's: this runs for every resource of every plan. Unknown counts as set.
+	set := func(name string) bool { v, ok := topLevel(req.Config.Raw, name); return ok && !v.IsNull() }
+	jwksURL, issuerURL, jwks := set("jwks_url"), set("issuer_url"), set("jwks")
+	if pt != api.ProviderGeneric && issuerURL {
+		resp.Diagnostics.AddAttributeError(path.Root("issuer_url"), "issuer_url is for generic connections only",
+			fmt.Sprintf("The %s preset already knows its issuer and where its keys are published, so issuer_url "+
+				"(OIDC discovery) does not apply: remove it, or give the keys inline with jwks if Trustgate cannot "+
+				"reach them.", pt))
+	}
+	if pt != api.ProviderGeneric || jwksURL || issuerURL || jwks {
+		return // a preset derives the JWKS URL, or the configuration names a key source
 	}
 	resp.Diagnostics.AddAttributeError(path.Root("jwks_url"), "Missing jwks_url for a generic connection",
 		"Without a preset block (github, gitlab, circleci or google_cloud) the connection is generic, and Trustgate "+
-			"cannot know where the signing keys are: set jwks_url to the issuer's JWKS URL, and add condition blocks "+
-			"pinning iss and aud (equals or one_of).")
+			"cannot know where the signing keys are: set jwks_url to the issuer's JWKS URL (or issuer_url for OIDC "+
+			"discovery, or jwks to give the keys inline), and add condition blocks pinning iss and aud (equals or one_of).")
 }
 
 // fingerprintInputs are the configuration attributes the server's fingerprint, effective
 // conditions and derived JWKS URL depend on (CONTRACT.md §1: not name, not description).
-var fingerprintInputs = []string{"github", "gitlab", "circleci", "google_cloud", "token_ttl", "identity_claim", "condition"}
+var fingerprintInputs = []string{"github", "gitlab", "circleci", "google_cloud", "token_ttl", "identity_claim", "condition",
+	"issuer_url", "jwks", "claim_mappings", "token_audience", "single_use"}
 
 // ModifyPlan refines what the framework plans for an update (provider_type is planned by
 // providerTypeFromPreset): the attributes the server derives from the configuration
@@ -570,7 +654,7 @@ func (r *workloadConnectionResource) Update(ctx context.Context, req resource.Up
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	conn, err := r.client.PatchConnection(ctx, state.ID.ValueString(), mergePatch(in), state.Revision.ValueInt64())
+	conn, err := r.client.PatchConnection(ctx, state.ID.ValueString(), mergePatch(in, mappingNames(state.ClaimMappings)), state.Revision.ValueInt64())
 	if err != nil {
 		r.writeError(&resp.Diagnostics, fmt.Sprintf("update workload connection %q", state.Name.ValueString()), err, &state)
 		return

@@ -10,6 +10,7 @@ variable "ci_id_token" {
 ephemeral "trustgate_access_token" "deploy" {
   connection_name = "github-deploy"
   subject_token   = var.ci_id_token
+  audience        = "https://deploy.acme.example" # optional: one of the connection's token_audience
 }
 
 # Use the token where ephemeral values are allowed, for example in another

@@ -23,6 +23,17 @@ resource "trustgate_workload_connection" "deploy" {
     operator = "equals"
     value    = "refs/heads/main"
   }
+
+  # What the services receiving the token authorize on: the issued access
+  # token carries these claims in its "claims" object...
+  claim_mappings = {
+    repository = "repository"
+    workflow   = "workflow_ref"
+  }
+
+  # ...and is minted for one of these audiences (the CI job picks one with
+  # the RFC 8693 audience parameter).
+  token_audience = ["https://deploy.acme.example", "https://registry.acme.example"]
 }
 
 # GitLab CI on gitlab.com: any project of the acme group, protected refs only.

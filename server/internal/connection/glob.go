@@ -1,7 +1,5 @@
 package connection
 
-import "strings"
-
 // MatchGlob reports whether s matches pattern under CONTRACT.md §1's glob rules: `*` matches any
 // run of characters except `/`, `**` any run including `/`, `?` one character except `/`, and every
 // other character itself (no classes, no escapes); the whole of s must match. Characters are
@@ -60,10 +58,4 @@ func MatchGlob(pattern, s string) bool {
 		pi++
 	}
 	return pi == len(p)
-}
-
-// onlyWildcards reports whether a glob pattern consists of `*` alone (and so matches any string,
-// or any string without `/`): CONTRACT.md §1 refuses it, `exists` says that plainly.
-func onlyWildcards(pattern string) bool {
-	return pattern != "" && strings.Trim(pattern, "*") == ""
 }

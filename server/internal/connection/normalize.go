@@ -31,11 +31,6 @@ var (
 // above any real value).
 const maxShortText = 1024
 
-// maxGlobPattern bounds a glob pattern: matching costs up to its length times the claim's, and
-// claims are attacker-chosen inside a validly signed token (not in CONTRACT.md; real patterns are
-// a ref or a repository path).
-const maxGlobPattern = 256
-
 type fieldErrors []api.FieldError
 
 func (fe *fieldErrors) add(field, format string, args ...any) {
@@ -296,18 +291,10 @@ func validateTTL(ttl api.TokenTTL, fe *fieldErrors) {
 	}
 }
 
-// checkClaimName validates a claim reference (condition claim or identity claim).
-func checkClaimName(claim string) string {
-	switch {
-	case claim == "":
-		return "is required"
-	case len(claim) > maxShortText:
-		return fmt.Sprintf("is longer than %d bytes", maxShortText)
-	case strings.HasPrefix(claim, "/") && !validPointer(claim):
-		return fmt.Sprintf("%q starts with \"/\" so it is an RFC 6901 JSON pointer, but it is not a valid one: write \"~\" as \"~0\" and a \"/\" inside a name as \"~1\"", claim)
-	}
-	return ""
-}
+// checkClaimName validates a claim reference (condition claim, identity claim, claim_mappings
+// source): the rule lives in api.ClaimReferenceProblem, which the provider's plan-time validators
+// use too.
+func checkClaimName(claim string) string { return api.ClaimReferenceProblem(claim) }
 
 // validateCondition checks one user condition; it also drops an empty values list on operators
 // that take none, so that `"values": []` and no values mean the same.
@@ -323,12 +310,9 @@ func validateCondition(i int, dst *api.Condition, c api.Condition, fe *fieldErro
 			fe.add(p+".value", "is required for operator %s", c.Operator)
 		case c.Operator == api.OpStartsWith && *c.Value == "":
 			fe.add(p+".value", "must not be empty for starts_with: every string starts with \"\"; use exists to require the claim")
-		case c.Operator == api.OpGlob && *c.Value == "":
-			fe.add(p+".value", "must not be empty for glob: only the empty string would match; use equals \"\" if that is meant")
-		case c.Operator == api.OpGlob && onlyWildcards(*c.Value):
-			fe.add(p+".value", "%q is only wildcards, so it matches (nearly) anything: use exists to require the claim, or write the fixed part of the pattern (refs/heads/release/*)", *c.Value)
-		case c.Operator == api.OpGlob && len(*c.Value) > maxGlobPattern:
-			fe.add(p+".value", "is longer than %d bytes: a glob pattern that long is better written as several conditions", maxGlobPattern)
+		case c.Operator == api.OpGlob && api.GlobPatternProblem(*c.Value) != "":
+			// The pattern rule lives in package api: the provider checks it at plan time too.
+			fe.add(p+".value", "%s", api.GlobPatternProblem(*c.Value))
 		}
 		if len(c.Values) > 0 {
 			fe.add(p+".values", "is only for operator one_of; use value with %s", c.Operator)
