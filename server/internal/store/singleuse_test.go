@@ -78,8 +78,10 @@ func TestAppendAuditOnceIsAllOrNothing(t *testing.T) {
 	ctx := ctxT(t)
 	recs := []connection.SingleUse{{ConnectionID: "c1", TokenKey: "k1", Until: time.Now().Add(time.Hour)}}
 	dup := "00000000-0000-4000-8000-00000000dddd"
+	// One id at one time: on PostgreSQL's partitioned audit table ids are unique per (id, time).
+	at := time.Now().UTC().Truncate(time.Microsecond)
 	err := s.AppendAuditOnce(ctx, recs, func([]bool) []api.AuditEvent {
-		return []api.AuditEvent{{ID: dup, Action: api.ActionTokenExchange}, {ID: dup, Action: api.ActionTokenExchange}}
+		return []api.AuditEvent{{ID: dup, Time: at, Action: api.ActionTokenExchange}, {ID: dup, Time: at, Action: api.ActionTokenExchange}}
 	})
 	if err == nil {
 		t.Fatal("a batch with a repeated event id succeeded")
