@@ -18,8 +18,9 @@ type SightingStorer interface {
 	// ListSightings reads a page of one connection's sightings, newest first, and the next cursor.
 	ListSightings(ctx context.Context, f sightings.Filter) ([]api.Sighting, string, error)
 	// RecentSightings reads a connection's sightings last seen at or after since, newest first, at
-	// most limit.
-	RecentSightings(ctx context.Context, connectionID string, since time.Time, limit int) ([]api.Sighting, error)
+	// most limit,
+	// with only the top-level claims in keep decoded (nil: all).
+	RecentSightings(ctx context.Context, connectionID string, since time.Time, limit int, keep map[string]bool) ([]api.Sighting, error)
 }
 
 func (s *Service) retention() time.Duration {
@@ -84,7 +85,10 @@ func (s *Service) Impact(ctx context.Context, a Actor, ref string, patch []byte,
 			return nil, err
 		}
 	}
-	seen, err := s.Sightings.RecentSightings(ctx, cur.ID, s.now().Add(-window), sightings.DefaultMaxPerConnection)
+	// Only the claims either configuration reads are decoded: at the cap of 10,000 sightings that
+	// is most of the report's time (BENCHMARKS.md).
+	seen, err := s.Sightings.RecentSightings(ctx, cur.ID, s.now().Add(-window), sightings.DefaultMaxPerConnection,
+		sightings.ClaimsRead(s.Opts, cur.Spec, proposed))
 	if err != nil {
 		return nil, err
 	}

@@ -175,7 +175,7 @@ func TestSightingsRetentionAndCapRemoveOldAndExcessSightings(t *testing.T) {
 	}
 	stored := func() []api.Sighting {
 		t.Helper()
-		all, err := e.App.Store.RecentSightings(t.Context(), conn.ID, time.Time{}, 20_000)
+		all, err := e.App.Store.RecentSightings(t.Context(), conn.ID, time.Time{}, 20_000, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

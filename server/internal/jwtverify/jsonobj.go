@@ -57,6 +57,38 @@ func decodeObject(s string) (map[string]any, error) {
 	return m, nil
 }
 
+// decodeObjectKeeping is decodeObject keeping only the top-level members keep names: the others
+// are checked and skipped (a string without boxing it). Its errors are decodeObject's, for the same
+// inputs: only what is kept differs.
+func decodeObjectKeeping(s string, keep map[string]bool) (map[string]any, error) {
+	d := jsonDecoder{s: s}
+	if err := d.start(); err != nil {
+		return nil, err
+	}
+	m := make(map[string]any, len(keep))
+	ok := d.members(func(name string) bool {
+		if !keep[name] {
+			if d.i < len(d.s) && d.s[d.i] == '"' {
+				_, ok := d.str()
+				return ok
+			}
+			_, ok := d.value()
+			return ok
+		}
+		v, ok := d.value()
+		m[name] = v
+		return ok
+	})
+	if !ok {
+		return nil, errInvalidJSON
+	}
+	d.skipSpace()
+	if d.i != len(d.s) {
+		return nil, errTrailingData
+	}
+	return m, nil
+}
+
 // jwsHeader is what verification reads of a JOSE header. Members are decoded like decodeObject
 // does (the last of repeated names wins) but only these are kept.
 type jwsHeader struct {

@@ -71,6 +71,23 @@ func checkDecodersAgree(t *testing.T, in string) {
 	if wantErr == nil && h != headerOf(want) {
 		t.Fatalf("decodeHeader(%q) = %+v, want %+v", in, h, headerOf(want))
 	}
+	// decodeObjectKeeping: the same errors, and the kept members of the same object.
+	keep := map[string]bool{"a": true, "alg": true, "sub": true, "": true}
+	k, kErr := decodeObjectKeeping(in, keep)
+	if !errors.Is(kErr, wantErr) {
+		t.Fatalf("decodeObjectKeeping(%q) error %v; encoding/json gives %v", in, kErr, wantErr)
+	}
+	if wantErr == nil {
+		kept := map[string]any{}
+		for name, v := range want {
+			if keep[name] {
+				kept[name] = v
+			}
+		}
+		if !reflect.DeepEqual(k, kept) {
+			t.Fatalf("decodeObjectKeeping(%q) = %#v, want %#v", in, k, kept)
+		}
+	}
 }
 
 func TestDecodeObjectMatchesEncodingJSON(t *testing.T) {

@@ -485,6 +485,12 @@ func describeKey(k JWK) string {
 // impact report sees the values an exchange saw.
 func DecodeClaims(s string) (map[string]any, error) { return decodeObject(s) }
 
+// DecodeClaimsKeeping is DecodeClaims keeping only the top-level claims named in keep (the
+// impact report reads the few claims its conditions name out of thousands of stored claim sets).
+func DecodeClaimsKeeping(s string, keep map[string]bool) (map[string]any, error) {
+	return decodeObjectKeeping(s, keep)
+}
+
 var b64 = base64.RawURLEncoding.Strict()
 
 // parseCompact splits and decodes a compact JWS. It never returns the raw token in errors.

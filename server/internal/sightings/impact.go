@@ -58,6 +58,34 @@ func Impact(live, proposed api.ConnectionInput, opts connection.Options, seen []
 	return rep
 }
 
+// ClaimsRead names the top-level claims that deciding the sightings under each of specs reads:
+// the claims of their effective conditions (a JSON pointer's first segment) and their identity
+// claims. Impact reads nothing else of a sighting, so the store can decode only these
+// (DecodeClaimsKeeping) and the report is the same.
+func ClaimsRead(opts connection.Options, specs ...api.ConnectionInput) map[string]bool {
+	keep := map[string]bool{}
+	add := func(claim string) {
+		if !strings.HasPrefix(claim, "/") {
+			keep[claim] = true
+			return
+		}
+		root, _, _ := strings.Cut(claim[1:], "/")
+		// RFC 6901 escapes: ~1 is "/", ~0 is "~" (in this order).
+		keep[strings.ReplaceAll(strings.ReplaceAll(root, "~1", "/"), "~0", "~")] = true
+	}
+	for _, spec := range specs {
+		for _, c := range connection.Resolve(spec, opts).EffectiveConditions {
+			add(c.Claim)
+		}
+		if spec.IdentityClaim == "" {
+			add(api.DefaultIdentity)
+		} else {
+			add(spec.IdentityClaim)
+		}
+	}
+	return keep
+}
+
 // listed is the workloads at idx, newest first, at most MaxListed.
 func listed(seen []api.Sighting, idx []int, failing []string) []api.ImpactWorkload {
 	slices.SortStableFunc(idx, func(a, b int) int { return seen[b].LastSeen.Compare(seen[a].LastSeen) })

@@ -220,3 +220,50 @@ func hasCaveat(r api.ImpactReport, parts ...string) bool {
 	}
 	return false
 }
+
+// The store decodes only ClaimsRead's claims for a report (the rest of a stored claim set is
+// skipped): deciding on those alone gives the report that all of the claims give, for changes to
+// conditions, JSON-pointer conditions, the identity claim and the preset.
+func TestClaimsReadKeepsEveryClaimTheReportReads(t *testing.T) {
+	gitlab, err := connection.Normalize(api.ConnectionInput{Name: "deploy",
+		GitLab: &api.GitLabSettings{Domain: "gitlab.com", Group: "octo-org"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := map[string][2]api.ConnectionInput{
+		"tightened": {githubSpec(t, nil), githubSpec(t, func(in *api.ConnectionInput) {
+			in.Conditions = []api.Condition{{Claim: "ref", Operator: api.OpEquals, Value: ptr("refs/heads/main")}}
+		})},
+		"json pointer with escapes": {githubSpec(t, nil), githubSpec(t, func(in *api.ConnectionInput) {
+			in.Conditions = []api.Condition{{Claim: "/a~1b/c", Operator: api.OpEquals, Value: ptr("x")}}
+		})},
+		"identity claim": {githubSpec(t, nil), githubSpec(t, func(in *api.ConnectionInput) { in.IdentityClaim = "environment" })},
+		"preset":         {githubSpec(t, nil), gitlab},
+	}
+	seen := []api.Sighting{
+		githubSighting("repo:octo-org/app:ref:refs/heads/main", "octo-org/app", "refs/heads/main", t0),
+		githubSighting("repo:octo-org/app:ref:refs/heads/dev", "octo-org/app", "refs/heads/dev", t0.Add(time.Hour)),
+	}
+	seen[0].Claims["a/b"] = map[string]any{"c": "x"}
+	seen[1].Claims["environment"] = "prod"
+	for name, c := range changes {
+		keep := sightings.ClaimsRead(opts, c[0], c[1])
+		projected := make([]api.Sighting, len(seen))
+		for i, s := range seen {
+			raw := sightings.AppendStoredClaims(nil, s.Claims)
+			s.Claims, err = sightings.DecodeClaimsKeeping(string(raw), keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Claims) >= len(seen[i].Claims) {
+				t.Errorf("%s: the projection kept %d of %d claims", name, len(s.Claims), len(seen[i].Claims))
+			}
+			projected[i] = s
+		}
+		full := sightings.Impact(c[0], c[1], opts, seen, time.Hour)
+		got := sightings.Impact(c[0], c[1], opts, projected, time.Hour)
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", full) {
+			t.Errorf("%s: the report on the projected claims\n%+v\ndiffers from the one on all of them\n%+v", name, got, full)
+		}
+	}
+}

@@ -241,6 +241,14 @@ var droppedClaims = []string{"iat", "nbf", "exp", "jti"}
 // token's, so that the impact report compares exactly what an exchange compared.
 func DecodeClaims(s string) (map[string]any, error) { return jwtverify.DecodeClaims(s) }
 
+// DecodeClaimsKeeping is DecodeClaims keeping only the top-level claims in keep; nil keeps all.
+func DecodeClaimsKeeping(s string, keep map[string]bool) (map[string]any, error) {
+	if keep == nil {
+		return jwtverify.DecodeClaims(s)
+	}
+	return jwtverify.DecodeClaimsKeeping(s, keep)
+}
+
 // Flush writes everything aggregated so far in one upsert. On failure the batch is put back (as
 // far as the bound allows) for the next flush, and the error returned.
 func (r *Recorder) Flush(ctx context.Context) error {

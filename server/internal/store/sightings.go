@@ -182,7 +182,7 @@ func (s *Store) ListSightings(ctx context.Context, f sightings.Filter) ([]api.Si
 		q += ` AND (last_seen < ? OR (last_seen = ? AND id < ?))`
 		args = append(args, newDBTime(t), newDBTime(t), id)
 	}
-	out, ids, err := s.querySightings(ctx, q+` ORDER BY last_seen DESC, id DESC LIMIT ?`, append(args, limit+1)...)
+	out, ids, err := s.querySightings(ctx, nil, limit+1, q+` ORDER BY last_seen DESC, id DESC LIMIT ?`, append(args, limit+1)...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -195,9 +195,10 @@ func (s *Store) ListSightings(ctx context.Context, f sightings.Filter) ([]api.Si
 }
 
 // RecentSightings returns a connection's sightings last seen at or after since, newest first, at
-// most limit (the impact report's input).
-func (s *Store) RecentSightings(ctx context.Context, connectionID string, since time.Time, limit int) ([]api.Sighting, error) {
-	out, _, err := s.querySightings(ctx, sightingColumnsSelect+` WHERE connection_id = ? AND last_seen >= ? ORDER BY last_seen DESC, id DESC LIMIT ?`,
+// most limit (the impact report's input), with only the top-level claims in keep decoded (nil:
+// all of them; see sightings.ClaimsRead).
+func (s *Store) RecentSightings(ctx context.Context, connectionID string, since time.Time, limit int, keep map[string]bool) ([]api.Sighting, error) {
+	out, _, err := s.querySightings(ctx, keep, limit, sightingColumnsSelect+` WHERE connection_id = ? AND last_seen >= ? ORDER BY last_seen DESC, id DESC LIMIT ?`,
 		connectionID, newDBTime(since), limit)
 	return out, err
 }
@@ -205,16 +206,14 @@ func (s *Store) RecentSightings(ctx context.Context, connectionID string, since 
 // querySightings runs a select of sightingColumnsSelect and returns the sightings and their ids.
 // Claims are decoded as the verifier decodes a token's (numbers as json.Number), so the impact
 // report compares them exactly as an exchange did.
-func (s *Store) querySightings(ctx context.Context, query string, args ...any) ([]api.Sighting, []int64, error) {
+func (s *Store) querySightings(ctx context.Context, keep map[string]bool, sizeHint int, query string, args ...any) ([]api.Sighting, []int64, error) {
 	rows, err := s.rdb.WithContext(ctx).Raw(query, args...).Rows()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read workload sightings: %w", err)
 	}
 	defer rows.Close()
-	var (
-		out []api.Sighting
-		ids []int64
-	)
+	out := make([]api.Sighting, 0, min(sizeHint, 1024))
+	ids := make([]int64, 0, cap(out))
 	for rows.Next() {
 		var (
 			sg          api.Sighting
@@ -226,7 +225,7 @@ func (s *Store) querySightings(ctx context.Context, query string, args ...any) (
 			return nil, nil, fmt.Errorf("read workload sightings: %w", err)
 		}
 		sg.FirstSeen, sg.LastSeen = first.Time, last.Time
-		if sg.Claims, err = sightings.DecodeClaims(claims); err != nil {
+		if sg.Claims, err = sightings.DecodeClaimsKeeping(claims, keep); err != nil {
 			return nil, nil, fmt.Errorf("decode the claims of sighting %d: %w", id, err)
 		}
 		out = append(out, sg)

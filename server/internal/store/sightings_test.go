@@ -117,7 +117,7 @@ func TestListSightingsPagesNewestFirst(t *testing.T) {
 	if _, _, err := st.ListSightings(t.Context(), sightings.Filter{ConnectionID: "conn-1", Cursor: "eyJrIjoiYSIsInMiOjF9"}); !errors.Is(err, store.ErrBadCursor) {
 		t.Errorf("an audit cursor on the sightings list: %v, want ErrBadCursor", err)
 	}
-	recent, err := st.RecentSightings(t.Context(), "conn-1", t0.Add(10*time.Second), 100)
+	recent, err := st.RecentSightings(t.Context(), "conn-1", t0.Add(10*time.Second), 100, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestPruneSightingsEnforcesRetentionAndCap(t *testing.T) {
 	if fmt.Sprint(ids) != "[w1204 w1203 w1202]" {
 		t.Errorf("connection b keeps %v, want the 3 most recently seen", ids)
 	}
-	orphans, _ := st.RecentSightings(t.Context(), "gone-connection", time.Time{}, 10)
+	orphans, _ := st.RecentSightings(t.Context(), "gone-connection", time.Time{}, 10, nil)
 	if len(orphans) != 0 {
 		t.Errorf("sightings of a connection that does not exist survive pruning: %+v", orphans)
 	}
@@ -205,12 +205,25 @@ func BenchmarkRecentSightings(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		got, err := st.RecentSightings(b.Context(), "conn", t0, 10_000)
-		if err != nil || len(got) != 10_000 {
-			b.Fatalf("read %d sightings: %v", len(got), err)
-		}
+	// all: every claim decoded; impact: what an impact report of a github connection with a ref
+	// condition reads (sightings.ClaimsRead), the rest skipped.
+	for _, tc := range []struct {
+		name string
+		keep map[string]bool
+	}{
+		{"all", nil},
+		{"impact", map[string]bool{"iss": true, "aud": true, "repository_owner_id": true, "repository": true,
+			"event_name": true, "ref": true, "sub": true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := st.RecentSightings(b.Context(), "conn", t0, 10_000, tc.keep)
+				if err != nil || len(got) != 10_000 {
+					b.Fatalf("read %d sightings: %v", len(got), err)
+				}
+			}
+		})
 	}
 }
 
