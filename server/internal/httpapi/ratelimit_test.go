@@ -3,31 +3,16 @@ package httpapi
 import (
 	"fmt"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/ciissuer"
 )
 
-// fakeClock is the limiter's injected clock: no test here depends on how fast it runs.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newTestLimiter(perConnection, perClient float64, burst, table int) (*RateLimiter, *fakeClock) {
-	c := &fakeClock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+// newTestLimiter is a limiter on an injected clock (the test kit's): no test here depends on how
+// fast it runs.
+func newTestLimiter(perConnection, perClient float64, burst, table int) (*RateLimiter, *ciissuer.Clock) {
+	c := ciissuer.NewClock(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 	return newRateLimiter(perConnection, perClient, burst, c.Now, table), c
 }
 
