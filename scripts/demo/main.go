@@ -263,7 +263,8 @@ func run(version string) error {
 	if err := d.impact(ctx, platform, server, securityKey, tfvars); err != nil {
 		return err
 	}
-	say("a security reviewer sees all of this in the review console at /ui/ (make run starts a server of your own and prints the keys to sign in with)")
+	say("the review console shows all of this at %s/ui/ until the demo stops: sign in with the security key", server)
+	say("  %s  (a demo key of this throwaway server; make run prints the keys of a server of your own)", securityKey)
 	step(13, "Stop the server and the issuer")
 	return nil
 }
