@@ -25,10 +25,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/trustgate/terraform-provider-trustgate/api"
@@ -67,9 +69,10 @@ const (
 
 func main() {
 	version := flag.String("version", "", "provider version that `make build` built (bin/terraform-provider-trustgate_vVERSION); make demo passes the Makefile's VERSION")
+	keep := flag.Bool("keep-serving", false, "after the story, keep the server running (to look around the review console) until Ctrl-C; make demo KEEP=1 sets it")
 	flag.Parse()
 	start := time.Now()
-	if err := run(*version); err != nil {
+	if err := run(*version, *keep); err != nil {
 		fmt.Fprintf(os.Stderr, "\nDEMO FAILED: %v\n", err)
 		os.Exit(1)
 	}
@@ -85,7 +88,7 @@ type demo struct {
 func step(n int, title string)    { fmt.Printf("\n\033[1mStep %d. %s\033[0m\n", n, title) }
 func say(format string, a ...any) { fmt.Printf("   "+format+"\n", a...) }
 
-func run(version string) error {
+func run(version string, keep bool) error {
 	if version == "" {
 		return errors.New("no provider version: run `make demo`, which passes -version from the Makefile's VERSION")
 	}
@@ -265,6 +268,14 @@ func run(version string) error {
 	}
 	say("the review console shows all of this at %s/ui/ until the demo stops: sign in with the security key", server)
 	say("  %s  (a demo key of this throwaway server; make run prints the keys of a server of your own)", securityKey)
+	if keep {
+		say("the server keeps running for the console (make demo KEEP=1): press Ctrl-C to stop it")
+		stop, cancelSignal := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		<-stop.Done()
+		cancelSignal()
+	} else {
+		say("(make demo KEEP=1 keeps it running until Ctrl-C, to look around)")
+	}
 	step(13, "Stop the server and the issuer")
 	return nil
 }
