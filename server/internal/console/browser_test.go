@@ -258,7 +258,13 @@ func (tb *tab) signIn(key string) {
 	if st := tb.open("/ui/sign-in"); st != http.StatusOK {
 		tb.t.Fatalf("the sign-in page answered %d", st)
 	}
-	if focused := eval[string](tb, `document.activeElement.id`); focused != "key" {
+	// The browser runs autofocus when it next renders, after the load: give a busy machine time.
+	focused := eval[string](tb, `document.activeElement.id`)
+	for deadline := time.Now().Add(10 * time.Second); focused != "key" && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		focused = eval[string](tb, `document.activeElement.id`)
+	}
+	if focused != "key" {
 		tb.t.Errorf("the sign-in page opens with the focus on %q, want the key field", focused)
 	}
 	resp, err := chromedp.RunResponse(tb.ctx, chromedp.SendKeys(chromedp.ID("key"), key+"\n"))
