@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -223,6 +224,57 @@ func TestReplicas(t *testing.T) {
 		}
 		summary(t, "deactivation delay %s (max of %d rounds; median %s; %d exchanges B still granted inside the window); activation reaches B within %s",
 			maxDelay.Round(time.Millisecond), rounds, median.Round(time.Millisecond), lateGrants, maxAct.Round(time.Millisecond))
+	})
+
+	t.Run("an approval through A changes the rules on B within 1 second", func(t *testing.T) {
+		adm := a.admins(t)
+		conn := adm.CreateActive(t, connectionInput(iss, "replica-approve"))
+		tok := ciToken(t, iss)
+		waitGranted(t, b, "replica-approve", tok, 2*time.Second)
+		loose := conn.Conditions
+		tight := append(slices.Clone(loose), api.Condition{Claim: "deploy_approved", Operator: api.OpExists})
+		// switchTo has the platform team propose conds, checks that B still follows the live rules,
+		// has the security team approve, and measures how long B takes to follow the approved ones.
+		switchTo := func(conds []api.Condition, granted bool) time.Duration {
+			t.Helper()
+			p, err := adm.DevOps.PatchConnection(t.Context(), conn.Name, map[string]any{"conditions": conds}, 0)
+			if err != nil || p.Proposal == nil {
+				t.Fatalf("proposing: %v (proposal %v)", err, p)
+			}
+			if r := b.Exchange(conn.Name, tok); (r.Status == http.StatusOK) == granted {
+				t.Fatalf("B follows a proposal nobody approved: %s", r)
+			}
+			if conn, err = adm.Security.ApproveProposal(t.Context(), conn.Name, p.Proposal.Fingerprint, p.Revision); err != nil {
+				t.Fatalf("approving: %v", err)
+			}
+			t0 := time.Now()
+			for {
+				r := b.Exchange(conn.Name, tok)
+				if (r.Status == http.StatusOK) == granted {
+					return time.Since(t0)
+				}
+				if r.Status != http.StatusOK && r.Refusal.Error != api.ErrInvalidGrant {
+					t.Fatalf("exchange on B after the approval: %s", r)
+				}
+				if time.Since(t0) > 5*time.Second {
+					t.Fatalf("B does not follow the approved rules 5 s after the approval through A")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		const rounds = 3
+		var delays []time.Duration
+		for range rounds {
+			delays = append(delays, switchTo(tight, false), switchTo(loose, true))
+		}
+		maxDelay, median := stats(delays)
+		for _, dl := range delays {
+			if dl > time.Second {
+				t.Errorf("an approved proposal reached B after %s, beyond the 1 s of CONTRACT.md §1", dl)
+			}
+		}
+		summary(t, "approval: B follows an approved proposal (tightened, then loosened, %d rounds) within %s (median %s)",
+			rounds, maxDelay.Round(time.Millisecond), median.Round(time.Millisecond))
 	})
 }
 
