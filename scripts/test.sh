@@ -130,6 +130,20 @@ echo "== go test ./... on SQLite (embedded default)"
   go_test SQLite ./...
 )
 
+# The concurrency tests again under the race detector (it needs cgo and a C compiler): racing
+# proposals and approvals, the audit writer's batches and chain, the sightings recorder, the
+# broker's catalog and revocation list.
+race_pkgs="./server/internal/httpapi/ ./server/internal/admin/ ./server/internal/audit/ ./server/internal/sightings/ ./server/internal/broker/"
+if command -v "${CC:-cc}" >/dev/null; then
+  echo "== go test -race (SQLite): the concurrency tests"
+  (
+    unset TRUSTGATE_REQUIRE_POSTGRES TRUSTGATE_TEST_POSTGRES_URL
+    CGO_ENABLED=1 go test -race -count=1 -timeout 20m -run 'Rac|Concurren|Parallel|Replica|Writer|Record|Exclusive|Catalog|Revocation' $race_pkgs
+  )
+else
+  echo "!! no C compiler (${CC:-cc}): the race-detector pass is SKIPPED (install gcc to run it)" >&2
+fi
+
 if [ -n "$skip_pg" ]; then
   report_skips
   cat >&2 <<'MSG'
