@@ -54,8 +54,9 @@ const (
 	DefaultRetention        = 720 * time.Hour
 	DefaultMaxPerConnection = 10_000
 	// DefaultMaxPending bounds the keys of one replica's aggregate between flushes. Each holds
-	// the JSON of one token's claims, at most 16 KiB (the largest token accepted) and typically
-	// 1 KiB: 64 MiB at worst, a few MiB in practice.
+	// one token's decoded claims (their strings share the token's one payload copy), at most
+	// 16 KiB of token (the largest accepted) and typically 1–3 KiB: 64 MiB at worst, a few MiB in
+	// practice, and a few thousand small maps for the collector to mark.
 	DefaultMaxPending = 4096
 	// DefaultFlushEvery: the evidence is read at review time, minutes or days later, so seconds of
 	// delay cost nothing, while a flush costs ~30-40 µs of CPU per workload row on SQLite whatever
