@@ -32,8 +32,13 @@ type Retention struct {
 	Keep time.Duration
 	// Batch is the most rows one delete step removes (default 500).
 	Batch int
-	// Pause separates steps (default 20 ms; 0 in tests via a negative value).
+	// Pause separates steps: at least this long (default 20 ms; none with a negative value, in
+	// tests), and at least PauseFactor times as long as the step took, so that retention uses at
+	// most 1/(1+PauseFactor) of the time of one connection to the database, however slow a step
+	// is on a busy machine.
 	Pause time.Duration
+	// PauseFactor is the pause after a step as a multiple of the step's duration (default 3).
+	PauseFactor float64
 	// Now is the clock (default time.Now); tests move it instead of waiting.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -45,6 +50,9 @@ func (r *Retention) defaults() {
 	}
 	if r.Pause == 0 {
 		r.Pause = 20 * time.Millisecond
+	}
+	if r.PauseFactor <= 0 {
+		r.PauseFactor = 3
 	}
 	if r.Now == nil {
 		r.Now = time.Now
@@ -68,6 +76,8 @@ func (r *Retention) RunOnce(ctx context.Context) (int64, error) {
 	cutoff := now.Add(-r.Keep)
 	var total int64
 	for {
+		// The step's duration is measured on the wall clock, not r.Now: it paces real work.
+		start := time.Now()
 		n, more, err := r.Store.PruneAudit(ctx, cutoff, r.Batch)
 		total += n
 		if err != nil {
@@ -77,10 +87,11 @@ func (r *Retention) RunOnce(ctx context.Context) (int64, error) {
 			break
 		}
 		if r.Pause > 0 {
+			pause := max(r.Pause, time.Duration(r.PauseFactor*float64(time.Since(start))))
 			select {
 			case <-ctx.Done():
 				return total, ctx.Err()
-			case <-time.After(r.Pause):
+			case <-time.After(pause):
 			}
 		}
 	}
