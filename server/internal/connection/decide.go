@@ -30,29 +30,53 @@ var defaultIdentityExpected any = "claim " + api.DefaultIdentity + " resolves to
 // slice (callers reuse a buffer). Every check runs, so a report shows each failing condition; the
 // first failure names the decision.
 func Decide(checks []api.Check, claims map[string]any, conds []api.Condition, identityClaim string) ([]api.Check, Decision) {
+	return PrepareRules(conds, identityClaim).Decide(checks, claims)
+}
+
+// Rules are a connection's effective conditions and identity claim, with what their checks say
+// whatever the token computed once: Decide with Rules is Decide, without the per-token cost of
+// naming each check (the impact report decides up to 10,000 claim sets under one set of Rules).
+type Rules struct {
+	conds            []api.Condition
+	heads            []checkHead
+	identityClaim    string
+	identityExpected any
+}
+
+// PrepareRules prepares conds (as Resolve returns them) and identityClaim ("" is sub) for Decide.
+func PrepareRules(conds []api.Condition, identityClaim string) Rules {
+	r := Rules{conds: conds, heads: make([]checkHead, len(conds)), identityClaim: identityClaim,
+		identityExpected: defaultIdentityExpected}
+	for i, c := range conds {
+		r.heads[i] = headOf(c)
+	}
+	if r.identityClaim == "" {
+		r.identityClaim = api.DefaultIdentity
+	}
+	if r.identityClaim != api.DefaultIdentity {
+		r.identityExpected = "claim " + r.identityClaim + " resolves to a non-empty string"
+	}
+	return r
+}
+
+// Decide is the package-level Decide under r.
+func (r Rules) Decide(checks []api.Check, claims map[string]any) ([]api.Check, Decision) {
 	var d Decision
-	for _, c := range conds {
-		check := EvaluateCondition(claims, c)
+	for i, c := range r.conds {
+		check := evaluateCondition(claims, c, r.heads[i])
 		if !check.Passed && d.FailedCheck == "" {
 			d.FailedCheck = check.Name
 		}
 		checks = append(checks, check)
 	}
-	if identityClaim == "" {
-		identityClaim = api.DefaultIdentity
-	}
-	expected := defaultIdentityExpected
-	if identityClaim != api.DefaultIdentity {
-		expected = "claim " + identityClaim + " resolves to a non-empty string"
-	}
-	if sub, err := IdentityValue(claims, identityClaim); err != nil {
-		checks = append(checks, api.Check{Name: CheckIdentity, Expected: expected, Detail: err.Error()})
+	if sub, err := IdentityValue(claims, r.identityClaim); err != nil {
+		checks = append(checks, api.Check{Name: CheckIdentity, Expected: r.identityExpected, Detail: err.Error()})
 		if d.FailedCheck == "" {
 			d.FailedCheck = CheckIdentity
 		}
 	} else {
 		d.Identity = sub
-		checks = append(checks, api.Check{Name: CheckIdentity, Passed: true, Expected: expected, Actual: sub})
+		checks = append(checks, api.Check{Name: CheckIdentity, Passed: true, Expected: r.identityExpected, Actual: sub})
 	}
 	d.OK = d.FailedCheck == ""
 	return checks, d

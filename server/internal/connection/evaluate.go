@@ -334,20 +334,40 @@ func matchScalar(v any, c api.Condition) bool {
 // EvaluateCondition checks one condition against a claim set. See Evaluate for the shape of the
 // result.
 func EvaluateCondition(claims map[string]any, c api.Condition) api.Check {
-	check := api.Check{Name: "condition: " + c.Claim + " " + c.Operator}
+	return evaluateCondition(claims, c, headOf(c))
+}
+
+// checkHead is what a condition's check says whatever the claims: its name and expected value.
+// Rules computes it once per condition rather than once per token (the impact report decides
+// thousands of claim sets under the same conditions).
+type checkHead struct {
+	name     string
+	expected any
+}
+
+func headOf(c api.Condition) checkHead {
+	h := checkHead{name: "condition: " + c.Claim + " " + c.Operator}
 	switch c.Operator {
 	case api.OpExists:
-		check.Expected = "present"
+		h.expected = "present"
 	case api.OpOneOf:
-		check.Expected = slices.Clone(c.Values)
+		h.expected = slices.Clone(c.Values)
 	case api.OpEquals, api.OpStartsWith, api.OpGlob:
 		if c.Value != nil {
-			check.Expected = *c.Value
+			h.expected = *c.Value
 		}
 	case api.OpNotEquals:
 		if c.Value != nil {
-			check.Expected = "not " + *c.Value
+			h.expected = "not " + *c.Value
 		}
+	}
+	return h
+}
+
+func evaluateCondition(claims map[string]any, c api.Condition, h checkHead) api.Check {
+	check := api.Check{Name: h.name, Expected: h.expected}
+	switch c.Operator {
+	case api.OpExists, api.OpOneOf, api.OpEquals, api.OpStartsWith, api.OpGlob, api.OpNotEquals:
 	default:
 		check.Detail = fmt.Sprintf("unknown operator %q; the condition on claim %q never holds", c.Operator, c.Claim)
 		if v, ok := LookupClaim(claims, c.Claim); ok {

@@ -28,6 +28,7 @@ const MaxListed = 100
 func Impact(live, proposed api.ConnectionInput, opts connection.Options, seen []api.Sighting, window time.Duration) api.ImpactReport {
 	rl, rp := connection.Resolve(live, opts), connection.Resolve(proposed, opts)
 	lj, pj := judge(rl.EffectiveConditions, live.IdentityClaim), judge(rp.EffectiveConditions, proposed.IdentityClaim)
+	lr, pr := connection.PrepareRules(lj.conds, lj.identity), connection.PrepareRules(pj.conds, pj.identity)
 
 	rep := api.ImpactReport{Window: FormatWindow(window), Sightings: len(seen),
 		NewlyRefused: []api.ImpactWorkload{}, NewlyAdmitted: []api.ImpactWorkload{}}
@@ -36,8 +37,8 @@ func Impact(live, proposed api.ConnectionInput, opts connection.Options, seen []
 	failing := make([]string, len(seen)) // the failing check of each changed workload
 	for i := range seen {
 		var now, then connection.Decision
-		buf, now = connection.Decide(buf[:0], lj.claims(&seen[i]), lj.conds, lj.identity)
-		buf, then = connection.Decide(buf[:0], pj.claims(&seen[i]), pj.conds, pj.identity)
+		buf, now = lr.Decide(buf[:0], lj.claims(&seen[i]))
+		buf, then = pr.Decide(buf[:0], pj.claims(&seen[i]))
 		switch {
 		case now.OK && then.OK:
 			rep.StillGranted++
