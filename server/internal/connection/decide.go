@@ -30,7 +30,8 @@ var defaultIdentityExpected any = "claim " + api.DefaultIdentity + " resolves to
 // slice (callers reuse a buffer). Every check runs, so a report shows each failing condition; the
 // first failure names the decision.
 func Decide(checks []api.Check, claims map[string]any, conds []api.Condition, identityClaim string) ([]api.Check, Decision) {
-	return PrepareRules(conds, identityClaim).Decide(checks, claims)
+	// One token: naming each check here costs what preparing Rules would, without the slice.
+	return Rules{conds: conds, identityClaim: identityClaim}.Decide(checks, claims)
 }
 
 // Rules are a connection's effective conditions and identity claim, with what their checks say
@@ -63,20 +64,36 @@ func PrepareRules(conds []api.Condition, identityClaim string) Rules {
 func (r Rules) Decide(checks []api.Check, claims map[string]any) ([]api.Check, Decision) {
 	var d Decision
 	for i, c := range r.conds {
-		check := evaluateCondition(claims, c, r.heads[i])
+		var h checkHead
+		if r.heads != nil {
+			h = r.heads[i]
+		} else {
+			h = headOf(c)
+		}
+		check := evaluateCondition(claims, c, h)
 		if !check.Passed && d.FailedCheck == "" {
 			d.FailedCheck = check.Name
 		}
 		checks = append(checks, check)
 	}
-	if sub, err := IdentityValue(claims, r.identityClaim); err != nil {
-		checks = append(checks, api.Check{Name: CheckIdentity, Expected: r.identityExpected, Detail: err.Error()})
+	identityClaim, expected := r.identityClaim, r.identityExpected
+	if expected == nil { // not prepared
+		if identityClaim == "" {
+			identityClaim = api.DefaultIdentity
+		}
+		expected = defaultIdentityExpected
+		if identityClaim != api.DefaultIdentity {
+			expected = "claim " + identityClaim + " resolves to a non-empty string"
+		}
+	}
+	if sub, err := IdentityValue(claims, identityClaim); err != nil {
+		checks = append(checks, api.Check{Name: CheckIdentity, Expected: expected, Detail: err.Error()})
 		if d.FailedCheck == "" {
 			d.FailedCheck = CheckIdentity
 		}
 	} else {
 		d.Identity = sub
-		checks = append(checks, api.Check{Name: CheckIdentity, Passed: true, Expected: r.identityExpected, Actual: sub})
+		checks = append(checks, api.Check{Name: CheckIdentity, Passed: true, Expected: expected, Actual: sub})
 	}
 	d.OK = d.FailedCheck == ""
 	return checks, d
