@@ -18,8 +18,7 @@ type SightingStorer interface {
 	// ListSightings reads a page of one connection's sightings, newest first, and the next cursor.
 	ListSightings(ctx context.Context, f sightings.Filter) ([]api.Sighting, string, error)
 	// RecentSightings reads a connection's sightings last seen at or after since, newest first, at
-	// most limit,
-	// with only the top-level claims in keep decoded (nil: all).
+	// most limit, with only the top-level claims in keep decoded (nil: all).
 	RecentSightings(ctx context.Context, connectionID string, since time.Time, limit int, keep map[string]bool) ([]api.Sighting, error)
 }
 
