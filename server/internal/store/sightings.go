@@ -212,7 +212,7 @@ func (s *Store) querySightings(ctx context.Context, keep map[string]bool, sizeHi
 		return nil, nil, fmt.Errorf("read workload sightings: %w", err)
 	}
 	defer rows.Close()
-	out := make([]api.Sighting, 0, min(sizeHint, 1024))
+	out := make([]api.Sighting, 0, min(sizeHint, sightings.DefaultMaxPerConnection))
 	ids := make([]int64, 0, cap(out))
 	for rows.Next() {
 		var (

@@ -253,7 +253,12 @@ const (
 // sqliteDSN builds the glebarez/go-sqlite DSN for a file path. The path is a SQLite URI path, so
 // the characters that URIs give a meaning are escaped.
 // Reader connections refuse writes (query_only), so a write routed to the read pool by mistake
-// fails loudly instead of bypassing the writer queue. No connection checkpoints inside its
+// fails loudly instead of bypassing the writer queue. Readers map the database file (mmap_size,
+// 256 MiB of address space, not memory): a page is read from the kernel's page cache without a
+// pread and a copy, which makes reading 10,000 sightings for an impact report ~15 % faster
+// (BenchmarkImpactReport in server/internal/e2e: 82 → 70 ms); a larger page cache instead
+// (cache_size) made the same read bimodal, 70–220 ms. Pages in the WAL are still read with
+// pread, and the writer does not map the file. No connection checkpoints inside its
 // commits (wal_autocheckpoint(0)); the checkpointer's busy timeout is how long its RESTART
 // checkpoints may hold writers back.
 func sqliteDSN(path string, conn sqliteConn, wal walPolicy) string {
@@ -273,7 +278,7 @@ func sqliteDSN(path string, conn sqliteConn, wal walPolicy) string {
 		"_txlock=immediate",
 	}
 	if conn == sqliteReader {
-		q = append(q, "_pragma=query_only(1)")
+		q = append(q, "_pragma=query_only(1)", "_pragma=mmap_size(268435456)")
 	}
 	return "file:" + path + "?" + strings.Join(q, "&")
 }
