@@ -101,6 +101,9 @@ type Config struct {
 
 	// SightingsRetention is how long workload sightings are kept (default 720h, CONTRACT.md §2).
 	SightingsRetention time.Duration
+	// SightingsOff records no workload sightings on this replica (retention still runs); impact
+	// reports it answers then say so.
+	SightingsOff bool
 
 	// AuditRetention is how long audit events are kept (default 9600h; at least 1 s).
 	AuditRetention time.Duration
@@ -239,7 +242,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	jwks := jwtverify.NewJWKSCache(jwtverify.JWKSOptions{AllowInsecure: cfg.AllowInsecureJWKS, Now: cfg.Now})
 	catalog.PruneJWKS(jwks)
 	verifier := jwtverify.NewVerifier(jwks, jwtverify.VerifierOptions{Now: cfg.Now})
-	a.Sightings = sightings.NewRecorder(st, sightings.Options{Retention: cfg.SightingsRetention, Now: cfg.Now, Logger: cfg.Logger})
+	a.Sightings = sightings.NewRecorder(st, sightings.Options{Retention: cfg.SightingsRetention, Off: cfg.SightingsOff, Now: cfg.Now, Logger: cfg.Logger})
 	b := &broker.Broker{Catalog: catalog, Verifier: verifier, Keys: keys, Audit: aw, Revocations: revocations, PublicURL: cfg.PublicURL, Now: cfg.Now,
 		Sightings: a.Sightings}
 	var limiter *httpapi.RateLimiter
@@ -249,7 +252,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*App, error) {
 	registry := prometheus.NewRegistry()
 	registerKeyMetrics(registry, keys, now)
 	adm := &admin.Service{Store: chainedStore{st, aw}, Opts: opts, Audit: aw, Changed: refresh, Broker: b, Now: cfg.Now,
-		Sightings: st, SightingsRetention: a.Sightings.Retention(), Activity: st}
+		Sightings: st, SightingsRetention: a.Sightings.Retention(), SightingsOff: a.Sightings.Off(), Activity: st}
 	ui, err := console.New(console.Deps{Admin: adm, Sessions: &session.Service{Store: st, Keys: principals, Now: cfg.Now},
 		Opts: opts, PublicURL: cfg.PublicURL, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {

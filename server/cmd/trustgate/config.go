@@ -16,16 +16,20 @@ func envDefaults(fs *flag.FlagSet, env map[string]string) error {
 		}
 		if v, ok := os.LookupEnv(variable); ok {
 			if err := fs.Set(name, v); err != nil {
-				return &envError{variable: variable, err: err}
+				return &envError{variable: variable, flag: name, err: err}
 			}
 		}
 	}
 	return nil
 }
 
+// envError names the variable and the flag whose values it takes, never the value (a DSN may hold
+// a password).
 type envError struct {
-	variable string
-	err      error
+	variable, flag string
+	err            error
 }
 
-func (e *envError) Error() string { return "environment variable " + e.variable + ": " + e.err.Error() }
+func (e *envError) Error() string {
+	return "environment variable " + e.variable + ": " + e.err.Error() + "; give it a value --" + e.flag + " accepts (trustgate serve -h)"
+}

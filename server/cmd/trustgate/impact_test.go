@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,5 +68,38 @@ func TestServeRefusesASightingsRetentionBelowOneSecond(t *testing.T) {
 		"serve", "--dev", "--listen", "127.0.0.1:0")
 	if out := stdout + stderr; err == nil || !strings.Contains(out, "--sightings-retention") {
 		t.Fatalf("serve with a zero retention: %v %q; want a refusal naming --sightings-retention", err, out)
+	}
+}
+
+// TestServeSightingsSwitch: recording is on unless --sightings=false or TRUSTGATE_SIGHTINGS=false
+// turns it off, and a value that is not a boolean is refused.
+func TestServeSightingsSwitch(t *testing.T) {
+	t.Setenv("TRUSTGATE_KEK", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want bool
+	}{
+		{"", nil, true},
+		{"", []string{"--sightings=false"}, false},
+		{"false", nil, false},
+		{"false", []string{"--sightings=true"}, true},
+	} {
+		t.Setenv("TRUSTGATE_SIGHTINGS", tc.env)
+		if tc.env == "" {
+			os.Unsetenv("TRUSTGATE_SIGHTINGS")
+		}
+		c, err := parseServeConfig(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("TRUSTGATE_SIGHTINGS=%q %v: %v", tc.env, tc.args, err)
+		}
+		if c.sightings != tc.want {
+			t.Errorf("TRUSTGATE_SIGHTINGS=%q %v: recording %v, want %v", tc.env, tc.args, c.sightings, tc.want)
+		}
+	}
+	t.Setenv("TRUSTGATE_SIGHTINGS", "sometimes")
+	// The refusal names the variable and the flag whose values it takes.
+	if _, err := parseServeConfig(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "TRUSTGATE_SIGHTINGS") || !strings.Contains(err.Error(), "--sightings") {
+		t.Errorf("TRUSTGATE_SIGHTINGS=sometimes: %v, want a refusal naming the variable", err)
 	}
 }

@@ -56,6 +56,7 @@ type serveConfig struct {
 	pprof             string
 	// sightingsRetention is how long workload sightings are kept (CONTRACT.md §2).
 	sightingsRetention time.Duration
+	sightings          bool
 	auditRetention     time.Duration
 	auditLog           string
 }
@@ -91,6 +92,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.rateBurst, "rate-limit-burst", 20, "burst of the token rate limits (TRUSTGATE_RATE_LIMIT_BURST)")
 	fs.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client (TRUSTGATE_TRUSTED_PROXIES); none by default")
 	fs.DurationVar(&c.sightingsRetention, "sightings-retention", 720*time.Hour, "how long workload sightings are kept, at most 10,000 per connection (TRUSTGATE_SIGHTINGS_RETENTION)")
+	fs.BoolVar(&c.sightings, "sightings", true, "record workload sightings, the evidence of impact reports; false records none and keeps pruning (TRUSTGATE_SIGHTINGS)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Keep it on loopback")
 	fs.DurationVar(&c.auditRetention, "audit-retention", audit.DefaultRetention, "how long audit events are kept, at least 1s (TRUSTGATE_AUDIT_RETENTION)")
 	fs.StringVar(&c.auditLog, "audit-log", "", "append every audit event as a JSON line to this file once it is durable, - for stdout; reopened on SIGHUP (TRUSTGATE_AUDIT_LOG)")
@@ -105,7 +107,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 		"rate-limit-connection": "TRUSTGATE_RATE_LIMIT_CONNECTION", "rate-limit-client": "TRUSTGATE_RATE_LIMIT_CLIENT",
 		"rate-limit-burst": "TRUSTGATE_RATE_LIMIT_BURST", "trusted-proxies": "TRUSTGATE_TRUSTED_PROXIES",
 		"signing-key-rotation": "TRUSTGATE_SIGNING_KEY_ROTATION",
-		"sightings-retention":  "TRUSTGATE_SIGHTINGS_RETENTION",
+		"sightings-retention":  "TRUSTGATE_SIGHTINGS_RETENTION", "sightings": "TRUSTGATE_SIGHTINGS",
 	}); err != nil {
 		return c, err
 	}
@@ -207,7 +209,7 @@ func (c serveConfig) run(ctx context.Context, stdout, stderr io.Writer) error {
 		PublicURL: strings.TrimRight(c.publicURL, "/"), Audience: c.audience, KEK: c.kek, KEKPrevious: c.kekPrevious,
 		SigningKeyRotation: c.signingRotation, AllowInsecureJWKS: c.allowInsecureJWKS,
 		RatePerConnection: c.ratePerConnection, RatePerClient: c.ratePerClient, RateBurst: c.rateBurst, Logger: logger,
-		TrustedProxies: c.trustedProxies, SightingsRetention: c.sightingsRetention, AuditRetention: c.auditRetention, AuditLog: c.auditLog,
+		TrustedProxies: c.trustedProxies, SightingsRetention: c.sightingsRetention, SightingsOff: !c.sightings, AuditRetention: c.auditRetention, AuditLog: c.auditLog,
 	}, st)
 	if err != nil {
 		ln.Close()

@@ -84,6 +84,9 @@ type Service struct {
 	// kept, the longest impact window (default sightings.DefaultRetention).
 	Sightings          SightingStorer
 	SightingsRetention time.Duration
+	// SightingsOff: this replica records no sightings (`serve --sightings=false`); its impact
+	// reports carry a caveat saying so.
+	SightingsOff bool
 	// Activity counts token exchanges for the review console (activity.go).
 	Activity ActivityReader
 }

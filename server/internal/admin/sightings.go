@@ -92,8 +92,15 @@ func (s *Service) Impact(ctx context.Context, a Actor, ref string, patch []byte,
 		return nil, err
 	}
 	rep := sightings.Impact(cur.Spec, proposed, s.Opts, seen, window)
+	if s.SightingsOff {
+		rep.Caveats = append(rep.Caveats, CaveatSightingsOff)
+	}
 	return &rep, nil
 }
+
+// CaveatSightingsOff is the caveat of an impact report answered by a replica that records no
+// sightings: what it lists was recorded by other replicas, or before recording was turned off.
+const CaveatSightingsOff = "this server records no workload sightings (trustgate serve --sightings=false): workloads that exchanged only through it, or since recording was turned off, are missing from this report"
 
 // impactWindow checks a requested window: positive and within the retention (older sightings are
 // gone, so a longer window would promise what the report cannot show).

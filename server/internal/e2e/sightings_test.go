@@ -16,6 +16,7 @@ import (
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit"
 	"github.com/trustgate/terraform-provider-trustgate/internal/testkit/ciissuer"
 	"github.com/trustgate/terraform-provider-trustgate/server/app"
+	"github.com/trustgate/terraform-provider-trustgate/server/internal/admin"
 	"github.com/trustgate/terraform-provider-trustgate/server/internal/sightings"
 )
 
@@ -158,6 +159,48 @@ func TestSightingsOfTwoReplicasAddUp(t *testing.T) {
 	}
 	if ref := got["shared/granted"].Claims["ref"]; ref != "refs/heads/main" {
 		t.Errorf("shared workload's claims say ref %v, want the latest token's (refs/heads/main)", ref)
+	}
+}
+
+// TestSightingsOffRecordsNothingAndSaysSoInImpactReports: a replica started with
+// --sightings=false (app.Config.SightingsOff) records none of its exchanges, still lists what
+// another replica recorded, and every impact report it answers carries the caveat that its own
+// exchanges are missing.
+func TestSightingsOffRecordsNothingAndSaysSoInImpactReports(t *testing.T) {
+	on := newEnv(t)
+	off := &env{iss: on.iss, Server: testkit.StartOn(t, on.DSN, testkit.WithConfig(func(c *app.Config) {
+		c.KEK = on.App.Config.KEK
+		c.PublicURL = on.URL
+		c.SightingsOff = true
+	}))}
+	conn := on.CreateActive(t, on.refs("half-recorded"))
+	if err := off.App.Catalog.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tok := func(sub string) string { return on.token(t, map[string]any{"sub": sub, "ref": "refs/heads/main"}) }
+	testkit.MustGrant(t, on.Exchange(conn.Name, tok("seen")), time.Hour)
+	for range 3 {
+		testkit.MustGrant(t, off.Exchange(conn.Name, tok("unseen")), time.Hour)
+	}
+	testkit.MustRefuse(t, off.Exchange(conn.Name, on.token(t, map[string]any{"sub": "unseen-refused", "ref": "refs/tags/v1"})),
+		api.ErrInvalidGrant, "condition")
+	flush(t, on.Server)
+	flush(t, off.Server)
+
+	got := sightingsOf(t, off.Auditor, conn.Name)
+	if want := []string{"seen/granted"}; !slices.Equal(keys(got), want) {
+		t.Fatalf("sightings %v, want %v: the replica with --sightings=false recorded its exchanges", keys(got), want)
+	}
+	patch := map[string]any{"description": "no change to the rules"}
+	if r, err := off.Security.Impact(t.Context(), conn.Name, patch, apiclient.ImpactOptions{}); err != nil {
+		t.Fatal(err)
+	} else if !slices.Contains(r.Caveats, admin.CaveatSightingsOff) {
+		t.Errorf("impact report of the replica that records nothing: caveats %q, want %q", r.Caveats, admin.CaveatSightingsOff)
+	}
+	if r, err := on.Security.Impact(t.Context(), conn.Name, patch, apiclient.ImpactOptions{}); err != nil {
+		t.Fatal(err)
+	} else if slices.Contains(r.Caveats, admin.CaveatSightingsOff) {
+		t.Errorf("impact report of the recording replica says it records nothing: %q", r.Caveats)
 	}
 }
 

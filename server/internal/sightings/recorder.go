@@ -102,6 +102,9 @@ type Options struct {
 	MaxPending       int
 	FlushEvery       time.Duration
 	PruneEvery       time.Duration
+	// Off records nothing (`trustgate serve --sightings=false`): Saw returns at once, while Run
+	// still prunes what other replicas record and what was recorded before.
+	Off bool
 	// Now is the clock of first and last seen times and of retention (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -174,6 +177,9 @@ func NewRecorder(sink Sink, opts Options) *Recorder {
 // Retention is how long sightings are kept.
 func (r *Recorder) Retention() time.Duration { return r.opts.Retention }
 
+// Off reports whether this recorder records nothing (Options.Off).
+func (r *Recorder) Off() bool { return r.opts.Off }
+
 // Dropped is how many exchanges were not recorded because the aggregate was full.
 func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 
@@ -187,7 +193,7 @@ func Counts(res *jwtverify.Result) bool {
 // Saw records one exchange through the connection whose verification gave res, if it counts
 // (Counts). It never blocks on the database and never fails.
 func (r *Recorder) Saw(connectionID string, res *jwtverify.Result) {
-	if r == nil || !Counts(res) {
+	if r == nil || r.opts.Off || !Counts(res) {
 		return
 	}
 	k := key{connectionID: connectionID, identity: StorableIdentity(res.Subject), granted: res.OK}
