@@ -58,6 +58,7 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&c.SingleUse, "single-use", false, "also compare exchanges through a single_use connection with a plain one (each token exchanged once)")
 	flag.IntVar(&c.SingleUseTokens, "single-use-tokens", 20000, "tokens per single_use comparison run")
 	flag.IntVar(&c.SingleUseRounds, "single-use-rounds", 2, "runs per mode (off, on) of the single_use comparison, alternating the order")
+	flag.IntVar(&c.OverheadRounds, "overhead-rounds", 3, "rounds comparing servers with workload sightings and the audit stream off and on, on each database (0 skips)")
 	flag.BoolVar(&c.AuditScale, "audit-scale", false, "run only the audit log at scale on PostgreSQL (make bench-audit): load --audit-rows events, time GET /v1/audit-events with each filter, exchange p99 during retention")
 	flag.Int64Var(&c.AuditRows, "audit-rows", 10_000_000, "audit events loaded by --audit-scale")
 	flag.IntVar(&c.AuditWeeks, "audit-weeks", 10, "weeks the --audit-scale events span (one partition each)")

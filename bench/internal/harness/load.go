@@ -139,6 +139,13 @@ func (e *errorLog) add(status int, err error) {
 	}
 }
 
+// count is the number of failures so far.
+func (e *errorLog) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.n
+}
+
 // ClosedResult is a closed-loop (saturation) run.
 type ClosedResult struct {
 	Workers      int      `json:"workers"`

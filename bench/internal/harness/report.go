@@ -49,6 +49,8 @@ type Settings struct {
 	// SingleUseTokens and SingleUseRounds are set when --single-use ran.
 	SingleUseTokens int `json:"single_use_tokens_per_run,omitempty"`
 	SingleUseRounds int `json:"single_use_rounds,omitempty"`
+	// OverheadRounds is the rounds of the sightings and stream comparison (0: not run).
+	OverheadRounds int `json:"overhead_rounds,omitempty"`
 }
 
 // ExchangeResult is the exchange benchmark on one database.
@@ -72,6 +74,9 @@ type ExchangeResult struct {
 	AuditComplete      bool  `json:"audit_complete"`
 	// SingleUse compares single_use off and on (--single-use), after the runs above.
 	SingleUse *SingleUseResult `json:"single_use,omitempty"`
+	// Overhead compares servers with and without workload sightings and the audit stream
+	// (overhead.go), after the runs above.
+	Overhead *OverheadResult `json:"overhead,omitempty"`
 	// AuditRows is the audit events in the database after the run, AuditBytesPerEvent the size
 	// of the audit table with its indexes (PostgreSQL) or of the whole database file (SQLite, which
 	// holds little else) divided by them.
@@ -104,6 +109,7 @@ func newResults(c Config) *Results {
 			CryptoDuration: c.CryptoDuration.Seconds(), TerraformCount: c.TerraformCount, ServerFlags: c.ServerFlags,
 		},
 	}
+	r.Settings.OverheadRounds = c.OverheadRounds
 	if c.SingleUse {
 		r.Settings.SingleUseTokens, r.Settings.SingleUseRounds = c.SingleUseTokens, c.SingleUseRounds
 	}
@@ -139,6 +145,23 @@ func (r *Results) evaluateTargets() {
 					Note: fmt.Sprintf("achieved %.0f/s, %d errors", o.AchievedPerSec, o.Errors),
 				})
 			}
+		}
+	}
+	for _, e := range r.Exchange {
+		if e.Overhead == nil {
+			continue
+		}
+		for _, m := range e.Overhead.Modes {
+			if m.Mode != "sightings" && m.Mode != "stream" {
+				continue
+			}
+			what := map[string]string{"sightings": "recording workload sightings (issue 14)", "stream": "streaming the audit log (issue 17)"}[m.Mode]
+			r.Targets = append(r.Targets, TargetCheck{
+				Name: fmt.Sprintf("%s: server CPU per exchange, %s (%%)", e.Database, what), Value: m.ServerCPUChange, Target: "< 5",
+				Met: m.ServerCPUChange < 5,
+				Note: fmt.Sprintf("median of %d rounds against --sightings=false without --audit-log; each round %v %%; server + database %+.1f %%",
+					e.Overhead.Rounds, m.RoundChanges, m.ServerAndDatabaseChange),
+			})
 		}
 	}
 	for _, t := range r.Terraform {
@@ -198,6 +221,7 @@ func (r *Results) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "durability %s: %s\n", e.Database, e.Durability)
 		}
 		r.writeSingleUse(w, tw)
+		r.writeOverhead(w, tw)
 	}
 	if len(r.Terraform) > 0 {
 		fmt.Fprintln(w, "\nTerraform at scale (wall seconds; ratio = trustgate_workload_connection ÷ terraform_data)")
@@ -327,4 +351,28 @@ func (r *Results) writeSingleUse(w io.Writer, tw *tabwriter.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w, "database µs: PostgreSQL's processes (on SQLite the database works inside the server); machine µs: all cores' busy")
 	fmt.Fprintln(w, "time minus the load generator's, which anything else running on the machine inflates")
+}
+
+// writeOverhead prints what sightings and the audit stream cost (overhead.go).
+func (r *Results) writeOverhead(w io.Writer, tw *tabwriter.Writer) {
+	if !slices.ContainsFunc(r.Exchange, func(e ExchangeResult) bool { return e.Overhead != nil }) {
+		return
+	}
+	fmt.Fprintf(w, "\nWorkload sightings and the audit stream, off and on (servers side by side; medians of %d rounds; windows of one sightings flush, %s)\n",
+		r.Settings.OverheadRounds, OverheadWindow)
+	fmt.Fprintln(tw, "database\tmode\texchanges/s\tserver µs\tchange\teach round\tPostgreSQL µs\tserver+database\t")
+	for _, e := range r.Exchange {
+		if o := e.Overhead; o != nil {
+			for _, m := range o.Modes {
+				rounds := make([]string, len(m.RoundChanges))
+				for i, c := range m.RoundChanges {
+					rounds[i] = fmt.Sprintf("%+.1f%%", c)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%+.1f%%\t%s\t%.1f\t%+.1f%%\t\n", e.Database, m.Mode, m.PerSec, m.ServerCPUus,
+					m.ServerCPUChange, strings.Join(rounds, " "), m.DatabaseCPUus, m.ServerAndDatabaseChange)
+			}
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "change: from the mode \"neither\" (--sightings=false, no --audit-log); the targets are < 5 % each (issues 14 and 17)")
 }

@@ -51,7 +51,10 @@ type Config struct {
 	SingleUse       bool
 	SingleUseTokens int
 	SingleUseRounds int
-	Progress        io.Writer
+	// OverheadRounds is how many rounds compare servers with and without workload sightings and
+	// the audit stream on each database (overhead.go); 0 skips the comparison.
+	OverheadRounds int
+	Progress       io.Writer
 
 	// AuditScale runs the audit log at scale (PostgreSQL only) instead of the other parts:
 	// AuditRows events over AuditWeeks weeks, exchanges at RetentionRate req/s during retention.
@@ -217,6 +220,16 @@ func runExchange(ctx context.Context, c Config, res *Results) error {
 		}
 		if er.Saturation.ServerCPUus > 0 {
 			er.CPURatio = round3(cr.CPUusPerPair / er.Saturation.ServerCPUus)
+		}
+		if c.OverheadRounds > 0 {
+			c.logf("[%s overhead] %d rounds of %d servers side by side: sightings and the audit stream off and on", db.name, c.OverheadRounds, len(overheadModes))
+			if er.Overhead, err = overheadOn(ctx, c, db.name, db.dsn, jwksURL, tokens); err != nil {
+				return err
+			}
+			for _, m := range er.Overhead.Modes {
+				c.logf("[%s overhead] %-9s server CPU %.1f µs per exchange (%+.1f %%, rounds %v), server + database %+.1f %%",
+					db.name, m.Mode, m.ServerCPUus, m.ServerCPUChange, m.RoundChanges, m.ServerAndDatabaseChange)
+			}
 		}
 		res.Exchange = append(res.Exchange, *er)
 	}
