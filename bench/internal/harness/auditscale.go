@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -42,6 +43,9 @@ type AuditScaleResult struct {
 	BaselineEnd  OpenResult     `json:"baseline_after"`
 	Retention    []RetentionRun `json:"retention"`
 	RetentionCut string         `json:"retention_note"`
+	// DropP99RiseMs is the median p99 rise of the passes that dropped a week's partition, each
+	// against its own control window.
+	DropP99RiseMs float64 `json:"drop_p99_rise_ms_median"`
 }
 
 // AuditQueryResult is one filter of GET /v1/audit-events.
@@ -59,10 +63,13 @@ type AuditQueryResult struct {
 
 // RetentionRun is exchange latency while a retention pass runs on another replica.
 type RetentionRun struct {
-	Name       string     `json:"name"`
-	Removed    int64      `json:"rows_removed"`
-	PassSec    float64    `json:"pass_s"`
-	Load       OpenResult `json:"load"`
+	Name    string     `json:"name"`
+	Removed int64      `json:"rows_removed"`
+	PassSec float64    `json:"pass_s"`
+	Load    OpenResult `json:"load"`
+	// Control is the same load just before, while a replica starts with a retention that
+	// removes nothing; P99RiseMs is Load's p99 minus Control's.
+	Control    OpenResult `json:"control"`
 	P99RiseMs  float64    `json:"p99_rise_ms"`
 	PassInLoad bool       `json:"pass_within_load"`
 }
@@ -195,39 +202,15 @@ func runAuditScale(ctx context.Context, c Config, res *Results) error {
 	r.Baseline = OpenLoop(ctx, t, c.RetentionRate, time.Second, dur, c.OpenConns)
 	c.logf("[audit] baseline p50 %.2f ms, p99 %.2f ms, max %.2f ms", r.Baseline.P50, r.Baseline.P99, r.Baseline.Max)
 
-	// The first pass drops whole weeks: the oldest ones up to the first week boundary with at least
-	// a million events before it. The second deletes half of the following week in small batches.
+	// Each pass is paired with a control window just before it: the same load while a replica
+	// starts the same way with a retention that removes nothing, so that what the pass's window
+	// pays for a process starting beside the server (on these 2 cores) is not counted as the
+	// retention's. The drop passes each drop the oldest week's partition (≥ 1 million events at
+	// --audit-rows 10M over 10 weeks); the last pass deletes half of the next week in small
+	// batches, as retention does to a partition it cannot drop whole.
 	weekLen := 7 * 24 * time.Hour
-	oldest, err := oldestPartition(ctx, db)
-	if err != nil {
-		return err
-	}
-	dropTo := oldest.Add(weekLen)
-	for {
-		var n int64
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE "time" < $1`, dropTo).Scan(&n); err != nil {
-			return err
-		}
-		if n >= 1_000_000 || dropTo.After(now) {
-			break
-		}
-		dropTo = dropTo.Add(weekLen)
-	}
-	passes := []struct {
-		name   string
-		cutoff time.Time
-	}{
-		{"drop the oldest weeks' partitions (≥ 1 million events)", dropTo},
-		{"delete half a week in batches of 500", dropTo.Add(weekLen / 2)},
-	}
-	r.RetentionCut = "a second replica starts with --audit-retention set so that its retention pass at start removes what is named; exchanges go to the first replica"
-	for _, p := range passes {
-		var before int64
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE "time" < $1`, p.cutoff).Scan(&before); err != nil {
-			return err
-		}
-		keep := time.Since(p.cutoff).Round(time.Second)
-		c.logf("[audit] %s (%d rows): exchanges at %.0f req/s while a replica runs --audit-retention %s", p.name, before, c.RetentionRate, keep)
+	r.RetentionCut = "each pass: a second replica starts with --audit-retention set so that its retention pass at start removes what is named, while exchanges go to the first replica at a fixed rate; its control: the same, with a retention that removes nothing"
+	window := func(name string, keep time.Duration, cutoff time.Time) (OpenResult, float64, error) {
 		loadDone := make(chan OpenResult, 1)
 		go func() { loadDone <- OpenLoop(ctx, t, c.RetentionRate, time.Second, dur, c.OpenConns) }()
 		time.Sleep(3 * time.Second)
@@ -235,15 +218,15 @@ func runAuditScale(ctx context.Context, c Config, res *Results) error {
 		replica, err := startReplica(ctx, srv, c.Trustgate, c.WorkDir, "trustgate-retention", append([]string{"--audit-retention", keep.String()}, c.ServerFlags...))
 		if err != nil {
 			<-loadDone
-			return err
+			return OpenResult{}, 0, err
 		}
+		defer func() { _ = replica.stop() }()
 		// Poll with a query that reads the "time" index's first entry, not the rows: a long
 		// reader would itself hold the concurrent detach up.
-		var left bool
-		for {
-			if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events WHERE "time" < $1)`, p.cutoff).Scan(&left); err != nil {
-				_ = replica.stop()
-				return err
+		left := !cutoff.IsZero()
+		for left {
+			if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events WHERE "time" < $1)`, cutoff).Scan(&left); err != nil {
+				return OpenResult{}, 0, err
 			}
 			if !left || ctx.Err() != nil || time.Since(passStart) > 10*time.Minute {
 				break
@@ -252,14 +235,60 @@ func runAuditScale(ctx context.Context, c Config, res *Results) error {
 		}
 		passSec := time.Since(passStart).Seconds()
 		load := <-loadDone
-		_ = replica.stop()
 		if left {
-			return fmt.Errorf("retention pass %q left events before the cutoff (log: %s)", p.name, replica.proc.log)
+			return load, passSec, fmt.Errorf("retention pass %q left events before the cutoff (log: %s)", name, replica.proc.log)
 		}
-		run := RetentionRun{Name: p.name, Removed: before, PassSec: round1(passSec), Load: load,
-			P99RiseMs: round3(load.P99 - r.Baseline.P99), PassInLoad: passSec < dur.Seconds()-3}
-		c.logf("[audit] %s: %d rows in %.1f s; exchange p50 %.2f ms, p99 %.2f ms (%+.2f ms), max %.2f ms", p.name, before, passSec, load.P50, load.P99, run.P99RiseMs, load.Max)
-		r.Retention = append(r.Retention, run)
+		return load, passSec, nil
+	}
+	for pass := range c.RetentionPasses {
+		oldest, err := oldestPartition(ctx, db)
+		if err != nil {
+			return err
+		}
+		p := RetentionRun{Name: fmt.Sprintf("drop the oldest week's partitions (pass %d)", pass+1)}
+		cutoff := oldest.Add(weekLen)
+		if pass == c.RetentionPasses-1 {
+			p.Name, cutoff = "delete half a week in batches of 500", oldest.Add(weekLen/2)
+		}
+		for {
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE "time" < $1`, cutoff).Scan(&p.Removed); err != nil {
+				return err
+			}
+			// A drop pass removes at least a million events (a week's share of smaller runs): the
+			// first week may be a partial one.
+			if pass == c.RetentionPasses-1 || p.Removed >= min(1_000_000, c.AuditRows/int64(c.AuditWeeks)) || cutoff.Add(weekLen).After(now) {
+				break
+			}
+			cutoff = cutoff.Add(weekLen)
+		}
+		c.logf("[audit] control for %s: exchanges at %.0f req/s while a replica starts with a retention that removes nothing", p.Name, c.RetentionRate)
+		if p.Control, _, err = window("control", 1000*weekLen, time.Time{}); err != nil {
+			return err
+		}
+		keep := time.Since(cutoff).Round(time.Second)
+		c.logf("[audit] %s (%d rows): exchanges at %.0f req/s while a replica runs --audit-retention %s", p.Name, p.Removed, c.RetentionRate, keep)
+		var passSec float64
+		if p.Load, passSec, err = window(p.Name, keep, cutoff); err != nil {
+			return err
+		}
+		p.PassSec, p.PassInLoad = round1(passSec), passSec < dur.Seconds()-3
+		p.P99RiseMs = round3(p.Load.P99 - p.Control.P99)
+		c.logf("[audit] %s: %d rows in %.1f s; exchange p99 %.2f ms against %.2f ms in its control (%+.2f ms), max %.2f ms",
+			p.Name, p.Removed, passSec, p.Load.P99, p.Control.P99, p.P99RiseMs, p.Load.Max)
+		r.Retention = append(r.Retention, p)
+	}
+	var rises []float64
+	for _, p := range r.Retention {
+		if strings.HasPrefix(p.Name, "drop") {
+			rises = append(rises, p.P99RiseMs)
+		}
+	}
+	if len(rises) > 0 {
+		slices.Sort(rises)
+		r.DropP99RiseMs = rises[len(rises)/2]
+		if len(rises)%2 == 0 {
+			r.DropP99RiseMs = round3((rises[len(rises)/2-1] + rises[len(rises)/2]) / 2)
+		}
 	}
 	c.logf("[audit] baseline again: %.0f req/s for %s", c.RetentionRate, dur)
 	r.BaselineEnd = OpenLoop(ctx, t, c.RetentionRate, time.Second, dur, c.OpenConns)

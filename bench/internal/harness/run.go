@@ -62,6 +62,9 @@ type Config struct {
 	AuditRows     int64
 	AuditWeeks    int
 	RetentionRate float64
+	// RetentionPasses is how many retention passes run under load, each after its control
+	// window: the last deletes in batches, the others drop a week's partition each.
+	RetentionPasses int
 }
 
 // Defaults fills the zero fields of c.
@@ -109,10 +112,13 @@ func (c *Config) Defaults() {
 		c.AuditRows = 10_000_000
 	}
 	if c.AuditWeeks == 0 {
-		c.AuditWeeks = 10
+		c.AuditWeeks = 9
 	}
 	if c.RetentionRate == 0 {
 		c.RetentionRate = 1000
+	}
+	if c.RetentionPasses == 0 {
+		c.RetentionPasses = 4
 	}
 }
 
