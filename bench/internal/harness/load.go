@@ -246,6 +246,9 @@ type OpenResult struct {
 	Errors         int      `json:"errors"`
 	ErrorSamples   []string `json:"error_samples,omitempty"`
 	Latency
+	// MaxBySecond is the slowest answer (ms) of the requests due in each second of the measured
+	// part: where in a window its slow requests fall.
+	MaxBySecond []float64 `json:"max_ms_by_second,omitempty"`
 }
 
 // OpenLoop offers rate requests per second for warmup (not measured) and then dur. Request i is due
@@ -303,9 +306,13 @@ func OpenLoop(ctx context.Context, t *Target, rate float64, warmup, dur time.Dur
 	}
 	wg.Wait()
 	var measured []time.Duration
+	bySecond := make([]float64, int(dur.Seconds()+0.5))
 	for i := skip; i < total; i++ {
 		if ok[i] {
 			measured = append(measured, lats[i])
+			if sec := int(float64(i-skip) * interval / float64(time.Second)); sec < len(bySecond) {
+				bySecond[sec] = max(bySecond[sec], round3(float64(lats[i])/float64(time.Millisecond)))
+			}
 		}
 	}
 	// Achieved rate over the measured part: requests due in it over the time from its first due
@@ -317,6 +324,6 @@ func OpenLoop(ctx context.Context, t *Target, rate float64, warmup, dur time.Dur
 	}
 	return OpenResult{
 		OfferedPerSec: rate, AchievedPerSec: achieved, DurationSec: dur.Seconds(), Requests: len(measured),
-		Errors: errs.n, ErrorSamples: errs.samples, Latency: Summarise(measured),
+		Errors: errs.n, ErrorSamples: errs.samples, Latency: Summarise(measured), MaxBySecond: bySecond,
 	}
 }

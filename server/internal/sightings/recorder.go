@@ -10,11 +10,12 @@
 // write evidence with claims they made up. Recording must cost an exchange almost nothing and must
 // never fail or delay it, so Saw only updates an in-memory aggregate per (connection, identity,
 // outcome) under a mutex: the first and last time seen, the number of exchanges and the latest
-// token's claims, kept as their JSON (AppendStoredClaims into the aggregate's own buffer: bytes
-// the garbage collector need not scan, where holding every workload's decoded claim map made
-// each collection mark thousands of maps). A background loop (Run) flushes the aggregate to the database with one upsert
-// statement per flush that adds this replica's counts to what other replicas wrote, and at shutdown
-// flushes once more. The aggregate is bounded (Options.MaxPending keys): when it is full, an
+// token's claims, kept as the verifier decoded them (a reference: nothing changes a verified
+// token's claims) and encoded to JSON once per workload at the flush rather than once per
+// exchange (encoding into a per-workload buffer in Saw measured no cheaper). A background loop
+// (Run) flushes the aggregate to the database with one upsert statement per flush that adds this
+// replica's counts to what other replicas wrote, and at shutdown flushes once more. What this
+// costs an exchange is measured in BENCHMARKS.md (make bench runs servers with and without). The aggregate is bounded (Options.MaxPending keys): when it is full, an
 // exchange of a workload not yet in it is dropped and counted (Dropped) rather than blocking. A
 // failed flush puts its batch back (within the same bound), so a short database outage loses
 // nothing.
