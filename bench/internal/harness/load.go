@@ -246,9 +246,9 @@ type OpenResult struct {
 	Errors         int      `json:"errors"`
 	ErrorSamples   []string `json:"error_samples,omitempty"`
 	Latency
-	// MaxBySecond is the slowest answer (ms) of the requests due in each second of the measured
-	// part: where in a window its slow requests fall.
-	MaxBySecond []float64 `json:"max_ms_by_second,omitempty"`
+	// P99BySecond is the p99 (ms) of the requests due in each second of the measured part: where
+	// in a window its slow requests fall.
+	P99BySecond []float64 `json:"p99_ms_by_second,omitempty"`
 }
 
 // OpenLoop offers rate requests per second for warmup (not measured) and then dur. Request i is due
@@ -306,14 +306,18 @@ func OpenLoop(ctx context.Context, t *Target, rate float64, warmup, dur time.Dur
 	}
 	wg.Wait()
 	var measured []time.Duration
-	bySecond := make([]float64, int(dur.Seconds()+0.5))
+	seconds := make([][]time.Duration, int(dur.Seconds()+0.5))
 	for i := skip; i < total; i++ {
 		if ok[i] {
 			measured = append(measured, lats[i])
-			if sec := int(float64(i-skip) * interval / float64(time.Second)); sec < len(bySecond) {
-				bySecond[sec] = max(bySecond[sec], round3(float64(lats[i])/float64(time.Millisecond)))
+			if sec := int(float64(i-skip) * interval / float64(time.Second)); sec < len(seconds) {
+				seconds[sec] = append(seconds[sec], lats[i])
 			}
 		}
+	}
+	bySecond := make([]float64, len(seconds))
+	for i, l := range seconds {
+		bySecond[i] = Summarise(l).P99
 	}
 	// Achieved rate over the measured part: requests due in it over the time from its first due
 	// instant to the last completion.
@@ -324,6 +328,6 @@ func OpenLoop(ctx context.Context, t *Target, rate float64, warmup, dur time.Dur
 	}
 	return OpenResult{
 		OfferedPerSec: rate, AchievedPerSec: achieved, DurationSec: dur.Seconds(), Requests: len(measured),
-		Errors: errs.n, ErrorSamples: errs.samples, Latency: Summarise(measured), MaxBySecond: bySecond,
+		Errors: errs.n, ErrorSamples: errs.samples, Latency: Summarise(measured), P99BySecond: bySecond,
 	}
 }

@@ -50,11 +50,15 @@ type AuditPartition struct {
 	From, To time.Time
 }
 
-// PruneAudit removes audit events older than cutoff, one short step per call: on PostgreSQL the
-// oldest partition that lies wholly before cutoff (detached concurrently, then dropped; removed is
-// PostgreSQL's estimate of its rows, as counting would read it), else up to batch of the oldest
-// events before cutoff; on SQLite up to batch of the oldest events. Call it again while more is
-// true. On PostgreSQL a step that finds another replica busy with the same work does nothing.
+// PruneAudit removes audit events older than cutoff, one short step per call. On PostgreSQL a step
+// is one of, in this order: an index, or at last the table, of a weekly table that was detached
+// before (dropping a gigabyte of files at once costs the kernel hundreds of milliseconds of one
+// core, enough to raise every exchange's latency on a small machine, so the files go one at a
+// time with the retention's pauses between them); detaching the oldest partition that lies
+// wholly before cutoff (concurrently: removed is PostgreSQL's estimate of its rows, as counting
+// would read it); else deleting up to batch of the oldest events before cutoff. On SQLite a step
+// deletes up to batch of the oldest events. Call it again while more is true. On PostgreSQL a step
+// that finds another replica busy with the same work does nothing.
 func (s *Store) PruneAudit(ctx context.Context, cutoff time.Time, batch int) (removed int64, more bool, err error) {
 	if batch <= 0 {
 		batch = 500
@@ -64,16 +68,31 @@ func (s *Store) PruneAudit(ctx context.Context, cutoff time.Time, batch int) (re
 		return n, n == int64(batch), err
 	}
 	err = s.withMaintenanceLock(ctx, func(conn *sql.Conn) error {
+		detached, err := detachedPartitions(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if len(detached) > 0 && !detached[0].To.After(cutoff) {
+			done, err := dropDetachedStep(ctx, conn, detached[0].Name)
+			if err != nil {
+				return err
+			}
+			if done {
+				s.log.Info("audit retention dropped a partition", "partition", detached[0].Name)
+			}
+			more = true
+			return nil
+		}
 		parts, err := auditPartitions(ctx, conn)
 		if err != nil {
 			return err
 		}
 		if len(parts) > 0 && !parts[0].To.After(cutoff) {
 			s.weeks.Delete(parts[0].From)
-			if removed, err = dropPartition(ctx, conn, parts[0].Name); err != nil {
+			if removed, err = detachPartition(ctx, conn, parts[0].Name); err != nil {
 				return err
 			}
-			s.log.Info("audit retention dropped a partition", "partition", parts[0].Name, "estimated_rows", removed)
+			s.log.Info("audit retention detached a partition; its files are dropped next, one at a time", "partition", parts[0].Name, "estimated_rows", removed)
 			more = true
 			return nil
 		}
@@ -262,10 +281,69 @@ func (s *Store) createPartitions(ctx context.Context, conn *sql.Conn, weeks []ti
 	return nil
 }
 
-// dropPartition detaches a partition concurrently (inserts and reads of audit_events go on) and
-// drops it, finishing a detach that an earlier process left pending. It returns the partition's
-// estimated row count.
-func dropPartition(ctx context.Context, conn *sql.Conn, name string) (int64, error) {
+// detachedPartitions lists the weekly tables beside audit_events that are no partition of it any
+// more, oldest first: detached by retention and not yet dropped (also after a crash between the
+// two). Partitions are created and attached under the maintenance lock, which the caller holds, so
+// a table about to be attached is never among them.
+func detachedPartitions(ctx context.Context, conn *sql.Conn) ([]AuditPartition, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT c.relname FROM pg_class c
+		WHERE c.relkind = 'r' AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'audit_events'::regclass)
+		AND c.relname ~ '^audit_events_w[0-9]{8}$' AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)`)
+	if err != nil {
+		return nil, fmt.Errorf("list detached audit partitions: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditPartition
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		m := partitionName.FindStringSubmatch(name)
+		from, err := time.Parse("20060102", m[1])
+		if err != nil {
+			continue
+		}
+		out = append(out, AuditPartition{Name: name, From: from, To: from.Add(partitionWeek)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].From.Before(out[j].From) })
+	return out, rows.Err()
+}
+
+// dropDetachedStep drops one index of a detached weekly table (through its constraint when a
+// constraint owns it), or the table once it has none; done reports the table dropped. The table is
+// no partition: nothing else waits for its locks.
+func dropDetachedStep(ctx context.Context, conn *sql.Conn, table string) (done bool, err error) {
+	var index, constraint sql.NullString
+	err = conn.QueryRowContext(ctx, `SELECT i.indexrelid::regclass::text, con.conname FROM pg_index i
+		LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+		WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid LIMIT 1`, table).Scan(&index, &constraint)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if err := execAll(ctx, conn, ddlLockTimeout, []string{"DROP TABLE " + table}); err != nil {
+			return false, fmt.Errorf("drop audit partition %s: %w", table, err)
+		}
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("drop audit partition %s: %w", table, err)
+	}
+	stmt := "DROP INDEX " + index.String
+	if constraint.Valid {
+		stmt = fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", table, pqIdent(constraint.String))
+	}
+	if err := execAll(ctx, conn, ddlLockTimeout, []string{stmt}); err != nil {
+		return false, fmt.Errorf("drop an index of audit partition %s: %w", table, err)
+	}
+	return false, nil
+}
+
+// pqIdent quotes a PostgreSQL identifier.
+func pqIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// detachPartition detaches a partition concurrently (inserts and reads of audit_events go on),
+// finishing a detach that an earlier process left pending; dropDetachedStep removes its files
+// afterwards. It returns the partition's estimated row count.
+func detachPartition(ctx context.Context, conn *sql.Conn, name string) (int64, error) {
 	var pending bool
 	var tuples float64
 	err := conn.QueryRowContext(ctx, `SELECT i.inhdetachpending, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -282,10 +360,6 @@ func dropPartition(ctx context.Context, conn *sql.Conn, name string) (int64, err
 	// audit_events meanwhile, which inserts and reads do not wait for, so it may wait long.
 	if err := execAll(ctx, conn, detachLockTimeout, []string{detach}); err != nil {
 		return 0, fmt.Errorf("detach audit partition %s: %w", name, err)
-	}
-	// Detached, the table is no partition any more: dropping it locks nothing else.
-	if err := execAll(ctx, conn, ddlLockTimeout, []string{"DROP TABLE " + name}); err != nil {
-		return 0, fmt.Errorf("drop audit partition %s: %w", name, err)
 	}
 	return max(int64(tuples), 0), nil
 }

@@ -285,3 +285,58 @@ func evs0ID(t *testing.T, s *store.Store) string {
 	}
 	return ids[0]
 }
+
+// TestPruneAuditDropsADetachedPartitionAFileAtATime (PostgreSQL): a partition that was detached
+// and not dropped (a crash between the two steps) is dropped by the next pass, and every step
+// drops at most one of its indexes or, last, the table, so that the kernel frees one file at a
+// time between the retention's pauses. Its events stay out of the audit log throughout.
+func TestPruneAuditDropsADetachedPartitionAFileAtATime(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	if s.Dialect() != store.DialectPostgres {
+		t.Skip("partitions exist on PostgreSQL only; set TRUSTGATE_TEST_POSTGRES_URL")
+	}
+	ctx := ctxT(t)
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC) // a Monday
+	evs := eventsOverWeeks(t, s, start, 14, 3)
+	const oldest = "audit_events_w20260105"
+	if err := s.ExecForTest(ctx, "ALTER TABLE audit_events DETACH PARTITION "+oldest); err != nil {
+		t.Fatal(err)
+	}
+	relations := func() int {
+		n, err := s.RelationCount(ctx, oldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := relations()
+	if before < 3 {
+		t.Fatalf("the detached partition has %d relations (table and indexes), want several", before)
+	}
+	cutoff := start.Add(7 * 24 * time.Hour) // the second week stays whole
+	for steps := 0; relations() > 0; steps++ {
+		n := relations()
+		if _, more, err := s.PruneAudit(ctx, cutoff, 500); err != nil || !more {
+			t.Fatalf("step %d: more %v, %v; want another step while %s has %d relations", steps, more, err, oldest, n)
+		}
+		if got := relations(); got != n-1 {
+			t.Fatalf("step %d dropped %d relations of %s, want exactly one", steps, n-got, oldest)
+		}
+		if steps > before {
+			t.Fatal("PruneAudit does not finish")
+		}
+	}
+	if n, more, err := s.PruneAudit(ctx, cutoff, 500); err != nil || n != 0 || more {
+		t.Errorf("after the drop a pass removed %d (more %v, %v), want nothing", n, more, err)
+	}
+	var want []string
+	for _, ev := range evs {
+		if !ev.Time.Before(cutoff) {
+			want = append(want, ev.ID)
+		}
+	}
+	if got := allAuditIDs(t, s); !slices.Equal(got, want) {
+		t.Errorf("%d events remain, want the %d of the second week", len(got), len(want))
+	}
+}

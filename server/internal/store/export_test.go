@@ -104,3 +104,17 @@ func (s *Store) AppendLegacyAudit(ctx context.Context, evs []api.AuditEvent) err
 func (s *Store) ExecSQL(ctx context.Context, q string, args ...any) error {
 	return s.db.WithContext(ctx).Exec(q, args...).Error
 }
+
+// ExecForTest runs a statement on the store's database, for tests that must leave it in a state
+// only a crash or an operator can (a partition detached and not dropped).
+func (s *Store) ExecForTest(ctx context.Context, stmt string) error {
+	_, err := s.sqlDB.ExecContext(ctx, stmt)
+	return err
+}
+
+// RelationCount counts the tables and indexes whose name starts with prefix.
+func (s *Store) RelationCount(ctx context.Context, prefix string) (int, error) {
+	var n int
+	err := s.sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM pg_class WHERE relkind IN ('r', 'i') AND relname LIKE $1 || '%'`, prefix).Scan(&n)
+	return n, err
+}
