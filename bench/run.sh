@@ -40,7 +40,7 @@ trap cleanup EXIT
 
 if [[ " $* " != *" --postgres"* ]]; then
 	if initdb=$(find_bin initdb) && pg_ctl=$(find_bin pg_ctl); then
-		pgdir=$(mktemp -d /tmp/trustgate-bench-pg.XXXXXX)
+		pgdir=$(mktemp -d "${TMPDIR:-/tmp}/trustgate-bench-pg.XXXXXX")
 		[[ $(id -u) -eq 0 ]] && chown postgres: "$pgdir"
 		as_pg "$initdb" -D "$pgdir/data" -U postgres -A trust -E UTF8 --locale=C >"$pgdir/initdb.log" 2>&1 ||
 			{ cat "$pgdir/initdb.log" >&2; exit 1; }

@@ -52,9 +52,9 @@ type AuditPartition struct {
 
 // PruneAudit removes audit events older than cutoff, one short step per call. On PostgreSQL a step
 // is one of, in this order: an index, or at last the table, of a weekly table that was detached
-// before (dropping a gigabyte of files at once costs the kernel hundreds of milliseconds of one
-// core, enough to raise every exchange's latency on a small machine, so the files go one at a
-// time with the retention's pauses between them); detaching the oldest partition that lies
+// before (freeing a gigabyte of files at once keeps a disk mounted with online discard busy for
+// hundreds of milliseconds, and the exchanges' WAL flushes wait behind it, so the files go one
+// at a time with the retention's pauses between them); detaching the oldest partition that lies
 // wholly before cutoff (concurrently: removed is PostgreSQL's estimate of its rows, as counting
 // would read it); else deleting up to batch of the oldest events before cutoff. On SQLite a step
 // deletes up to batch of the oldest events. Call it again while more is true. On PostgreSQL a step
