@@ -3,6 +3,8 @@
 # Terraform at scale. Writes bench/results.json and prints a table. See BENCHMARKS.md.
 #
 #   bench/run.sh [trustgate-bench flags]     e.g. --duration 20s, --skip-terraform, --postgres DSN
+#                                            (--postgres= : SQLite only; TMPDIR: where the throwaway
+#                                            PostgreSQL keeps its data)
 #
 # PostgreSQL: unless --postgres is given, a throwaway cluster is started here with the durable
 # settings a production server would have (fsync=on, synchronous_commit=on, full_page_writes=on),

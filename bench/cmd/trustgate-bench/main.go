@@ -41,7 +41,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&c.Trustgate, "trustgate", "bin/trustgate", "the trustgate binary to measure")
 	flag.StringVar(&c.ProviderDir, "provider-dir", "bin", "directory holding terraform-provider-trustgate_v* (used through dev_overrides)")
 	flag.StringVar(&c.Terraform, "terraform", "", "terraform binary (default: terraform on PATH; none skips the Terraform part)")
-	flag.StringVar(&c.PostgresDSN, "postgres", "", "DSN of a throwaway PostgreSQL for the PostgreSQL run (none skips it)")
+	flag.StringVar(&c.PostgresDSN, "postgres", "", "DSN of a throwaway PostgreSQL for the PostgreSQL run (empty skips it: bench/run.sh --postgres= runs SQLite only)")
 	flag.StringVar(&c.WorkDir, "workdir", "", "directory for databases, logs and Terraform runs (default: a new temporary directory, removed afterwards)")
 	flag.IntVar(&c.Tokens, "tokens", 2000, "distinct CI tokens minted before the run")
 	flag.IntVar(&c.Workers, "workers", 64, "closed-loop connections")
