@@ -62,7 +62,7 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&c.AuditScale, "audit-scale", false, "run only the audit log at scale on PostgreSQL (make bench-audit): load --audit-rows events, time GET /v1/audit-events with each filter, exchange p99 during retention")
 	flag.Int64Var(&c.AuditRows, "audit-rows", 10_000_000, "audit events loaded by --audit-scale")
 	flag.IntVar(&c.AuditWeeks, "audit-weeks", 9, "weeks the --audit-scale events span (one partition each; 9 puts more than a million of 10 million events in each)")
-	flag.IntVar(&c.RetentionPasses, "retention-passes", 4, "retention passes of --audit-scale, each after a control window: the last deletes half a week in batches, the others drop a week each (at least 2)")
+	flag.IntVar(&c.RetentionPasses, "retention-passes", 5, "retention passes of --audit-scale, each after a control window, each dropping the oldest weeks' partitions: a million events, or a week's share of --audit-rows (at least 1)")
 	flag.Float64Var(&c.RetentionRate, "retention-rate", 1000, "open-loop exchanges per second during the --audit-scale retention passes")
 	flag.Parse()
 	c.ServerFlags = serverFlags
@@ -75,8 +75,8 @@ func run(ctx context.Context) error {
 	if c.TerraformCount, err = parseList(counts, strconv.Atoi); err != nil {
 		return fmt.Errorf("--terraform-counts: %w", err)
 	}
-	if c.AuditScale && c.RetentionPasses < 2 {
-		return fmt.Errorf("--retention-passes %d: use at least 2 (a drop pass and the batched one)", c.RetentionPasses)
+	if c.AuditScale && c.RetentionPasses < 1 {
+		return fmt.Errorf("--retention-passes %d: use at least 1", c.RetentionPasses)
 	}
 	if _, err := os.Stat(c.Trustgate); err != nil {
 		return fmt.Errorf("--trustgate %s: %w (run make build first)", c.Trustgate, err)

@@ -249,6 +249,8 @@ type OpenResult struct {
 	// P99BySecond is the p99 (ms) of the requests due in each second of the measured part: where
 	// in a window its slow requests fall.
 	P99BySecond []float64 `json:"p99_ms_by_second,omitempty"`
+	// measured is every successful request's latency, for pooling windows (auditscale.go).
+	measured []time.Duration
 }
 
 // OpenLoop offers rate requests per second for warmup (not measured) and then dur. Request i is due
@@ -329,5 +331,6 @@ func OpenLoop(ctx context.Context, t *Target, rate float64, warmup, dur time.Dur
 	return OpenResult{
 		OfferedPerSec: rate, AchievedPerSec: achieved, DurationSec: dur.Seconds(), Requests: len(measured),
 		Errors: errs.n, ErrorSamples: errs.samples, Latency: Summarise(measured), P99BySecond: bySecond,
+		measured: measured,
 	}
 }

@@ -63,7 +63,7 @@ type Config struct {
 	AuditWeeks    int
 	RetentionRate float64
 	// RetentionPasses is how many retention passes run under load, each after its control
-	// window: the last deletes in batches, the others drop a week's partition each.
+	// window, each dropping the oldest weeks' partitions (a million events, or a week's share).
 	RetentionPasses int
 }
 
@@ -118,7 +118,7 @@ func (c *Config) Defaults() {
 		c.RetentionRate = 1000
 	}
 	if c.RetentionPasses == 0 {
-		c.RetentionPasses = 4
+		c.RetentionPasses = 5
 	}
 }
 
