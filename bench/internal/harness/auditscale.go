@@ -39,9 +39,9 @@ type AuditScaleResult struct {
 	TableBytes  int64              `json:"table_bytes"` // heap + indexes + TOAST of every partition
 	BytesPerRow float64            `json:"bytes_per_row"`
 	Queries     []AuditQueryResult `json:"queries"`
-	// Partitions is how many the load made (a day each, and the weeks migration 00008 made ahead);
-	// QueriesAtRetention are the same queries with empty days added up to PartitionsAtRetention,
-	// as many as the default retention of 400 days keeps.
+	// Partitions is how many the load left (a week each, and the coming weeks the server made);
+	// QueriesAtRetention are the same queries with empty weeks added back to 400 days, as many
+	// partitions (PartitionsAtRetention) as the default retention keeps.
 	Partitions            int                `json:"partitions"`
 	PartitionsAtRetention int                `json:"partitions_at_default_retention"`
 	QueriesAtRetention    []AuditQueryResult `json:"queries_at_default_retention"`
@@ -213,10 +213,7 @@ func runAuditScale(ctx context.Context, c Config, res *Results) error {
 	}
 
 	// Exchange p99 at the open-loop rate: baseline, then while another replica's retention drops
-	// the oldest days, a million events at a time.
-
-	// Exchange p99 at the open-loop rate: baseline, then while another replica's retention drops
-	// the oldest days, a million events at a time.
+	// the oldest week, a million events at a time.
 	t := &Target{Addr: srv.Addr, ServerPID: srv.proc.cmd.Process.Pid}
 	for _, tok := range tokens {
 		t.Requests = append(t.Requests, TokenRequest(srv.Addr, conn.Name, tok))
